@@ -1,0 +1,117 @@
+"""Weights (safetensors, never pickle) and their model card (JSON), saved and loaded together.
+
+`load_checkpoint(name_or_path)` is the one place that loads a model: it checks the card against the
+weights (sha256, tensor names and shapes, class count) and raises `CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import CheckpointError
+from .model import DeepEmotion, ModelConfig
+
+PAPER = "Minaee & Abdolrashidi, Deep-Emotion: Facial Expression Recognition Using Attentional Convolutional Network, Sensors 2021 (arXiv:1902.01019)"
+
+
+def checkpoint_dir() -> Path:
+    """$DEEP_EMOTION_CHECKPOINTS, else the repository's checkpoints/ folder."""
+    env = os.environ.get("DEEP_EMOTION_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrappers' prefixes (torch.compile's `_orig_mod.`, DataParallel's `module.`)."""
+    out = {}
+    for k, v in state.items():
+        for p in ("_orig_mod.", "module."):
+            if k.startswith(p):
+                k = k[len(p):]
+        out[k] = v
+    return out
+
+
+def save_checkpoint(model: DeepEmotion, card: dict[str, Any], stem: Path) -> tuple[Path, Path]:
+    """Write <stem>.safetensors and <stem>.json (the card, with the weights' sha256 and model config)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights, card_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    state = {k: v.detach().cpu().contiguous() for k, v in _strip_prefixes(model.state_dict()).items()}
+    save_file(state, str(weights), metadata={"format": "pt", "name": stem.name})
+    card = {**card, "architecture": "DeepEmotion", "model_config": model.config.to_dict(), "sha256": sha256(weights)}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return weights, card_path
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A bundled name ("fer2013") or a path to .safetensors / .json -> the .safetensors path."""
+    p = Path(name_or_path)
+    if p.suffix in (".safetensors", ".json") or p.exists():
+        if p.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+            raise CheckpointError(f"{p}: pickle-based weight files are not loaded; convert them to .safetensors")
+        return p.with_suffix(".safetensors")
+    p = checkpoint_dir() / f"{name_or_path}.safetensors"
+    if not p.is_file():
+        known = ", ".join(list_checkpoints()) or "none"
+        raise CheckpointError(f"unknown model {name_or_path!r}; bundled models: {known}")
+    return p
+
+
+def read_card(weights: Path) -> dict[str, Any]:
+    card_path = weights.with_suffix(".json")
+    if not card_path.is_file():
+        raise CheckpointError(f"{weights}: its model card {card_path.name} is missing")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{card_path}: not a readable JSON model card ({e})") from e
+    if not isinstance(card, dict) or "model_config" not in card or "classes" not in card:
+        raise CheckpointError(f"{card_path}: model card lacks 'model_config' or 'classes'")
+    return card
+
+
+def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu") -> tuple[DeepEmotion, dict[str, Any]]:
+    """The model in eval mode and its card."""
+    weights = resolve(name_or_path)
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: weights file does not exist")
+    card = read_card(weights)
+    if card.get("sha256") and card["sha256"] != sha256(weights):
+        raise CheckpointError(f"{weights}: sha256 differs from its model card (file changed or corrupted)")
+    try:
+        config = ModelConfig.from_dict(card["model_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{weights.with_suffix('.json')}: bad model_config ({e})") from e
+    if config.num_classes != len(card["classes"]):
+        raise CheckpointError(f"{weights}: card lists {len(card['classes'])} classes, model has {config.num_classes}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from e
+    model = DeepEmotion(config)
+    try:
+        model.load_state_dict(_strip_prefixes(state), strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"{weights}: weights do not match the card's architecture ({first})") from e
+    return model.to(device).eval(), card
+
+
+def list_checkpoints() -> list[str]:
+    d = checkpoint_dir()
+    return sorted(p.stem for p in d.glob("*.safetensors") if p.with_suffix(".json").is_file()) if d.is_dir() else []

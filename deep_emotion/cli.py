@@ -1,0 +1,145 @@
+"""`deep-emotion` command line: train, evaluate, predict, models. Unusable input: one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import DeepEmotionError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+    from .training import train
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train(load_recipe(args.recipe), args.data_dir, epochs=args.epochs, device=args.device, resume=args.resume,
+          run_dir=args.run_dir, out_dir=args.out, progress=args.progress)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoints import load_checkpoint
+    from .data import load_dataset
+    from .evaluation import evaluate
+
+    model, card = load_checkpoint(args.model)
+    ds = load_dataset(card["dataset"], args.data_dir)
+    if list(ds.classes) != card["classes"]:
+        raise DeepEmotionError(f"the data's classes {list(ds.classes)} differ from the model's {card['classes']}")
+    protocol = args.protocol or card["protocol"]
+    split = ds.split(protocol, card.get("seed", 0))
+    idx = split[args.split]
+    result = evaluate(model, ds.images[idx], ds.labels[idx], ds.classes, tta_flip=args.tta)
+    result.update(model=card["name"], dataset=card["dataset"], split=args.split, protocol=protocol, tta_flip=args.tta)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{card['name']} on {card['dataset']} {args.split} ({protocol}): accuracy {result['accuracy']:.4f} "
+              f"over {result['n']} images")
+        for c, r in result["per_class"].items():
+            print(f"  {c:>10}: recall {r}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .analysis import classify, find_faces
+    from .checkpoints import load_checkpoint
+    from .images import load_image
+
+    model, card = load_checkpoint(args.model)
+    status, results = 0, []
+    for path in args.images:
+        try:
+            image = load_image(path)
+        except DeepEmotionError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 2
+            continue
+        preds = classify(model, card["classes"], find_faces(image, detect=args.detect))
+        results.append({"image": str(path), "model": card["name"], "faces": [p.to_dict() for p in preds]})
+        if not args.json:
+            if not preds:
+                print(f"{path}: no face found (use --no-detect to classify the whole image as a face)")
+            for i, p in enumerate(preds, 1):
+                box = ", ".join(f"{v:.0f}" for v in p.box)
+                print(f"{path}: face {i} [{box}]: {p.top} ({p.probabilities[p.top]:.2f})")
+    if args.json:
+        print(json.dumps(results))
+    return status
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .checkpoints import checkpoint_dir, list_checkpoints, read_card, resolve
+
+    rows = []
+    for name in list_checkpoints():
+        card = read_card(resolve(name))
+        test = card.get("metrics", {}).get("test", {})
+        rows.append({"name": name, "dataset": card.get("dataset"), "classes": card["classes"],
+                     "test_accuracy": test.get("accuracy"), "protocol": card.get("protocol")})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no bundled checkpoints in {checkpoint_dir()}")
+    for r in rows:
+        acc = "n/a" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}"
+        print(f"{r['name']:<12} {r['dataset']:<8} test accuracy {acc} ({r['protocol']})  classes: {', '.join(r['classes'])}")
+    print("ferg         not bundled: FERG-DB needs a licence form; with the data, run "
+          "`deep-emotion train train/ferg.toml --data-dir DIR`")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deep-emotion",
+                                description="Deep-Emotion: facial expressions, and where the network looks.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a recipe (train/*.toml), write checkpoints/<name>.safetensors + card")
+    t.add_argument("recipe", type=Path)
+    t.add_argument("--data-dir", type=Path, required=True, help="the data set's folder, or a folder holding it by name")
+    t.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--resume", action="store_true", help="continue the run in --run-dir where it stopped")
+    t.add_argument("--run-dir", type=Path, help="log and resumable state (default runs/<name>)")
+    t.add_argument("--out", type=Path, help="where the checkpoint and card go (default checkpoints/)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, per-class recall and confusion of a model on a split")
+    e.add_argument("--model", required=True, help="bundled name (see `models`) or path to a .safetensors")
+    e.add_argument("--data-dir", type=Path, required=True)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--protocol", help="default: the protocol on the model card")
+    e.add_argument("--tta", action="store_true", help="average with the horizontally flipped face")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="find every face in each image and classify it")
+    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("--model", default="fer2013")
+    pr.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
+                    help="--no-detect classifies the whole image as a face crop")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_predict)
+
+    m = sub.add_parser("models", help="the bundled checkpoints")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DeepEmotionError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

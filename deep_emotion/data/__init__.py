@@ -1,0 +1,42 @@
+"""Data-set readers. Each returns a `FaceDataset`; `load_dataset(name, root)` picks the reader by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DataLayoutError
+from .base import FaceDataset, Split
+from .fer2013 import read_fer2013
+from .ferplus import majority_label, read_ferplus
+from .folder import read_folder
+from .subjects import read_ckplus, read_ferg, read_jaffe
+
+READERS: dict[str, Callable[..., FaceDataset]] = {
+    "fer2013": read_fer2013,
+    "ferplus": read_ferplus,
+    "ckplus": read_ckplus,
+    "jaffe": read_jaffe,
+    "ferg": read_ferg,
+    "folder": read_folder,
+}
+
+
+def resolve_root(name: str, root: str | Path) -> Path:
+    """`root` may be the data set's own folder or a folder holding it under its name (e.g. ../shared/data)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataLayoutError(f"data directory {root} does not exist")
+    if (root / name).is_dir() and name != "folder":
+        return root / name
+    return root
+
+
+def load_dataset(name: str, root: str | Path, **kwargs) -> FaceDataset:
+    if name not in READERS:
+        raise DataLayoutError(f"unknown data set {name!r}; known: {', '.join(READERS)}")
+    return READERS[name](resolve_root(name, root), **kwargs)
+
+
+__all__ = ["FaceDataset", "Split", "READERS", "load_dataset", "resolve_root", "majority_label",
+           "read_fer2013", "read_ferplus", "read_folder", "read_ckplus", "read_jaffe", "read_ferg"]

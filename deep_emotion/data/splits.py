@@ -1,0 +1,69 @@
+"""Protocols: how a data set is split into train / validation / test. Seeded, so identical across runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .base import FaceDataset, Split
+
+# official part names of each data set -> split
+OFFICIAL_PARTS = {
+    "Training": "train", "PublicTest": "val", "PrivateTest": "test",  # FER2013
+    "Train": "train", "Valid": "val", "Test": "test",  # FERPlus
+}
+
+
+def make_split(ds: "FaceDataset", protocol: str, seed: int = 0) -> "Split":
+    if protocol not in ds.protocols:
+        raise ValueError(f"{ds.name}: unknown protocol {protocol!r}; this data set knows {list(ds.protocols)}")
+    if protocol in ("paper", "official"):
+        if ds.name == "jaffe":
+            return jaffe_paper_split(ds, seed)
+        return official_split(ds, protocol)
+    if protocol == "random":
+        fractions = (0.7, 0.1, 0.2) if ds.name == "ckplus" else (0.8, 0.1, 0.1)
+        return random_split(len(ds), fractions, seed)
+    raise ValueError(f"{ds.name}: protocol {protocol!r} has no splitter")
+
+
+def official_split(ds: "FaceDataset", protocol: str) -> "Split":
+    from .base import Split
+
+    parts = {"train": [], "val": [], "test": []}
+    for i, g in enumerate(ds.groups):
+        if g in OFFICIAL_PARTS:
+            parts[OFFICIAL_PARTS[g]].append(i)
+    missing = [k for k, v in parts.items() if not v]
+    if missing:
+        found = sorted(set(ds.groups.tolist()))
+        raise ValueError(
+            f"{ds.name}: protocol {protocol!r} needs the official parts for {missing}, "
+            f"but the data only has {found}"
+        )
+    return Split(*(np.asarray(parts[k], dtype=np.int64) for k in ("train", "val", "test")), protocol=protocol)
+
+
+def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> "Split":
+    """Random (not subject-independent) split; sizes rounded down for val and test."""
+    from .base import Split
+
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = int(n * fractions[1]), int(n * fractions[2])
+    return Split(
+        np.sort(perm[n_val + n_test:]), np.sort(perm[:n_val]), np.sort(perm[n_val:n_val + n_test]), "random"
+    )
+
+
+def jaffe_paper_split(ds: "FaceDataset", seed: int, per_class_test: int = 10, n_val: int = 23) -> "Split":
+    """The paper's JAFFE protocol: 10 test images per emotion (70), 23 validation, the rest (120) train."""
+    from .base import Split
+
+    rng = np.random.default_rng(seed)
+    test = np.concatenate([
+        rng.choice(np.flatnonzero(ds.labels == c), per_class_test, replace=False) for c in range(len(ds.classes))
+    ])
+    rest = rng.permutation(np.setdiff1d(np.arange(len(ds)), test))
+    return Split(np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test), "paper")

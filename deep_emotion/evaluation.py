@@ -1,0 +1,74 @@
+"""Accuracy, per-class recall and confusion matrix of a model on arrays of faces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model import DeepEmotion
+from .preprocess import to_tensor
+
+
+@torch.no_grad()
+def predict_proba(model: DeepEmotion, images: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
+                  device: torch.device | str = "cpu") -> np.ndarray:
+    """Softmax probabilities (N, C) for uint8 faces (N, 48, 48); eval mode, restored afterwards."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_tensor(images[i:i + batch_size]).to(device)
+        p = model(x).softmax(1)
+        if tta_flip:
+            p = (p + model(x.flip(-1)).softmax(1)) / 2
+        out.append(p.cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config.num_classes), np.float32)
+
+
+def metrics(pred: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`accuracy`, `n`, `classes`, `per_class` (recall per class name) and `confusion` (rows: true)."""
+    k = len(classes)
+    confusion = np.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+    support = confusion.sum(1)
+    recall = np.divide(np.diag(confusion), support, out=np.full(k, np.nan), where=support > 0)
+    return {
+        "accuracy": float((pred == labels).mean()) if len(labels) else float("nan"),
+        "n": int(len(labels)),
+        "classes": list(classes),
+        "per_class": {c: (None if np.isnan(r) else round(float(r), 4)) for c, r in zip(classes, recall)},
+        "confusion": confusion.tolist(),
+    }
+
+
+def evaluate(model: DeepEmotion, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str],
+             tta_flip: bool = False, device: torch.device | str = "cpu") -> dict[str, Any]:
+    proba = predict_proba(model, images, tta_flip=tta_flip, device=device)
+    return metrics(proba.argmax(1), np.asarray(labels), classes)
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], title: str, path) -> None:
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(classes), 0.8 + 0.8 * len(classes)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,66 @@
+"""Finding faces (MTCNN from facenet-pytorch) and cropping them the way the training faces look.
+
+FER2013's faces fill most of the 48x48 frame: a square around MTCNN's box, widened by `margin`
+of its size on each side, then grey and resized to 48x48.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from .preprocess import INPUT_SIZE, to_grey_square
+
+DEFAULT_MARGIN = 0.2  # fraction of the box size added on each side
+MIN_PROBABILITY = 0.9  # MTCNN's own face threshold for its last stage
+FACE_CROP = {"detector": "facenet-pytorch 2.5.3 MTCNN", "margin": DEFAULT_MARGIN, "square": True,
+             "min_probability": MIN_PROBABILITY, "resize": "bilinear, antialiased, to 48x48"}
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
+    probability: float  # MTCNN's face probability
+    crop: np.ndarray  # (48, 48) uint8 grey
+
+    @property
+    def area(self) -> float:
+        return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
+
+
+@lru_cache(maxsize=1)
+def _mtcnn():
+    from facenet_pytorch import MTCNN  # weights ship inside the package: nothing is downloaded
+
+    return MTCNN(keep_all=True, device="cpu", post_process=False)
+
+
+def crop_face(image: Image.Image, box: tuple[float, float, float, float], margin: float = DEFAULT_MARGIN,
+              size: int = INPUT_SIZE) -> np.ndarray:
+    """Square crop centred on `box`, widened by `margin` of its size per side; grey (size, size) uint8."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    square = tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+    return to_grey_square(image.crop(square), size)  # outside the photo: black, as PIL pads
+
+
+def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN,
+                 min_probability: float = MIN_PROBABILITY) -> list[Face]:
+    """Every face MTCNN finds in an RGB image, largest first; an empty list when there is none."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    boxes, probs = _mtcnn().detect(rgb)
+    if boxes is None:
+        return []
+    faces = [Face(tuple(float(v) for v in b), float(p), crop_face(rgb, tuple(b), margin))
+             for b, p in zip(boxes, probs) if p is not None and p >= min_probability]
+    return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def whole_image_face(image: Image.Image) -> Face:
+    """Treat the whole image as the face crop (for images that are already cropped faces)."""
+    w, h = image.size
+    return Face((0.0, 0.0, float(w), float(h)), 1.0, to_grey_square(image))

@@ -1,0 +1,140 @@
+"""The attentional convolutional network of Minaee & Abdolrashidi, "Deep-Emotion" (2019).
+
+Reading order: the config, the spatial transformer, the network.
+
+Input: a batch of grey faces, shape (B, 1, 48, 48), pixel values in [0, 1].
+The network normalises them itself ((x - mean) / std), so a black pixel is 0 at its input.
+
+Deviations from the paper are named options in `ModelConfig`, all off by default:
+- `batch_norm`: BatchNorm2d after each feature conv (the paper has none).
+- `channels`: width of the four feature convs (paper: 10).
+- `fc_hidden`: width of the first FC layer (the paper does not give it; 50 as in the
+  authors' description of a small network and the common re-implementation).
+Details the paper leaves open, fixed here and documented in README.md:
+- a ReLU between the two FC layers (otherwise they collapse into one linear map);
+- the STN samples the normalised image with zero padding (mid-grey outside the face).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_classes: int = 7  # set from the data set's class list
+    input_size: int = 48  # square grey input, pixels
+    channels: int = 10  # filters of each of the four 3x3 feature convs (paper: 10)
+    fc_hidden: int = 50  # units of the first FC layer
+    dropout: float = 0.5  # before the FC layers; nn.Dropout, so off in eval()
+    stn: bool = True  # spatial transformer on (paper) or off (ablation)
+    batch_norm: bool = False  # deviation: BatchNorm2d after every feature conv
+    init_std: float = 0.05  # Gaussian init of conv and FC weights (paper: sigma 0.05)
+    mean: float = 0.5  # input normalisation, pixel scale [0, 1]
+    std: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class SpatialTransformer(nn.Module):
+    """Localisation net (conv 8@7x7, pool, ReLU, conv 10@5x5, pool, ReLU, FC 32, FC 6) + sampler."""
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, kernel_size=7),  # (B, 8, 42, 42)
+            nn.MaxPool2d(2, stride=2),  # (B, 8, 21, 21)
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8, 10, kernel_size=5),  # (B, 10, 17, 17)
+            nn.MaxPool2d(2, stride=2),  # (B, 10, 8, 8)
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.features(torch.zeros(1, 1, input_size, input_size)).shape[1]
+        self.regressor = nn.Sequential(nn.Linear(n_flat, 32), nn.ReLU(inplace=True), nn.Linear(32, 6))
+
+    def reset_to_identity(self) -> None:
+        """The last layer predicts the identity transform whatever the input."""
+        last = self.regressor[-1]
+        nn.init.zeros_(last.weight)
+        with torch.no_grad():
+            last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        return self.regressor(self.features(x)).view(-1, 2, 3)  # (B, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = self.theta(x)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False), theta
+
+
+class DeepEmotion(nn.Module):
+    """STN, then conv-conv-pool-ReLU twice, dropout, FC, ReLU, FC. `forward` returns logits."""
+
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.stn = SpatialTransformer(config.input_size) if config.stn else None
+
+        def block(c_in: int) -> list[nn.Module]:
+            layers: list[nn.Module] = []
+            for cin in (c_in, c):
+                layers.append(nn.Conv2d(cin, c, kernel_size=3))
+                if config.batch_norm:
+                    layers.append(nn.BatchNorm2d(c))
+            return layers + [nn.MaxPool2d(2, stride=2), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(*block(1), *block(c), nn.Flatten())  # (B, c*9*9) at 48x48
+        with torch.no_grad():
+            n_flat = self.features(torch.zeros(1, 1, config.input_size, config.input_size)).shape[1]
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc1 = nn.Linear(n_flat, config.fc_hidden)
+        self.fc2 = nn.Linear(config.fc_hidden, config.num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Gaussian init (sigma from the config) of every conv and FC weight; STN starts at identity."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight, std=self.config.init_std)
+                nn.init.zeros_(m.bias)
+        if self.stn is not None:
+            self.stn.reset_to_identity()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.config.mean) / self.config.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.normalize(x)  # (B, 1, 48, 48)
+        if self.stn is not None:
+            z, _ = self.stn(z)
+        h = self.dropout(self.features(z))  # (B, c*9*9)
+        return self.fc2(F.relu(self.fc1(h)))  # (B, num_classes)
+
+    @torch.no_grad()
+    def stn_view(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The STN-warped input in pixel scale [0, 1], (B, 1, H, W), and θ, (B, 2, 3)."""
+        if self.stn is None:
+            eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=x.device)
+            return x.clone(), eye.expand(x.shape[0], 2, 3).clone()
+        warped, theta = self.stn(self.normalize(x))
+        return (warped * self.config.std + self.config.mean).clamp(0, 1), theta
+
+    def fc_weight_penalty(self) -> torch.Tensor:
+        """‖W‖² of the last two FC layers: the paper's regulariser, scaled by λ in the loss."""
+        return self.fc1.weight.pow(2).sum() + self.fc2.weight.pow(2).sum()

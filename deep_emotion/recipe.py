@@ -1,0 +1,85 @@
+"""Training recipes: TOML files read into frozen dataclasses that reject unknown keys."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import RecipeError
+from .model import ModelConfig
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation applied to whole batches on tensors (see augment.py); 0 turns each part off."""
+
+    flip: bool = True  # random horizontal flip
+    rotate_deg: float = 10.0  # uniform rotation in ±rotate_deg
+    scale: float = 0.1  # uniform zoom in 1 ± scale
+    translate: float = 0.1  # uniform shift in ± translate of the image size
+    brightness: float = 0.2  # additive, ± brightness
+    contrast: float = 0.2  # multiplicative around the mean, 1 ± contrast
+    erase_prob: float = 0.5  # random erasing (Zhong et al.) with this probability
+    erase_area: tuple[float, float] = (0.02, 0.15)  # area fraction of the erased box
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # checkpoint name: checkpoints/<name>.safetensors
+    dataset: str  # reader name, see deep_emotion.data.READERS
+    protocol: str = ""  # "" = the data set's default protocol
+    seed: int = 0
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam (paper)
+    weight_decay: float = 0.0  # Adam's L2 on all weights
+    fc_l2: float = 1e-3  # λ of the paper's λ·‖W‖² on the last two FC layers
+    label_smoothing: float = 0.0
+    schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
+    warmup_epochs: int = 2
+    class_balance: bool = False  # weight the loss by inverse class frequency
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise RecipeError(f"{where}: {e}") from e
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
+    data = dict(data)
+    model = _build(ModelConfig, data.pop("model", {}), f"{where} [model]")
+    aug = dict(data.pop("augment", {}))
+    if "erase_area" in aug:
+        aug["erase_area"] = tuple(aug["erase_area"])
+    augment = _build(AugmentConfig, aug, f"{where} [augment]")
+    recipe = _build(Recipe, {**data, "model": model, "augment": augment}, where)
+    if recipe.schedule not in ("cosine", "constant"):
+        raise RecipeError(f"{where}: schedule must be 'cosine' or 'constant', not {recipe.schedule!r}")
+    if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
+        raise RecipeError(f"{where}: epochs, batch_size and lr must be positive")
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as e:
+        raise RecipeError(f"recipe {path} does not exist") from e
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"recipe {path} is not valid TOML: {e}") from e
+    return recipe_from_dict(data, str(path))

@@ -1,0 +1,194 @@
+"""The training loop: one function, read top to bottom. Seeded, resumable, best-on-validation kept."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .augment import augment_batch
+from .checkpoints import PAPER, checkpoint_dir, save_checkpoint
+from .data import load_dataset
+from .evaluation import evaluate, plot_confusion
+from .faces import FACE_CROP
+from .model import DeepEmotion
+from .preprocess import to_tensor
+from .recipe import Recipe
+
+LICENCES = {
+    "fer2013": "FER2013 (Goodfellow et al. 2013, ICML challenge): research use",
+    "ferplus": "FERPlus labels: MIT (Microsoft); images from FER2013: research use",
+    "ckplus": "CK+ (Lucey et al. 2010): non-commercial research use, by agreement",
+    "jaffe": "JAFFE (Lyons et al. 1998): non-commercial research use, by agreement",
+    "ferg": "FERG-DB (Aneja et al. 2016): research use, by licence form",
+    "folder": "user-supplied images",
+}
+PROTOCOL_NOTES = {
+    ("fer2013", "paper"): "official split: train on Training, select on PublicTest, report PrivateTest",
+    ("ferplus", "official"): "official FERPlus Train / Valid / Test, majority-vote labels",
+    ("ckplus", "random"): "random 70/10/20 split of frames (seeded); frames of one sequence leak across parts",
+    ("jaffe", "paper"): "paper protocol: 10 test images per emotion (70), 23 validation, 120 train; random over subjects",
+}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up, then cosine decay to 0 (or constant)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, device: str = "auto",
+          resume: bool = False, run_dir: str | Path | None = None, out_dir: str | Path | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train `recipe` on the data under `data_dir`; write the checkpoint and card; return the card."""
+    if epochs is not None:
+        recipe = replace(recipe, epochs=epochs)
+    dev = resolve_device(device)
+    run_dir = Path(run_dir or Path("runs") / recipe.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path, best_path = run_dir / "state.pt", run_dir / "log.jsonl", run_dir / "best.safetensors"
+
+    # data: the whole training set lives in memory as one float tensor
+    ds = load_dataset(recipe.dataset, data_dir)
+    split = ds.split(recipe.protocol or None, recipe.seed)
+    x_train = to_tensor(ds.images[split.train]).to(dev)  # (N, 1, 48, 48)
+    y_train = torch.from_numpy(ds.labels[split.train]).to(dev)
+    n = len(y_train)
+    class_weight = None
+    if recipe.class_balance:
+        counts = torch.bincount(y_train, minlength=len(ds.classes)).float()
+        class_weight = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(dev)
+
+    # model and optimiser
+    torch.manual_seed(recipe.seed)
+    model = DeepEmotion(replace(recipe.model, num_classes=len(ds.classes))).to(dev)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total_steps = recipe.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total_steps, recipe.warmup_epochs * steps_per_epoch, recipe.schedule))
+
+    start_epoch, best_val, elapsed = 0, -1.0, 0.0
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location=dev, weights_only=True)
+        if state["recipe"] != recipe.to_dict():
+            raise ValueError(f"{state_path} was written by a different recipe; use a new run directory")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, best_val, elapsed = state["epoch"], state["best_val"], state["elapsed"]
+        print(f"resuming {recipe.name} at epoch {start_epoch + 1}/{recipe.epochs} (best val {best_val:.4f})")
+    elif not resume and log_path.exists():
+        log_path.unlink()
+
+    for epoch in range(start_epoch, recipe.epochs):
+        t0 = time.perf_counter()
+        # per-epoch seeds: a resumed run draws the same batches and augmentations as an uninterrupted one
+        torch.manual_seed(recipe.seed * 100_003 + epoch)
+        g = torch.Generator(device=dev).manual_seed(recipe.seed * 100_003 + epoch)
+        model.train()
+        perm = torch.randperm(n, generator=g, device=dev)
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
+                   disable=not progress)
+        for i in bar:
+            idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+            xb = augment_batch(x_train[idx], recipe.augment, g).contiguous(memory_format=torch.channels_last)
+            yb = y_train[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing)
+            loss = loss + recipe.fc_l2 * model.fc_weight_penalty()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.argmax(1) == yb).sum()
+
+        val = evaluate(model, ds.images[split.val], ds.labels[split.val], ds.classes, device=dev)
+        elapsed += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "loss": round(loss_sum.item() / n, 5),
+               "train_acc_augmented": round(correct.item() / n, 5), "val_acc": round(val["accuracy"], 5),
+               "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
+        with open(log_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if val["accuracy"] > best_val:
+            best_val = val["accuracy"]
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(best_path))
+        print(f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f} train(aug) {row['train_acc_augmented']:.4f} "
+              f"val {row['val_acc']:.4f} best {best_val:.4f} ({row['seconds']:.1f}s)", flush=True)
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                      "epoch": epoch + 1, "best_val": best_val, "elapsed": elapsed, "recipe": recipe.to_dict()},
+                     state_path)
+
+    # the best-on-validation weights, evaluated once on the test split
+    model.load_state_dict(load_file(str(best_path), device=str(dev)))
+    model.eval()
+    val = evaluate(model, ds.images[split.val], ds.labels[split.val], ds.classes, device=dev)
+    test = evaluate(model, ds.images[split.test], ds.labels[split.test], ds.classes, device=dev)
+    protocol = split.protocol
+    card = {
+        "name": recipe.name,
+        "dataset": recipe.dataset,
+        "protocol": protocol,
+        "protocol_note": PROTOCOL_NOTES.get((recipe.dataset, protocol), f"{protocol} split, seed {recipe.seed}"),
+        "split_sizes": {"train": int(len(split.train)), "val": int(len(split.val)), "test": int(len(split.test))},
+        "classes": list(ds.classes),
+        "input": {"size": [1, 48, 48], "pixels": "grey (PIL 'L'), value/255 in [0, 1]",
+                  "normalization": {"mean": model.config.mean, "std": model.config.std, "applied_by": "model"}},
+        "face_crop": FACE_CROP,
+        "recipe": recipe.to_dict(),
+        "seed": recipe.seed,
+        "metrics": {
+            "val": {"accuracy": val["accuracy"], "n": val["n"], "split": "val", "protocol": protocol},
+            "test": {"accuracy": test["accuracy"], "n": test["n"], "split": "test", "protocol": protocol},
+        },
+        "per_class_recall": test["per_class"],
+        "confusion": test["confusion"],
+        "epochs": recipe.epochs,
+        "training_time_s": round(elapsed, 1),
+        "trained_on": f"{dev.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "licence": LICENCES.get(recipe.dataset, ""),
+        "paper": PAPER,
+    }
+    out = Path(out_dir) if out_dir else checkpoint_dir()
+    save_checkpoint(model, card, out / recipe.name)
+    plot_confusion(test["confusion"], list(ds.classes),
+                   f"{recipe.name}: test accuracy {test['accuracy']:.4f} ({protocol})",
+                   out / f"{recipe.name}_confusion.png")
+    print(f"{recipe.name}: val {val['accuracy']:.4f}, test {test['accuracy']:.4f} -> {out / recipe.name}.safetensors")
+    return json.loads((out / f"{recipe.name}.json").read_text())

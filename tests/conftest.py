@@ -1,0 +1,56 @@
+"""Shared fixtures: a private cache directory, generated images, the public-domain astronaut photo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DEEP_EMOTION_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / "astronaut.png"
+
+
+@pytest.fixture
+def data_root() -> Path:
+    root = os.environ.get("DEEP_EMOTION_DATA")
+    if not root:
+        pytest.skip("DEEP_EMOTION_DATA is not set: the real data sets are not available")
+    return Path(root)
+
+
+def pattern_face(kind: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A learnable synthetic 'face': class 0 horizontal stripes, 1 vertical stripes, 2 a bright centre blob."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    if kind == 0:
+        img = 0.5 + 0.4 * np.sin(yy / 2.0)
+    elif kind == 1:
+        img = 0.5 + 0.4 * np.sin(xx / 2.0)
+    else:
+        img = 0.2 + 0.7 * np.exp(-((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2 * (size / 6) ** 2))
+    img = img + rng.normal(0, 0.05, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def pattern_folder(tmp_path) -> Path:
+    """A generic <class>/<image> folder of 3 learnable classes, 60 images each."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "patterns"
+    for k, name in enumerate(["blob", "horizontal", "vertical"]):
+        (root / name).mkdir(parents=True)
+        kind = {"blob": 2, "horizontal": 0, "vertical": 1}[name]
+        for i in range(60):
+            Image.fromarray(pattern_face(kind, rng)).save(root / name / f"{i:03d}.png")
+    return root
