@@ -68,6 +68,32 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def train_one_epoch(model: DeepEmotion, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+                    x_train: torch.Tensor, y_train: torch.Tensor, recipe: Recipe, g: torch.Generator,
+                    class_weight: torch.Tensor | None = None, desc: str = "", progress: bool = False) -> tuple[float, int]:
+    """One pass over the in-memory training tensors in shuffled batches, augmented on the fly.
+    Returns the summed loss and the number of correct predictions (on augmented batches, dropout on)."""
+    model.train()
+    n = len(y_train)
+    perm = torch.randperm(n, generator=g, device=x_train.device)
+    loss_sum = torch.zeros((), device=x_train.device)
+    correct = torch.zeros((), device=x_train.device, dtype=torch.long)
+    for i in tqdm(range(math.ceil(n / recipe.batch_size)), desc=desc, leave=False, disable=not progress):
+        idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+        xb = augment_batch(x_train[idx], recipe.augment, g).contiguous(memory_format=torch.channels_last)
+        yb = y_train[idx]
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing)
+        loss = loss + recipe.fc_l2 * model.fc_weight_penalty()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * len(yb)
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item(), int(correct.item())
+
+
 def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, device: str = "auto",
           resume: bool = False, run_dir: str | Path | None = None, out_dir: str | Path | None = None,
           progress: bool = True) -> dict[str, Any]:
@@ -118,30 +144,13 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         # per-epoch seeds: a resumed run draws the same batches and augmentations as an uninterrupted one
         torch.manual_seed(recipe.seed * 100_003 + epoch)
         g = torch.Generator(device=dev).manual_seed(recipe.seed * 100_003 + epoch)
-        model.train()
-        perm = torch.randperm(n, generator=g, device=dev)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=not progress)
-        for i in bar:
-            idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
-            xb = augment_batch(x_train[idx], recipe.augment, g).contiguous(memory_format=torch.channels_last)
-            yb = y_train[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing)
-            loss = loss + recipe.fc_l2 * model.fc_weight_penalty()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (logits.argmax(1) == yb).sum()
+        loss_sum, correct = train_one_epoch(model, opt, sched, x_train, y_train, recipe, g, class_weight,
+                                            desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress)
 
         val = evaluate(model, ds.images[split.val], ds.labels[split.val], ds.classes, device=dev)
         elapsed += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "loss": round(loss_sum.item() / n, 5),
-               "train_acc_augmented": round(correct.item() / n, 5), "val_acc": round(val["accuracy"], 5),
+        row = {"epoch": epoch + 1, "loss": round(loss_sum / n, 5),
+               "train_acc_augmented": round(correct / n, 5), "val_acc": round(val["accuracy"], 5),
                "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
         with open(log_path, "a") as f:
             f.write(json.dumps(row) + "\n")

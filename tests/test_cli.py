@@ -1,0 +1,92 @@
+"""The command line on a small checkpoint trained here, the astronaut photo and bad files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+
+from deep_emotion import training
+from deep_emotion.cli import main
+
+from .test_training import RECIPE
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from .conftest import pattern_face
+    import numpy as np
+
+    base = tmp_path_factory.mktemp("cli")
+    root = base / "patterns"
+    rng = np.random.default_rng(1)
+    for name, kind in (("blob", 2), ("horizontal", 0), ("vertical", 1)):
+        (root / name).mkdir(parents=True)
+        for i in range(40):
+            Image.fromarray(pattern_face(kind, rng)).save(root / name / f"{i}.png")
+    card = training.train(replace(RECIPE, epochs=3), root, run_dir=base / "run", out_dir=base / "ckpt", progress=False)
+    return root, base / "ckpt", card
+
+
+def test_models_lists_checkpoints(trained, monkeypatch, capsys):
+    _, ckpt, card = trained
+    monkeypatch.setenv("DEEP_EMOTION_CHECKPOINTS", str(ckpt))
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == [{"name": "patterns", "dataset": "folder", "classes": ["blob", "horizontal", "vertical"],
+                     "test_accuracy": card["metrics"]["test"]["accuracy"], "protocol": "random"}]
+
+
+def test_evaluate_reproduces_card(trained, capsys):
+    root, ckpt, card = trained
+    assert main(["evaluate", "--model", str(ckpt / "patterns.safetensors"), "--data-dir", str(root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "n", "classes", "per_class", "confusion"} <= set(out)
+    assert out["accuracy"] == card["metrics"]["test"]["accuracy"] and out["n"] == card["metrics"]["test"]["n"]
+    assert out["confusion"] == card["confusion"]
+
+
+def test_evaluate_unknown_model(capsys):
+    assert main(["evaluate", "--model", "no-such-model", "--data-dir", "."]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_predict_faces_and_bad_files(trained, astronaut_path, tmp_path, capsys):
+    _, ckpt, _ = trained
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is text, not a JPEG")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(blank)
+    rc = main(["predict", str(bad), str(astronaut_path), str(blank), "--model", str(ckpt / "patterns.safetensors"), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert "notes.jpg: not a readable image" in captured.err
+    results = json.loads(captured.out)
+    assert [r["image"] for r in results] == [str(astronaut_path), str(blank)]
+    (face,) = results[0]["faces"]
+    assert face["top"] in ("blob", "horizontal", "vertical")
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    x0, y0, x1, y1 = face["box"]
+    assert 150 < (x0 + x1) / 2 < 300 and 50 < (y0 + y1) / 2 < 200  # the astronaut's face
+    assert results[1]["faces"] == []
+
+
+def test_predict_no_detect_text(trained, tmp_path, capsys):
+    _, ckpt, _ = trained
+    from .conftest import pattern_face
+    import numpy as np
+
+    path = tmp_path / "stripes.png"
+    Image.fromarray(pattern_face(1, np.random.default_rng(5))).save(path)
+    assert main(["predict", str(path), "--no-detect", "--model", str(ckpt / "patterns.safetensors")]) == 0
+    assert "vertical" in capsys.readouterr().out
+
+
+def test_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "deep_emotion", "--help"], capture_output=True, text=True, check=True)
+    for verb in ("train", "evaluate", "predict", "models"):
+        assert verb in out.stdout

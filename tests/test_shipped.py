@@ -1,0 +1,37 @@
+"""The bundled checkpoints: they load, their cards are complete, and (with the data) `evaluate` reproduces them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
+from deep_emotion.cli import main
+
+SHIPPED = list_checkpoints()
+FLOORS = {"fer2013": 0.56}  # issue floors for the headline figures
+
+
+def test_fer2013_is_shipped():
+    assert "fer2013" in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_is_complete(name):
+    model, card = load_checkpoint(name)
+    for key in ("dataset", "protocol", "classes", "input", "face_crop", "recipe", "seed", "metrics",
+                "per_class_recall", "confusion", "epochs", "training_time_s", "sha256", "licence", "paper"):
+        assert key in card, key
+    assert model.config.num_classes == len(card["classes"])
+    assert card["metrics"]["test"]["protocol"] == card["protocol"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_evaluate_reproduces_card(name, data_root, capsys):
+    _, card = load_checkpoint(name)
+    assert main(["evaluate", "--model", name, "--data-dir", str(data_root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == card["metrics"]["test"]["n"]
+    assert out["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-3)
+    assert out["accuracy"] >= FLOORS.get(name, 0.0)

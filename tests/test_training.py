@@ -1,0 +1,105 @@
+"""Training on a generated, learnable data set: it learns, checkpoints round-trip, resume continues."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from deep_emotion import training
+from deep_emotion.checkpoints import load_checkpoint
+from deep_emotion.data import load_dataset
+from deep_emotion.preprocess import to_tensor
+from deep_emotion.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
+from deep_emotion.errors import RecipeError
+from deep_emotion.model import ModelConfig
+
+RECIPE = Recipe(name="patterns", dataset="folder", epochs=6, batch_size=32, lr=3e-3, warmup_epochs=1,
+                model=ModelConfig(dropout=0.1), augment=AugmentConfig(erase_prob=0.0))
+
+
+def test_training_learns_and_round_trips(pattern_folder, tmp_path):
+    card = training.train(RECIPE, pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "ckpt", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 6
+    assert log[-1]["loss"] < 0.7 * log[0]["loss"]
+    assert card["metrics"]["test"]["accuracy"] >= 0.8  # chance is 1/3
+    assert card["classes"] == ["blob", "horizontal", "vertical"]
+    assert card["metrics"]["test"]["n"] == card["split_sizes"]["test"] == 18
+    assert (tmp_path / "ckpt" / "patterns_confusion.png").stat().st_size > 1000
+    # round trip: the loaded checkpoint gives exactly the outputs of the best-on-validation weights
+    model, loaded_card = load_checkpoint(tmp_path / "ckpt" / "patterns.safetensors")
+    assert loaded_card["name"] == "patterns" and not model.training
+    ref = training.DeepEmotion(model.config)
+    ref.load_state_dict(load_file(str(tmp_path / "run" / "best.safetensors")))
+    ref.eval()
+    x = to_tensor(load_dataset("folder", pattern_folder).images[:10])
+    with torch.no_grad():
+        assert torch.equal(model(x), ref(x))
+
+
+def test_resume_continues_where_it_stopped(pattern_folder, tmp_path, monkeypatch):
+    recipe = replace(RECIPE, epochs=4)
+    training.train(recipe, pattern_folder, run_dir=tmp_path / "full", out_dir=tmp_path / "o1", progress=False)
+
+    calls = {"n": 0}
+    real_evaluate = training.evaluate
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the validation of epoch 3: the run dies mid-training
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(recipe, pattern_folder, run_dir=tmp_path / "cut", out_dir=tmp_path / "o2", progress=False)
+    monkeypatch.setattr(training, "evaluate", real_evaluate)
+    assert len((tmp_path / "cut" / "log.jsonl").read_text().splitlines()) == 2
+    training.train(recipe, pattern_folder, run_dir=tmp_path / "cut", out_dir=tmp_path / "o2", resume=True, progress=False)
+
+    full = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    cut = [json.loads(x) for x in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in cut] == [1, 2, 3, 4]
+    for a, b in zip(full, cut):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4) and a["val_acc"] == b["val_acc"]
+    wa = load_file(str(tmp_path / "o1" / "patterns.safetensors"))
+    wb = load_file(str(tmp_path / "o2" / "patterns.safetensors"))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_resume_refuses_other_recipe(pattern_folder, tmp_path):
+    recipe = replace(RECIPE, epochs=1)
+    training.train(recipe, pattern_folder, run_dir=tmp_path / "r", out_dir=tmp_path / "o", progress=False)
+    with pytest.raises(ValueError, match="different recipe"):
+        training.train(replace(recipe, lr=1e-2), pattern_folder, run_dir=tmp_path / "r", out_dir=tmp_path / "o",
+                       resume=True, progress=False)
+
+
+def test_recipe_rejects_unknown_keys():
+    with pytest.raises(RecipeError, match="unknown key"):
+        recipe_from_dict({"name": "x", "dataset": "fer2013", "epoch": 3})
+    with pytest.raises(RecipeError, match=r"\[model\].*unknown"):
+        recipe_from_dict({"name": "x", "dataset": "fer2013", "model": {"layers": 3}})
+    with pytest.raises(RecipeError, match="schedule"):
+        recipe_from_dict({"name": "x", "dataset": "fer2013", "schedule": "linear"})
+
+
+def test_shipped_recipes_load():
+    from pathlib import Path
+
+    recipes = sorted(Path(__file__).parent.parent.glob("train/*.toml"))
+    assert recipes
+    for path in recipes:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+def test_device_resolution():
+    assert training.resolve_device("cpu").type == "cpu"
+    assert training.resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError):
+        training.resolve_device("tpu")
