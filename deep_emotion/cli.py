@@ -25,15 +25,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
-    from .data import load_dataset
+    from .data import load_dataset, reader_options
     from .evaluation import evaluate
 
     model, card = load_checkpoint(args.model)
-    ds = load_dataset(card["dataset"], args.data_dir)
+    ds = load_dataset(card["dataset"], args.data_dir, **reader_options(card["dataset"], card.get("face_crop")))
     if list(ds.classes) != card["classes"]:
         raise DeepEmotionError(f"the data's classes {list(ds.classes)} differ from the model's {card['classes']}")
     protocol = args.protocol or card["protocol"]
-    split = ds.split(protocol, card.get("seed", 0))
+    split = ds.split(protocol, card.get("seed", 0), card.get("fold"))
     idx = split[args.split]
     result = evaluate(model, ds.images[idx], ds.labels[idx], ds.classes, tta_flip=args.tta)
     result.update(model=card["name"], dataset=card["dataset"], split=args.split, protocol=protocol, tta_flip=args.tta)
@@ -96,6 +96,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from .crossval import cross_validate
+    from .recipe import load_recipe
+
+    summary = cross_validate(load_recipe(args.recipe), args.data_dir, n_folds=args.folds, epochs=args.epochs,
+                             run_dir=args.run_dir, device=args.device)
+    print(json.dumps(summary) if args.json else
+          f"{summary['name']}: {summary['protocol']}: {summary['mean_accuracy']:.4f} ± {summary['std_accuracy']:.4f}")
+    return 0
+
+
+def cmd_cross_eval(args: argparse.Namespace) -> int:
+    from .cross_dataset import cross_dataset_table, to_markdown
+
+    table = cross_dataset_table(args.data_dir, args.models.split(",") if args.models else None)
+    print(json.dumps(table) if args.json else to_markdown(table))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deep-emotion",
                                 description="Deep-Emotion: facial expressions, and where the network looks.")
@@ -129,6 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--no-detect classifies the whole image as a face crop")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
+
+    cv = sub.add_parser("crossval", help="subject-independent k-fold cross-validation of a recipe")
+    cv.add_argument("recipe", type=Path)
+    cv.add_argument("--data-dir", type=Path, required=True)
+    cv.add_argument("--folds", type=int, default=10)
+    cv.add_argument("--epochs", type=int)
+    cv.add_argument("--run-dir", type=Path, help="default runs/<name>-folds (resumable per fold)")
+    cv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    cv.add_argument("--json", action="store_true")
+    cv.set_defaults(func=cmd_crossval)
+
+    x = sub.add_parser("cross-eval", help="every shipped model on every shipped data set's test split (shared classes)")
+    x.add_argument("--data-dir", type=Path, required=True)
+    x.add_argument("--models", help="comma-separated names (default: all bundled)")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(func=cmd_cross_eval)
 
     m = sub.add_parser("models", help="the bundled checkpoints")
     m.add_argument("--json", action="store_true")

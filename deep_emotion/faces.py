@@ -64,3 +64,13 @@ def whole_image_face(image: Image.Image) -> Face:
     """Treat the whole image as the face crop (for images that are already cropped faces)."""
     w, h = image.size
     return Face((0.0, 0.0, float(w), float(h)), 1.0, to_grey_square(image))
+
+
+def largest_face_crop(path, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """The crop of the largest face MTCNN finds in an image file (used to crop uncropped data sets such as
+    JAFFE with the very pipeline that serves uploads); the whole image if no face is found."""
+    from .images import load_image
+
+    image = load_image(path)
+    faces = detect_faces(image, margin=margin)
+    return faces[0].crop if faces else whole_image_face(image).crop

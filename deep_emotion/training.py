@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .augment import augment_batch
 from .checkpoints import PAPER, checkpoint_dir, save_checkpoint
-from .data import load_dataset
+from .data import load_dataset, reader_options
 from .evaluation import evaluate, plot_confusion
 from .faces import FACE_CROP
 from .model import DeepEmotion
@@ -96,8 +96,9 @@ def train_one_epoch(model: DeepEmotion, opt: torch.optim.Optimizer, sched: torch
 
 def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, device: str = "auto",
           resume: bool = False, run_dir: str | Path | None = None, out_dir: str | Path | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Train `recipe` on the data under `data_dir`; write the checkpoint and card; return the card."""
+          progress: bool = True, fold: int | None = None, n_folds: int = 10) -> dict[str, Any]:
+    """Train `recipe` on the data under `data_dir`; write the checkpoint and card; return the card.
+    `fold` picks one fold of a cross-validation protocol (subject-folds)."""
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
     dev = resolve_device(device)
@@ -106,8 +107,8 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
     state_path, log_path, best_path = run_dir / "state.pt", run_dir / "log.jsonl", run_dir / "best.safetensors"
 
     # data: the whole training set lives in memory as one float tensor
-    ds = load_dataset(recipe.dataset, data_dir)
-    split = ds.split(recipe.protocol or None, recipe.seed)
+    ds = load_dataset(recipe.dataset, data_dir, **reader_options(recipe.dataset, FACE_CROP))
+    split = ds.split(recipe.protocol or None, recipe.seed, fold, n_folds)
     x_train = to_tensor(ds.images[split.train]).to(dev)  # (N, 1, 48, 48)
     y_train = torch.from_numpy(ds.labels[split.train]).to(dev)
     n = len(y_train)
@@ -174,6 +175,7 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         "dataset": recipe.dataset,
         "protocol": protocol,
         "protocol_note": PROTOCOL_NOTES.get((recipe.dataset, protocol), f"{protocol} split, seed {recipe.seed}"),
+        "fold": fold,
         "split_sizes": {"train": int(len(split.train)), "val": int(len(split.val)), "test": int(len(split.test))},
         "classes": list(ds.classes),
         "input": {"size": [1, 48, 48], "pixels": "grey (PIL 'L'), value/255 in [0, 1]",

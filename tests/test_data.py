@@ -211,13 +211,13 @@ def test_jaffe(tmp_path):
             grey(256).save(tmp_path / f"{subj}.{code}1.{i + 10}.tiff")
     Image.new("P", (256, 256)).save(tmp_path / "YM.HA2.99.tiff")  # palette files exist in the real set
     (tmp_path / "README").write_text("not an image")
-    ds = read_jaffe(tmp_path)
+    ds = read_jaffe(tmp_path, crop_faces=False)
     assert len(ds) == 15 and ds.images.shape[1:] == (48, 48)
     assert ds.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
     assert ds.classes[ds.labels[-1]] == "happy" and ds.subjects[-1] == "YM"
     grey(256).save(tmp_path / "KA.XX1.1.tiff")
     with pytest.raises(DataLayoutError, match="unknown emotion code XX"):
-        read_jaffe(tmp_path)
+        read_jaffe(tmp_path, crop_faces=False)
 
 
 def test_ferg(tmp_path):

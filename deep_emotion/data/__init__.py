@@ -32,11 +32,18 @@ def resolve_root(name: str, root: str | Path) -> Path:
     return root
 
 
+def reader_options(name: str, face_crop: dict | None) -> dict:
+    """Reader arguments that a model card fixes: JAFFE is cropped with the card's face-crop margin."""
+    if name == "jaffe" and face_crop:
+        return {"margin": face_crop["margin"]}
+    return {}
+
+
 def load_dataset(name: str, root: str | Path, **kwargs) -> FaceDataset:
     if name not in READERS:
         raise DataLayoutError(f"unknown data set {name!r}; known: {', '.join(READERS)}")
     return READERS[name](resolve_root(name, root), **kwargs)
 
 
-__all__ = ["FaceDataset", "Split", "READERS", "load_dataset", "resolve_root", "majority_label",
+__all__ = ["FaceDataset", "Split", "READERS", "load_dataset", "reader_options", "resolve_root", "majority_label",
            "read_fer2013", "read_ferplus", "read_folder", "read_ckplus", "read_jaffe", "read_ferg"]

@@ -53,10 +53,10 @@ class FaceDataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def split(self, protocol: str | None = None, seed: int = 0) -> Split:
+    def split(self, protocol: str | None = None, seed: int = 0, fold: int | None = None, n_folds: int = 10) -> Split:
         from .splits import make_split
 
-        return make_split(self, protocol or self.protocols[0], seed)
+        return make_split(self, protocol or self.protocols[0], seed, fold, n_folds)
 
     def subset(self, idx: np.ndarray) -> "FaceDataset":
         return FaceDataset(

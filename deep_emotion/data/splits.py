@@ -16,7 +16,8 @@ OFFICIAL_PARTS = {
 }
 
 
-def make_split(ds: "FaceDataset", protocol: str, seed: int = 0) -> "Split":
+def make_split(ds: "FaceDataset", protocol: str, seed: int = 0, fold: int | None = None,
+               n_folds: int = 10) -> "Split":
     if protocol not in ds.protocols:
         raise ValueError(f"{ds.name}: unknown protocol {protocol!r}; this data set knows {list(ds.protocols)}")
     if protocol in ("paper", "official"):
@@ -26,7 +27,34 @@ def make_split(ds: "FaceDataset", protocol: str, seed: int = 0) -> "Split":
     if protocol == "random":
         fractions = (0.7, 0.1, 0.2) if ds.name == "ckplus" else (0.8, 0.1, 0.1)
         return random_split(len(ds), fractions, seed)
+    if protocol == "subject-folds":
+        if fold is None:
+            raise ValueError(f"{ds.name}: protocol 'subject-folds' needs a fold number (0..{n_folds - 1})")
+        return subject_fold_split(ds.subjects, fold, n_folds, seed)
     raise ValueError(f"{ds.name}: protocol {protocol!r} has no splitter")
+
+
+def subject_folds(subjects: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Subjects shuffled (seeded) and dealt into `n_folds` groups; returns the image indices of each fold."""
+    unique = np.unique(subjects)
+    if len(unique) < n_folds:
+        raise ValueError(f"{len(unique)} subjects cannot make {n_folds} subject-independent folds")
+    order = np.random.default_rng(seed).permutation(unique)
+    fold_of = {s: i % n_folds for i, s in enumerate(order)}
+    ids = np.array([fold_of[s] for s in subjects])
+    return [np.flatnonzero(ids == k) for k in range(n_folds)]
+
+
+def subject_fold_split(subjects: np.ndarray, fold: int, n_folds: int = 10, seed: int = 0) -> "Split":
+    """Fold `fold` is the test part, the next fold the validation part, the rest train: no subject in two parts."""
+    from .base import Split
+
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in 0..{n_folds - 1}, not {fold}")
+    folds = subject_folds(subjects, n_folds, seed)
+    test, val = folds[fold], folds[(fold + 1) % n_folds]
+    train = np.sort(np.concatenate([f for k, f in enumerate(folds) if k not in (fold, (fold + 1) % n_folds)]))
+    return Split(train, val, test, f"subject-folds:{fold}/{n_folds}")
 
 
 def official_split(ds: "FaceDataset", protocol: str) -> "Split":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -58,10 +59,17 @@ def read_ckplus(root: str | Path) -> FaceDataset:
     return _build("ckplus", root, files, labels, subjects, CKPLUS_CLASSES, ("random", "subject-folds"))
 
 
-def read_jaffe(root: str | Path, decode: Callable[[Path], np.ndarray] | None = None, tag: str = "") -> FaceDataset:
-    """JAFFE: `<subject>.<EMO><n>.<id>.tiff`, 256x256. `decode` may crop the face (see faces.py); the
-    default shrinks the whole photo to 48x48. `tag` names the decoder in the cache key."""
+def read_jaffe(root: str | Path, crop_faces: bool = True, margin: float | None = None) -> FaceDataset:
+    """JAFFE: `<subject>.<EMO><n>.<id>.tiff`, 256x256 uncropped photos. By default each face is found and
+    cropped by the project's own face pipeline (faces.py, `margin` around MTCNN's box), like an upload;
+    `crop_faces=False` shrinks the whole photo to 48x48."""
     root = require_dir(Path(root), "JAFFE")
+    decode, tag = None, ""
+    if crop_faces:
+        from ..faces import DEFAULT_MARGIN, largest_face_crop
+
+        margin = DEFAULT_MARGIN if margin is None else margin
+        decode, tag = partial(largest_face_crop, margin=margin), f"-mtcnn-margin{margin}"
     files, labels, subjects = [], [], []
     for f in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".tif", ".tiff")):
         m = _JAFFE_NAME.match(f.name)
