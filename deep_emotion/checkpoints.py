@@ -109,7 +109,7 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise CheckpointError(f"{weights}: weights do not match the card's architecture ({first})") from e
-    return model.to(device).eval(), card
+    return model.to(device).to(memory_format=torch.channels_last).eval(), card
 
 
 def list_checkpoints() -> list[str]:

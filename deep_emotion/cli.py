@@ -96,6 +96,56 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from . import explain, render
+    from .analysis import analyze, find_faces
+    from .checkpoints import load_checkpoint
+    from .images import load_image
+    from .preprocess import to_tensor
+
+    explain.check_window(48, args.window, args.stride)
+    loaded = load_checkpoint(args.model)
+    image = load_image(args.image)
+    faces = find_faces(image, detect=args.detect)
+    if not faces:
+        print(f"error: {args.image}: no face found (use --no-detect to explain the whole image as a face)",
+              file=sys.stderr)
+        return 2
+    if not 1 <= args.face <= len(faces):
+        raise DeepEmotionError(f"--face {args.face}: the image has {len(faces)} face(s)")
+    result = analyze(image, {loaded[1]["name"]: loaded}, args.window, args.stride, args.mode,
+                     captum=args.captum, faces=faces, face_indices=[args.face - 1])
+    face = result.faces[0]
+    view = face.views[loaded[1]["name"]]
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    # fixed file names only: nothing is written outside --out
+    render.grey_image(face.crop).save(out / "face.png")
+    render.grey_image(view.stn_view).save(out / "stn.png")
+    render.overlay(face.crop, view.paper_map).save(out / f"paper_{args.mode}.png")
+    summary = result.to_dict()
+    x = to_tensor(face.crop)
+    maps = {f"paper_{args.mode}": view.paper_map}
+    if view.captum_map is not None:
+        render.overlay(face.crop, view.captum_map).save(out / "captum.png")
+        maps["captum"] = view.captum_map
+    maps["random"] = explain.random_map(48).numpy()
+    import torch
+
+    model = loaded[0]
+    with torch.inference_mode():
+        summary["faithfulness"] = {
+            name: {kind: round(explain.perturbation_curve(model, x, torch.from_numpy(m), kind)[1], 4)
+                   for kind in ("deletion", "insertion")} for name, m in maps.items()}
+    (out / "explanation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.image}: face {args.face} of {len(faces)}: {view.top} ({view.probabilities[view.top]:.2f}); "
+              f"maps in {out}")
+    return 0
+
+
 def cmd_crossval(args: argparse.Namespace) -> int:
     from .crossval import cross_validate
     from .recipe import load_recipe
@@ -148,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--no-detect classifies the whole image as a face crop")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("explain", help="STN view, the paper's occlusion map and Captum's, as PNG + JSON")
+    ex.add_argument("image", type=Path)
+    ex.add_argument("--model", default="fer2013")
+    ex.add_argument("--window", type=int, default=8, help="occluding square, pixels of the 48x48 face (1..48)")
+    ex.add_argument("--stride", type=int, default=2, help="step of the sliding square (>= 1)")
+    ex.add_argument("--mode", default="flip", choices=["flip", "drop"])
+    ex.add_argument("--captum", action=argparse.BooleanOptionalAction, default=True)
+    ex.add_argument("--face", type=int, default=1, help="which face, 1 = the largest")
+    ex.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True)
+    ex.add_argument("--out", type=Path, required=True, help="folder for the PNGs and explanation.json")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=cmd_explain)
 
     cv = sub.add_parser("crossval", help="subject-independent k-fold cross-validation of a recipe")
     cv.add_argument("recipe", type=Path)

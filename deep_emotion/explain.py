@@ -1,0 +1,196 @@
+"""Explanations of one face: the STN's view, the paper's occlusion map, Captum's Occlusion, faithfulness.
+
+All functions take the model (a forward function returning logits) and a face tensor x of shape
+(1, 1, H, W), pixels in [0, 1], and return tensors shaped (H, W).
+
+Occlusion. A window x window square is set to `baseline` (default 0: black in pixel space; the network
+normalises internally, so black reaches it as (0 - 0.5) / 0.5 = -1) and slid with `stride`. As in
+Captum, windows never run over the edge: their top-left corners are 0, s, 2s, ... up to H - window,
+so when (H - window) is not a multiple of s the last (H - window) % s rows/columns are covered by no
+window and score 0. Both methods use the same windows.
+
+- mode "flip" (the paper): each pixel counts the windows covering it whose occlusion changes the
+  predicted label.
+- mode "drop" (graded): each pixel averages, over the windows covering it, the fall of the target
+  class's probability, p(x) - p(x occluded). This is exactly Captum's Occlusion on the softmax output.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+MODES = ("flip", "drop")
+
+
+def check_window(size: int, window: int, stride: int) -> None:
+    """Window 1..size, stride >= 1: anything else is a ValueError (not an assert: those vanish under -O)."""
+    for name, v in (("window", window), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{name} must be an integer, not {v!r}")
+    if not 1 <= window <= size:
+        raise ValueError(f"window must be between 1 and {size} pixels, not {window}")
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, not {stride}")
+
+
+def window_positions(size: int, window: int, stride: int) -> list[int]:
+    """Top-left coordinates along one axis: 0, stride, ..., ceil((size - window) / stride) * stride, the last
+    window clipped at the edge (Captum's convention)."""
+    check_window(size, window, stride)
+    return list(range(0, size - window + stride, stride))
+
+
+def n_windows(size: int, window: int, stride: int) -> int:
+    """How many occluded copies (forward passes of one image) a map costs."""
+    return len(window_positions(size, window, stride)) ** 2
+
+
+def window_masks(size: int, window: int, stride: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(K, H, W) bool: the pixels each window covers, row-major over window positions."""
+    pos = torch.tensor(window_positions(size, window, stride), device=device)
+    r = torch.arange(size, device=device)
+    cover = (r[None, :] >= pos[:, None]) & (r[None, :] < pos[:, None] + window)  # (P, H)
+    return (cover[:, None, :, None] & cover[None, :, None, :]).reshape(-1, size, size)
+
+
+def _check_face(x: torch.Tensor) -> None:
+    if x.dim() != 4 or x.shape[:2] != (1, 1) or x.shape[2] != x.shape[3]:
+        raise ValueError(f"expected one square grey face shaped (1, 1, H, H), got {tuple(x.shape)}")
+
+
+@torch.no_grad()
+def stn_view(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The STN-warped face (H, W) in [0, 1] and θ (2, 3)."""
+    _check_face(x)
+    warped, theta = model.stn_view(x)
+    return warped[0, 0], theta[0]
+
+
+@torch.no_grad()
+def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, stride: int, baseline: float = 0.0,
+                           batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax of the face and of every occluded copy, in chunks of `batch_size` copies per forward pass.
+    Returns (p of the face (C,), p of the copies (K, C), window masks (K, H, W))."""
+    _check_face(x)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    size = x.shape[-1]
+    masks = window_masks(size, window, stride, x.device)
+    p0 = forward(x).softmax(1)[0]
+    out = []
+    for i in range(0, len(masks), batch_size):
+        m = masks[i:i + batch_size].unsqueeze(1)  # (k, 1, H, W)
+        copies = torch.where(m, torch.as_tensor(baseline, dtype=x.dtype, device=x.device), x)
+        out.append(forward(copies.contiguous(memory_format=torch.channels_last)).softmax(1))
+    return p0, torch.cat(out), masks
+
+
+def scores_to_map(scores: torch.Tensor, masks: torch.Tensor, mode: str) -> torch.Tensor:
+    """Window scores (K,) onto pixels: summed ("flip") or averaged over covering windows ("drop")."""
+    total = torch.einsum("k,khw->hw", scores.to(torch.float32), masks.to(torch.float32))
+    if mode == "flip":
+        return total
+    return total / masks.sum(0).to(torch.float32)  # every pixel is covered at least once
+
+
+def occlusion_map(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, mode: str = "flip",
+                  target: int | None = None, baseline: float = 0.0, batch_size: int = 128) -> torch.Tensor:
+    """The paper's occlusion map (H, W), batched. Target: the predicted class unless given."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    p0, p, masks = occluded_probabilities(forward, x, window, stride, baseline, batch_size)
+    target = int(p0.argmax()) if target is None else _check_target(target, p0.numel())
+    scores = (p.argmax(1) != target).float() if mode == "flip" else p0[target] - p[:, target]
+    return scores_to_map(scores, masks, mode)
+
+
+def maps_from_probabilities(p0: torch.Tensor, p: torch.Tensor, masks: torch.Tensor,
+                            target: int | None = None) -> dict[str, torch.Tensor]:
+    """Both paper maps from one set of occluded passes (so the app pays for the passes once)."""
+    target = int(p0.argmax()) if target is None else _check_target(target, p0.numel())
+    return {"flip": scores_to_map((p.argmax(1) != target).float(), masks, "flip"),
+            "drop": scores_to_map(p0[target] - p[:, target], masks, "drop")}
+
+
+def _check_target(target: int, n_classes: int) -> int:
+    if not 0 <= int(target) < n_classes:
+        raise ValueError(f"target must be a class index in 0..{n_classes - 1}, not {target}")
+    return int(target)
+
+
+@torch.no_grad()
+def occlusion_map_loop(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, mode: str = "flip",
+                       target: int | None = None, baseline: float = 0.0) -> torch.Tensor:
+    """The paper's procedure as written: one forward pass per window position. Reference for tests and benchmarks."""
+    _check_face(x)
+    size = x.shape[-1]
+    positions = window_positions(size, window, stride)
+    p0 = forward(x).softmax(1)[0]
+    target = int(p0.argmax()) if target is None else _check_target(target, p0.numel())
+    total = torch.zeros(size, size)
+    count = torch.zeros(size, size)
+    for top in positions:
+        for left in positions:
+            occluded = x.clone()
+            occluded[..., top:top + window, left:left + window] = baseline
+            p = forward(occluded).softmax(1)[0]
+            score = float(p.argmax() != target) if mode == "flip" else float(p0[target] - p[target])
+            total[top:top + window, left:left + window] += score
+            count[top:top + window, left:left + window] += 1
+    return total if mode == "flip" else total / count
+
+
+def captum_occlusion(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, target: int | None = None,
+                     baseline: float = 0.0, perturbations_per_eval: int = 1) -> torch.Tensor:
+    """Captum's `Occlusion` on the softmax output with the same window, stride and baseline; (H, W)."""
+    from captum.attr import Occlusion
+
+    _check_face(x)
+    check_window(x.shape[-1], window, stride)
+    softmax = lambda inp: forward(inp).softmax(1)  # noqa: E731
+    with torch.no_grad():
+        p0 = softmax(x)[0]
+    target = int(p0.argmax()) if target is None else _check_target(target, p0.numel())
+    attr = Occlusion(softmax).attribute(x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride),
+                                        baselines=baseline, target=target,
+                                        perturbations_per_eval=perturbations_per_eval)
+    return attr[0, 0].detach()
+
+
+# --- faithfulness ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def perturbation_curve(forward: Forward, x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion",
+                       steps: int = 32, baseline: float = 0.0, target: int | None = None) -> tuple[torch.Tensor, float]:
+    """Deletion: set pixels to `baseline` in order of importance; insertion: start from the baseline image
+    and restore them in that order. Follows the target class's probability over `steps` + 1 points
+    (one batched pass); returns (curve, area under it on [0, 1]). Deletion: lower is better; insertion: higher.
+    Ties in importance are broken at random-but-fixed order (seeded), so flat maps behave like random ones."""
+    _check_face(x)
+    if kind not in ("deletion", "insertion"):
+        raise ValueError(f"kind must be 'deletion' or 'insertion', not {kind!r}")
+    n = x[0, 0].numel()
+    g = torch.Generator().manual_seed(0)
+    jitter = torch.rand(n, generator=g) * 1e-9 * (importance.abs().max().item() + 1e-12)
+    order = torch.argsort(importance.flatten().cpu().double() + jitter.double(), descending=True)
+    rank = torch.empty(n, dtype=torch.long)
+    rank[order] = torch.arange(n)
+    counts = torch.tensor([round(k * n / steps) for k in range(steps + 1)])
+    changed = (rank[None, :] < counts[:, None]).view(steps + 1, 1, *x.shape[-2:]).to(x.device)  # (S+1, 1, H, W)
+    base = torch.full_like(x, baseline)
+    images = torch.where(changed, base, x) if kind == "deletion" else torch.where(changed, x, base)
+    p = forward(images.contiguous(memory_format=torch.channels_last)).softmax(1)
+    if target is None:
+        target = int(forward(x).argmax(1))
+    curve = p[:, target].cpu()
+    auc = float(torch.trapezoid(curve, dx=1.0 / steps))
+    return curve, auc
+
+
+def random_map(size: int, seed: int = 0) -> torch.Tensor:
+    """A random importance map: the faithfulness baseline."""
+    return torch.rand(size, size, generator=torch.Generator().manual_seed(seed))
