@@ -46,7 +46,11 @@ def metrics(pred: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | lis
 def evaluate(model: DeepEmotion, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str],
              tta_flip: bool = False, device: torch.device | str = "cpu") -> dict[str, Any]:
     proba = predict_proba(model, images, tta_flip=tta_flip, device=device)
-    return metrics(proba.argmax(1), np.asarray(labels), classes)
+    labels = np.asarray(labels)
+    result = metrics(proba.argmax(1), labels, classes)
+    picked = proba[np.arange(len(labels)), labels] if len(labels) else np.ones(0)
+    result["nll"] = float(-np.log(np.clip(picked, 1e-12, 1)).mean()) if len(labels) else float("nan")
+    return result
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], title: str, path) -> None:

@@ -57,3 +57,38 @@ def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
         draw.text((x0 + width + 2, y0 + width + 2), str(i + 1), fill=colour)
     return out
+
+
+def signed_limits(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
+    """Symmetric colour limits for maps with both signs (Captum, probability drop): 0 is the middle colour."""
+    a = float(np.abs(_as_array(values)).max()) or 1e-9
+    return -a, a
+
+
+def map_overlay(face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4) -> Image.Image:
+    """Overlay with the project's colour conventions: counts in 'inferno' from 0; signed maps in 'RdBu_r'
+    centred on 0 (red: occluding this region lowers the predicted class's probability)."""
+    if signed:
+        lo, hi = signed_limits(values)
+        return overlay(face, values, scale=scale, vmin=lo, vmax=hi, cmap="RdBu_r")
+    return overlay(face, values, scale=scale, vmin=0.0, vmax=max(float(np.max(values)), 1e-9), cmap="inferno")
+
+
+def panel(face, views: list, mode: str, scale: int = 4) -> Image.Image:
+    """One row per model: face crop, STN view, paper map, Captum map; the model and its top class above."""
+    tiles = 4
+    side = 48 * scale
+    header = 18
+    out = Image.new("RGB", (tiles * side, len(views) * (side + header)), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    for row, v in enumerate(views):
+        y = row * (side + header)
+        draw.text((4, y + 3), f"{v.model}: {v.top} ({v.probabilities[v.top]:.2f})   [face | STN view | paper {mode} | Captum]",
+                  fill=(0, 0, 0))
+        images = [grey_image(face.crop, scale), grey_image(v.stn_view, scale),
+                  map_overlay(face.crop, v.paper_map, signed=(mode == "drop"), scale=scale)]
+        if v.captum_map is not None:
+            images.append(map_overlay(face.crop, v.captum_map, signed=True, scale=scale))
+        for i, im in enumerate(images):
+            out.paste(im.convert("RGB"), (i * side, y + header))
+    return out

@@ -1,0 +1,99 @@
+"""The Streamlit app (AppTest) and the Gradio handler, on the bundled models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deep_emotion.checkpoints import list_checkpoints
+
+APP = str(Path(__file__).resolve().parent.parent / "webapp" / "app.py")
+MODELS = list_checkpoints()
+
+
+def app(monkeypatch, example: Path | None = None, **query):
+    from streamlit.testing.v1 import AppTest
+
+    if example is not None:
+        monkeypatch.setenv("DEEP_EMOTION_EXAMPLE", str(example))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params.update(query)
+    return at.run()
+
+
+def cost_caption(at) -> str:
+    return next(c.value for c in at.sidebar.caption if c.value.startswith("Cost"))
+
+
+def test_example_photo_gives_a_prediction_per_model(monkeypatch):
+    at = app(monkeypatch)
+    assert not at.exception
+    assert not at.error
+    assert [s.value for s in at.subheader] == MODELS
+    tops = [m.value for m in at.markdown if m.value.startswith("**") and "%)" in m.value]
+    assert len(tops) == len(MODELS)
+    assert len(at.success) + len(at.warning) == 1  # the agreement line
+    assert "441 occluded forward passes" in cost_caption(at)
+
+
+def test_changing_window_and_stride_recomputes(monkeypatch):
+    at = app(monkeypatch, models=MODELS[0])
+    before = [c.value for c in at.caption if c.value.startswith("paper map")]
+    at.sidebar.slider[0].set_value(24)
+    at.sidebar.slider[1].set_value(12)
+    at.run()
+    assert not at.exception
+    assert "9 occluded forward passes" in cost_caption(at)  # 3 x 3 windows of 24 at stride 12
+    after = [c.value for c in at.caption if c.value.startswith("paper map")]
+    assert len(after) == 1 and after != before
+
+
+def test_photo_without_face(monkeypatch, tmp_path):
+    blank = tmp_path / "sky.png"
+    Image.new("RGB", (320, 240), (110, 160, 220)).save(blank)
+    at = app(monkeypatch, example=blank, models=MODELS[0])
+    assert not at.exception
+    assert any("No face was found" in w.value for w in at.warning)
+    assert not at.subheader  # nothing classified yet
+    at.checkbox(key="whole_image").check().run()
+    assert [s.value for s in at.subheader] == [MODELS[0]]
+
+
+def test_unreadable_upload_gets_a_message(monkeypatch, tmp_path):
+    bad = tmp_path / "photo.jpg"
+    bad.write_bytes(b"%PDF-1.4 not an image at all")
+    at = app(monkeypatch, example=bad)
+    assert not at.exception
+    assert any("not a readable image" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("query,message", [({"window": "99"}, "window 99 is outside"),
+                                           ({"stride": "0"}, "stride 0 is outside"),
+                                           ({"window": "eight"}, "not a whole number"),
+                                           ({"models": "nope"}, "unknown model"),
+                                           ({"mode": "blur"}, "mode 'blur'")])
+def test_bad_parameters_are_rejected(monkeypatch, query, message):
+    at = app(monkeypatch, **query)
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+    assert not at.subheader
+
+
+def test_gradio_handler_returns_every_output():
+    sys.path.insert(0, str(Path(APP).parent))
+    import gradio_app
+
+    example = Path(APP).parent / "examples" / "astronaut.jpg"
+    boxes, panel, label, figures, message = gradio_app.handle(str(example), MODELS, 8, 4, "drop", True, 1, False)
+    assert isinstance(boxes, Image.Image) and isinstance(panel, Image.Image)
+    assert panel.height >= len(MODELS) * 192
+    assert set(label) == set(figures["faces"][0]["models"][MODELS[0]]["probabilities"])
+    assert set(figures["faces"][0]["models"]) == set(MODELS)
+    assert "1 face(s)" in message
+    assert gradio_app.handle(str(example), MODELS, 0, 2, "flip", True, 1, False)[-1].startswith("Error: window")
+    assert gradio_app.handle(str(example), [], 8, 2, "flip", True, 1, False)[-1] == "Choose at least one model."
+    assert "does not exist" in gradio_app.handle(str(example), MODELS, 8, 2, "flip", False, 3, False)[-1]
