@@ -1,30 +1,49 @@
 # make run: install and start the app; make test: install and run the tests; make bench: benchmarks.
+# The Dockerfile runs `make install` too, so the tested install is the shipped one.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+PIP_ARGS ?=
+PORT ?= 8501
 
-.PHONY: run test test-fast bench install clean
+.PHONY: run gradio test test-fast bench install install-test browser clean
 
-$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt
+	$(PY) -m pip install -q $(PIP_ARGS) -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.test: $(VENV)/.runtime requirements-test.txt
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.runtime
+
+install-test: $(VENV)/.test browser
+
+# Debian's Chromium for the browser test (Playwright drives it; nothing is downloaded by Playwright itself)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium is missing and this is not root: the browser test will be skipped"; fi; }
 
 run: install
-	$(VENV)/bin/deep-emotion models
+	$(VENV)/bin/streamlit run webapp/app.py --server.port $(PORT)
 
-test: install
+gradio: install
+	$(PY) webapp/gradio_app.py
+
+test: install-test
 	$(PY) -m pytest -q
 
-test-fast: install
+test-fast: install-test
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install
 	$(PY) benchmarks/training_speed.py
+	$(PY) benchmarks/occlusion.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache artifacts

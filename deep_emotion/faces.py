@@ -16,6 +16,7 @@ from .preprocess import INPUT_SIZE, to_grey_square
 
 DEFAULT_MARGIN = 0.2  # fraction of the box size added on each side
 MIN_PROBABILITY = 0.9  # MTCNN's own face threshold for its last stage
+DETECT_MAX_SIDE = 1280  # larger photos are detected on a downscaled copy; boxes are mapped back
 FACE_CROP = {"detector": "facenet-pytorch 2.5.3 MTCNN", "margin": DEFAULT_MARGIN, "square": True,
              "min_probability": MIN_PROBABILITY, "resize": "bilinear, antialiased, to 48x48"}
 
@@ -52,11 +53,20 @@ def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN,
                  min_probability: float = MIN_PROBABILITY) -> list[Face]:
     """Every face MTCNN finds in an RGB image, largest first; an empty list when there is none."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    boxes, probs = _mtcnn().detect(rgb)
+    scale = min(1.0, DETECT_MAX_SIDE / max(rgb.size))
+    small = rgb if scale == 1.0 else rgb.resize(
+        (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if min(small.size) < 20:  # below MTCNN's smallest face (20 px) its image pyramid is empty: no face
+        return []
+    boxes, probs = _mtcnn().detect(small)
     if boxes is None:
         return []
-    faces = [Face(tuple(float(v) for v in b), float(p), crop_face(rgb, tuple(b), margin))
-             for b, p in zip(boxes, probs) if p is not None and p >= min_probability]
+    faces = []
+    for b, p in zip(boxes, probs):
+        if p is None or p < min_probability:
+            continue
+        box = tuple(float(v) / scale for v in b)  # back to the photo's pixels; the crop uses full resolution
+        faces.append(Face(box, float(p), crop_face(rgb, box, margin)))
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 

@@ -116,7 +116,7 @@ def probability_chart(view: ModelView) -> alt.Chart:
     df = pd.DataFrame({"class": list(view.probabilities), "probability": list(view.probabilities.values())})
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("class:N", sort="-x", title=None),
+        y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=120)),
         color=alt.condition(alt.datum["class"] == view.top, alt.value("#d62728"), alt.value("#4c78a8")),
         tooltip=["class", alt.Tooltip("probability:Q", format=".3f")],
     ).properties(height=28 * len(df))

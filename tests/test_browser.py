@@ -1,0 +1,81 @@
+"""A real browser: start the Streamlit app, upload a photo in headless Chromium, wait for the predictions.
+
+Chromium is Debian's package (installed by `make test` when missing); Playwright only drives it.
+The screenshot is saved as artifacts/browser.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deep_emotion.checkpoints import list_checkpoints
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "webapp" / "app.py"),
+                             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("the Streamlit server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_upload_in_browser_shows_predictions(server, astronaut_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make test installs Debian's package when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1400})
+        try:
+            page.goto(server, timeout=60_000)
+            page.get_by_text("Upload", exact=True).click(timeout=60_000)
+            page.locator("input[type=file]").set_input_files(str(astronaut_path), timeout=60_000)
+            page.get_by_text("All models agree").or_(page.get_by_text("The models disagree")).wait_for(timeout=240_000)
+            for name in list_checkpoints():
+                page.get_by_role("heading", name=name).wait_for(timeout=30_000)
+            assert page.get_by_text("1 face(s)").count() >= 1
+            # every picture (photo, crops, STN views, maps) has arrived and decoded
+            page.wait_for_function("() => [...document.images].length >= 5 && [...document.images].every("
+                                   "i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+        finally:
+            page.screenshot(path=str(artifacts / "browser.png"), full_page=True)
+            browser.close()
+    assert (artifacts / "browser.png").stat().st_size > 10_000
