@@ -38,7 +38,7 @@ def test_training_learns_and_round_trips(pattern_folder, tmp_path):
     ref.eval()
     x = to_tensor(load_dataset("folder", pattern_folder).images[:10])
     with torch.no_grad():
-        assert torch.equal(model(x), ref(x))
+        torch.testing.assert_close(model(x), ref(x), atol=1e-6, rtol=1e-5)  # identical weights; layouts may differ
 
 
 def test_resume_continues_where_it_stopped(pattern_folder, tmp_path, monkeypatch):
