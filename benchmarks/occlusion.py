@@ -1,0 +1,77 @@
+"""Occlusion maps: the batched paper map vs the paper's per-window loop vs Captum's Occlusion (default and best
+`perturbations_per_eval`), for several window/stride pairs, on one face. Prints JSON with medians.
+
+    python benchmarks/occlusion.py [--model fer2013] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import environment  # noqa: E402
+
+from deep_emotion import explain  # noqa: E402
+from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
+from deep_emotion.faces import detect_faces  # noqa: E402
+from deep_emotion.images import load_image  # noqa: E402
+from deep_emotion.preprocess import to_tensor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PAIRS = [(4, 2), (8, 2), (8, 4), (12, 6)]
+PPE = [16, 64, 128, 256, 529]
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="fer2013")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    model, card = load_checkpoint(args.model) if args.model in list_checkpoints() or Path(args.model).exists() else (None, None)
+    if model is None:
+        raise SystemExit(f"model {args.model} not found")
+    face = detect_faces(load_image(ROOT / "webapp" / "examples" / "astronaut.jpg"))[0]
+    x = to_tensor(face.crop)
+    rows = []
+    with torch.inference_mode():
+        for w, s in PAIRS:
+            n = explain.n_windows(48, w, s)
+            batched = median_time(lambda: explain.occlusion_map(model, x, w, s, "flip"), args.repeats)
+            loop = median_time(lambda: explain.occlusion_map_loop(model, x, w, s, "flip"), max(1, args.repeats // 2))
+            captum_default = median_time(lambda: explain.captum_occlusion(model, x, w, s), max(1, args.repeats // 2))
+            per_ppe = {p: median_time(lambda: explain.captum_occlusion(model, x, w, s, perturbations_per_eval=p),
+                                      args.repeats) for p in PPE if p <= n}
+            best_ppe = min(per_ppe, key=per_ppe.get)
+            rows.append({"window": w, "stride": s, "occluded_copies": n,
+                         "batched_s": round(batched, 5), "loop_s": round(loop, 5),
+                         "captum_default_s": round(captum_default, 5),
+                         "captum_best_s": round(per_ppe[best_ppe], 5), "captum_best_perturbations_per_eval": best_ppe,
+                         "speedup_vs_loop": round(loop / batched, 2),
+                         "fraction_of_captum_default": round(batched / captum_default, 4),
+                         "fraction_of_captum_best": round(batched / per_ppe[best_ppe], 3)})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"benchmark": "occlusion", "model": card["name"], "batch_size": 128, "repeats": args.repeats,
+                      "targets_at_8_2": {"speedup_vs_loop": ">= 5", "fraction_of_captum_default": "<= 0.1"},
+                      "rows": rows, "environment": environment()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
