@@ -44,6 +44,9 @@ test-fast: install-test
 bench: install
 	$(PY) benchmarks/training_speed.py
 	$(PY) benchmarks/occlusion.py
+	$(PY) benchmarks/analysis_speed.py
+	$(PY) benchmarks/predict_folder.py
+	$(PY) benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache artifacts

@@ -106,22 +106,29 @@ def classify(model: DeepEmotion, classes: list[str], faces: list[Face]) -> list[
 
 
 def view_face(name: str, loaded: Loaded, crop: np.ndarray, window: int, stride: int, mode: str = "flip",
-              captum: bool = True) -> ModelView:
-    """Prediction, STN view and maps of one model for one 48x48 face crop."""
+              captum: bool = True, run_captum: bool = False) -> ModelView:
+    """Prediction, STN view and maps of one model for one 48x48 face crop.
+
+    The occluded copies go through the network once; both paper maps come from those passes, and so does
+    Captum's map: Captum's Occlusion on the softmax output is, by definition, the "drop" map (tests check
+    the two against each other). `run_captum=True` calls Captum itself instead (slower, same numbers)."""
     model, card = loaded
     x = to_tensor(crop)  # (1, 1, 48, 48)
     p0, p, masks = explain.occluded_probabilities(model, x, window, stride)
     maps = explain.maps_from_probabilities(p0, p, masks)
     warped, theta = explain.stn_view(model, x)
     classes = card["classes"]
-    cap = explain.captum_occlusion(model, x, window, stride, perturbations_per_eval=128) if captum else None
+    cap = None
+    if captum:
+        cap = (explain.captum_occlusion(model, x, window, stride, perturbations_per_eval=128) if run_captum
+               else maps["drop"])
     return ModelView(name, {c: float(v) for c, v in zip(classes, p0)}, classes[int(p0.argmax())],
                      theta.numpy(), warped.numpy(), maps[mode].numpy(), None if cap is None else cap.numpy())
 
 
 def analyze(image: Image.Image, models: Mapping[str, Loaded], window: int = 8, stride: int = 2, mode: str = "flip",
             captum: bool = True, detect: bool = True, faces: list[Face] | None = None,
-            face_indices: list[int] | None = None) -> Analysis:
+            face_indices: list[int] | None = None, run_captum: bool = False) -> Analysis:
     """Find the faces (or reuse `faces`), then for each chosen face (default: all) and each model compute the
     prediction, STN view, paper map and (optionally) Captum's map. No face: `faces` is empty."""
     if not models:
@@ -137,6 +144,7 @@ def analyze(image: Image.Image, models: Mapping[str, Loaded], window: int = 8, s
             if not 0 <= i < len(found):
                 raise ValueError(f"face {i + 1} does not exist: {len(found)} face(s) found")
             f = found[i]
-            views = {name: view_face(name, loaded, f.crop, window, stride, mode, captum) for name, loaded in models.items()}
+            views = {name: view_face(name, loaded, f.crop, window, stride, mode, captum, run_captum)
+                     for name, loaded in models.items()}
             results.append(FaceAnalysis(i, f.box, f.probability, f.crop, views))
     return Analysis(results, detect, image.size, window, stride, mode, explain.n_windows(48, window, stride))

@@ -47,30 +47,73 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def expand_images(paths: list[Path]) -> list[Path]:
+    """Files as given; folders become their image files (recursively, sorted)."""
+    from .data.base import IMAGE_SUFFIXES
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .analysis import classify, find_faces
+    import csv
+
+    from .analysis import classify
     from .checkpoints import load_checkpoint
+    from .faces import detect_faces_batch, whole_image_face
     from .images import load_image
 
     model, card = load_checkpoint(args.model)
+    classes = card["classes"]
+    files = expand_images(args.images)
+    if not files:
+        raise DeepEmotionError("no image files found in " + ", ".join(map(str, args.images)))
     status, results = 0, []
-    for path in args.images:
-        try:
-            image = load_image(path)
-        except DeepEmotionError as e:
-            print(f"error: {e}", file=sys.stderr)
-            status = 2
-            continue
-        preds = classify(model, card["classes"], find_faces(image, detect=args.detect))
-        results.append({"image": str(path), "model": card["name"], "faces": [p.to_dict() for p in preds]})
-        if not args.json:
-            if not preds:
-                print(f"{path}: no face found (use --no-detect to classify the whole image as a face)")
-            for i, p in enumerate(preds, 1):
-                box = ", ".join(f"{v:.0f}" for v in p.box)
-                print(f"{path}: face {i} [{box}]: {p.top} ({p.probabilities[p.top]:.2f})")
+    writer = None
+    if args.csv:
+        csv_file = open(args.csv, "w", newline="")
+        writer = csv.writer(csv_file)
+        writer.writerow(["image", "face", "x0", "y0", "x1", "y1", "face_probability", "top"] + [f"p_{c}" for c in classes])
+    try:
+        for start in range(0, len(files), args.batch):  # detection and classification batched per chunk
+            chunk, images = [], []
+            for path in files[start:start + args.batch]:
+                try:
+                    images.append(load_image(path))
+                    chunk.append(path)
+                except DeepEmotionError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    status = 2
+            faces = detect_faces_batch(images) if args.detect else [[whole_image_face(im)] for im in images]
+            flat = [f for fs in faces for f in fs]
+            preds = iter(classify(model, classes, flat))
+            for path, fs in zip(chunk, faces):
+                mine = [next(preds) for _ in fs]
+                results.append({"image": str(path), "model": card["name"], "faces": [p.to_dict() for p in mine]})
+                if writer:
+                    if not mine:
+                        writer.writerow([str(path), 0, "", "", "", "", "", ""] + [""] * len(classes))
+                    for i, p in enumerate(mine, 1):
+                        writer.writerow([str(path), i, *(f"{v:.1f}" for v in p.box), f"{p.face_probability:.4f}", p.top,
+                                         *(f"{p.probabilities[c]:.4f}" for c in classes)])
+                elif not args.json:
+                    if not mine:
+                        print(f"{path}: no face found (use --no-detect to classify the whole image as a face)")
+                    for i, p in enumerate(mine, 1):
+                        box = ", ".join(f"{v:.0f}" for v in p.box)
+                        print(f"{path}: face {i} [{box}]: {p.top} ({p.probabilities[p.top]:.2f})")
+    finally:
+        if writer:
+            csv_file.close()
     if args.json:
         print(json.dumps(results))
+    elif writer:
+        print(f"{len(results)} image(s), {sum(len(r['faces']) for r in results)} face(s) -> {args.csv}")
     return status
 
 
@@ -114,7 +157,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not 1 <= args.face <= len(faces):
         raise DeepEmotionError(f"--face {args.face}: the image has {len(faces)} face(s)")
     result = analyze(image, {loaded[1]["name"]: loaded}, args.window, args.stride, args.mode,
-                     captum=args.captum, faces=faces, face_indices=[args.face - 1])
+                     captum=args.captum, faces=faces, face_indices=[args.face - 1], run_captum=True)
     face = result.faces[0]
     view = face.views[loaded[1]["name"]]
     out = args.out.resolve()
@@ -191,8 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="find every face in each image and classify it")
-    pr.add_argument("images", nargs="+", type=Path)
+    pr = sub.add_parser("predict", help="find every face in each image (or folder of images) and classify it")
+    pr.add_argument("images", nargs="+", type=Path, help="image files and/or folders")
+    pr.add_argument("--csv", type=Path, help="write one row per face (and per image without a face) here")
+    pr.add_argument("--batch", type=int, default=32, help="images detected and classified together")
     pr.add_argument("--model", default="fer2013")
     pr.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                     help="--no-detect classifies the whole image as a face crop")

@@ -49,16 +49,16 @@ def crop_face(image: Image.Image, box: tuple[float, float, float, float], margin
     return to_grey_square(image.crop(square), size)  # outside the photo: black, as PIL pads
 
 
-def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN,
-                 min_probability: float = MIN_PROBABILITY) -> list[Face]:
-    """Every face MTCNN finds in an RGB image, largest first; an empty list when there is none."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
+def _detection_copy(rgb: Image.Image) -> tuple[Image.Image, float]:
+    """The photo shrunk so its longer side is at most DETECT_MAX_SIDE, and the factor applied."""
     scale = min(1.0, DETECT_MAX_SIDE / max(rgb.size))
-    small = rgb if scale == 1.0 else rgb.resize(
-        (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    if min(small.size) < 20:  # below MTCNN's smallest face (20 px) its image pyramid is empty: no face
-        return []
-    boxes, probs = _mtcnn().detect(small)
+    if scale == 1.0:
+        return rgb, scale
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    return rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
+
+
+def _faces_from(rgb: Image.Image, scale: float, boxes, probs, margin: float, min_probability: float) -> list[Face]:
     if boxes is None:
         return []
     faces = []
@@ -68,6 +68,30 @@ def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN,
         box = tuple(float(v) / scale for v in b)  # back to the photo's pixels; the crop uses full resolution
         faces.append(Face(box, float(p), crop_face(rgb, box, margin)))
     return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN,
+                 min_probability: float = MIN_PROBABILITY) -> list[Face]:
+    """Every face MTCNN finds in an RGB image, largest first; an empty list when there is none.
+    Photos larger than DETECT_MAX_SIDE are searched on a downscaled copy."""
+    return detect_faces_batch([image], margin, min_probability)[0]
+
+
+def detect_faces_batch(images: list[Image.Image], margin: float = DEFAULT_MARGIN,
+                       min_probability: float = MIN_PROBABILITY) -> list[list[Face]]:
+    """`detect_faces` for many photos: those whose detection copies share a size go through MTCNN together."""
+    rgbs = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+    copies = [_detection_copy(im) for im in rgbs]
+    out: list[list[Face]] = [[] for _ in images]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (small, _) in enumerate(copies):
+        if min(small.size) >= 20:  # below MTCNN's smallest face (20 px) its image pyramid is empty: no face
+            groups.setdefault(small.size, []).append(i)
+    for idx in groups.values():
+        boxes, probs = _mtcnn().detect([copies[i][0] for i in idx])
+        for j, i in enumerate(idx):
+            out[i] = _faces_from(rgbs[i], copies[i][1], boxes[j], probs[j], margin, min_probability)
+    return out
 
 
 def whole_image_face(image: Image.Image) -> Face:
