@@ -40,6 +40,7 @@ class Recipe:
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 2
     class_balance: bool = False  # weight the loss by inverse class frequency
+    init_from: str = ""  # start from this checkpoint's weights (name or path); "" = the paper's Gaussian init
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

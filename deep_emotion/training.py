@@ -62,6 +62,28 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def transfer_weights(model: DeepEmotion, classes: tuple[str, ...], source: str) -> None:
+    """Start from another checkpoint (same architecture): every layer is copied; the rows of the last FC
+    layer are matched by canonical class name, and classes the source does not know keep their init."""
+    from .checkpoints import load_checkpoint
+    from .classes import canonical
+
+    src, card = load_checkpoint(source)
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith("fc2.")}
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(f"init_from {source}: architecture differs ({', '.join(mismatched[:3])})")
+    model.load_state_dict(state, strict=False)
+    src_rows = {canonical(c): i for i, c in enumerate(card["classes"])}
+    with torch.no_grad():
+        for i, c in enumerate(classes):
+            j = src_rows.get(canonical(c))
+            if j is not None:
+                model.fc2.weight[i] = src.fc2.weight[j]
+                model.fc2.bias[i] = src.fc2.bias[j]
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -120,6 +142,8 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
     # model and optimiser
     torch.manual_seed(recipe.seed)
     model = DeepEmotion(replace(recipe.model, num_classes=len(ds.classes))).to(dev)
+    if recipe.init_from:
+        transfer_weights(model, ds.classes, recipe.init_from)
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
