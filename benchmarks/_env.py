@@ -1,9 +1,12 @@
-"""What every benchmark prints beside its figures: machine, versions, threads."""
+"""Shared by the benchmarks: the machine, versions and threads they print, and a median timer."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
+from typing import Callable
 
 import torch
 
@@ -18,3 +21,14 @@ def environment() -> dict:
         "torch": torch.__version__,
         "device": "cpu",
     }
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment  # noqa: E402
+from _env import environment, median_time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "webapp" / "examples" / "astronaut.jpg"
@@ -35,16 +34,6 @@ at = AppTest.from_file({str(ROOT / 'webapp' / 'app.py')!r}, default_timeout=600)
 assert not at.exception and at.subheader
 print(time.perf_counter() - t0)
 """
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def photo(width: int, height: int):

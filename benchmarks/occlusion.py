@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment  # noqa: E402
+from _env import environment, median_time  # noqa: E402
 
 from deep_emotion import explain  # noqa: E402
 from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
@@ -28,16 +27,6 @@ from deep_emotion.preprocess import to_tensor  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = [(4, 2), (8, 2), (8, 4), (12, 6)]
 PPE = [16, 64, 128, 256, 529]
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -90,3 +90,26 @@ def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "deep_emotion", "--help"], capture_output=True, text=True, check=True)
     for verb in ("train", "evaluate", "predict", "models"):
         assert verb in out.stdout
+
+
+def test_explain_writes_only_into_out(trained, astronaut_path, tmp_path, capsys):
+    _, ckpt, _ = trained
+    out = tmp_path / "nested" / "out"
+    rc = main(["explain", str(astronaut_path), "--model", str(ckpt / "patterns.safetensors"), "--window", "12",
+               "--stride", "6", "--out", str(out), "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        ["face.png", "stn.png", "paper_flip.png", "captum.png", "explanation.json"])
+    view = summary["faces"][0]["models"]["patterns"]
+    assert view["top"] in ("blob", "horizontal", "vertical") and len(view["theta"]) == 2
+    assert set(summary["faithfulness"]) == {"paper_flip", "captum", "random"}
+    assert summary["forward_passes_per_model"] == 49
+
+
+def test_explain_no_face(trained, tmp_path, capsys):
+    _, ckpt, _ = trained
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 90), (30, 90, 160)).save(blank)
+    assert main(["explain", str(blank), "--model", str(ckpt / "patterns.safetensors"), "--out", str(tmp_path / "o")]) == 2
+    assert "no face found" in capsys.readouterr().err

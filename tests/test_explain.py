@@ -131,3 +131,19 @@ def test_faithfulness_orders_maps():
     assert del_good < del_rand - 0.1 and ins_good > ins_rand + 0.1
     curve, _ = explain.perturbation_curve(model, x, good, "deletion", steps=16)
     assert curve.shape == (17,) and curve[0] > curve[-1]
+
+
+def test_analyze_derives_captum_from_the_shared_passes():
+    """The app's Captum map (derived from the one set of occluded passes) equals Captum's own run."""
+    from PIL import Image
+
+    from deep_emotion.analysis import analyze
+
+    torch.manual_seed(1)
+    model = DeepEmotion(ModelConfig()).eval()
+    card = {"classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
+    img = Image.fromarray((np.random.default_rng(2).random((48, 48, 3)) * 255).astype(np.uint8))
+    fast = analyze(img, {"m": (model, card)}, 6, 3, "flip", detect=False).faces[0].views["m"]
+    slow = analyze(img, {"m": (model, card)}, 6, 3, "flip", detect=False, run_captum=True).faces[0].views["m"]
+    np.testing.assert_allclose(fast.captum_map, slow.captum_map, atol=1e-6)
+    np.testing.assert_array_equal(fast.paper_map, slow.paper_map)
