@@ -97,3 +97,25 @@ def test_gradio_handler_returns_every_output():
     assert gradio_app.handle(str(example), MODELS, 0, 2, "flip", True, 1, False)[-1].startswith("Error: window")
     assert gradio_app.handle(str(example), [], 8, 2, "flip", True, 1, False)[-1] == "Choose at least one model."
     assert "does not exist" in gradio_app.handle(str(example), MODELS, 8, 2, "flip", False, 3, False)[-1]
+
+
+@pytest.mark.parametrize("name", ["truncated.jpg", "bomb.png", "zero_bytes.jpg", "html_named.png"])
+def test_bad_files_in_the_app(monkeypatch, tmp_path, name):
+    from .bad_inputs import unusable
+
+    path = tmp_path / name
+    path.write_bytes(unusable()[name])
+    at = app(monkeypatch, example=path, models=MODELS[0])
+    assert not at.exception
+    assert len(at.error) == 1 and name in at.error[0].value
+
+
+@pytest.mark.parametrize("name", ["grey16.png", "cmyk.jpg", "animated.gif", "exif_rotated.jpg", "tiny_1x1.png"])
+def test_odd_images_in_the_app(monkeypatch, tmp_path, name):
+    from .bad_inputs import usable
+
+    path = tmp_path / name
+    path.write_bytes(usable()[name])
+    at = app(monkeypatch, example=path, models=MODELS[0])
+    assert not at.exception and not at.error
+    assert any("No face was found" in w.value for w in at.warning)  # generated pictures hold no face

@@ -16,6 +16,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from deep_emotion import explain, render
 from deep_emotion.analysis import ModelView, find_faces, view_face
@@ -28,6 +29,7 @@ from deep_emotion.images import load_image
 EXAMPLE = Path(os.environ.get("DEEP_EMOTION_EXAMPLE") or Path(__file__).parent / "examples" / "astronaut.jpg")
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 MAX_WINDOW, MAX_STRIDE = 48, 24
+PREVIEW_SIDE = 1024
 
 
 @st.cache_resource(show_spinner="Loading models…")
@@ -36,9 +38,12 @@ def load_models() -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_faces(image_bytes: bytes, detect: bool) -> tuple[list[Face], tuple[int, int]]:
-    image = load_image(image_bytes)
-    return find_faces(image, detect=detect), image.size
+def cached_faces(image_bytes: bytes, detect: bool, name: str) -> tuple[list[Face], tuple[int, int], Image.Image, float]:
+    """Faces of the photo, its size, and a preview (longer side <= 1024) with the factor to draw boxes on it."""
+    image = load_image(image_bytes, name=name)
+    scale = min(1.0, PREVIEW_SIDE / max(image.size))
+    preview = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
+    return find_faces(image, detect=detect), image.size, preview, scale
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -70,11 +75,11 @@ def input_ui() -> tuple[bytes | None, str]:
     source = st.sidebar.radio("Photo", ["Example", "Upload", "Camera"], horizontal=True)
     if source == "Upload":
         f = st.sidebar.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES)
-        return (f.getvalue(), f.name) if f else (None, "")
+        return (f.getvalue(), f.name) if f else (None, "")  # the name is only shown in messages
     if source == "Camera":
         f = st.sidebar.camera_input("Take a photo")
         return (f.getvalue(), "camera") if f else (None, "")
-    return EXAMPLE.read_bytes(), f"example: {EXAMPLE.name}"
+    return EXAMPLE.read_bytes(), EXAMPLE.name
 
 
 def controls_ui(names: list[str], query: dict) -> dict:
@@ -207,7 +212,7 @@ def main() -> None:
         return
 
     try:
-        faces, size = cached_faces(data, True)
+        faces, size, preview, scale = cached_faces(data, True, label)
     except DeepEmotionError as e:
         st.error(str(e))
         return
@@ -215,14 +220,14 @@ def main() -> None:
         st.warning("No face was found in this photo.")
         if not st.checkbox("Treat the whole image as the face", key="whole_image"):
             return
-        faces, size = cached_faces(data, False)
+        faces, size, preview, scale = cached_faces(data, False, label)
 
     left, right = st.columns([1, 2])
     with left:
         labels = [f"face {i + 1} ({f.box[2] - f.box[0]:.0f}x{f.box[3] - f.box[1]:.0f} px)" for i, f in enumerate(faces)]
         pick = st.selectbox("Face", range(len(faces)), format_func=lambda i: labels[i]) if len(faces) > 1 else 0
-        photo = load_image(data)
-        st.image(render.draw_boxes(photo, [f.box for f in faces], pick), caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}")
+        boxes = [tuple(v * scale for v in f.box) for f in faces]
+        st.image(render.draw_boxes(preview, boxes, pick), caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}")
     face = faces[pick]
 
     with right, st.spinner("Computing occlusion maps…"):
