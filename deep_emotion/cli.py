@@ -129,6 +129,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
+    if args.markdown:
+        print("| model | data set | classes | protocol | val | test | n test |")
+        print("|---|---|---|---|---|---|---|")
+        for name in list_checkpoints():
+            card = read_card(resolve(name))
+            m = card["metrics"]
+            print(f"| `{name}` | {card['dataset']} | {len(card['classes'])} | {card.get('protocol_note', card['protocol'])} "
+                  f"| {m['val']['accuracy']:.4f} | **{m['test']['accuracy']:.4f}** | {m['test']['n']} |")
+        return 0
     if not rows:
         print(f"no bundled checkpoints in {checkpoint_dir()}")
     for r in rows:
@@ -275,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="the bundled checkpoints")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--markdown", action="store_true", help="the README's results table")
     m.set_defaults(func=cmd_models)
     return p
 
