@@ -32,7 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ds = load_dataset(card["dataset"], args.data_dir, **reader_options(card["dataset"], card.get("face_crop")))
     if list(ds.classes) != card["classes"]:
         raise DeepEmotionError(f"the data's classes {list(ds.classes)} differ from the model's {card['classes']}")
-    protocol = args.protocol or card["protocol"]
+    protocol = (args.protocol or card["protocol"]).split(":")[0]  # fold cards: "subject-folds:3/10"
     split = ds.split(protocol, card.get("seed", 0), card.get("fold"))
     idx = split[args.split]
     result = evaluate(model, ds.images[idx], ds.labels[idx], ds.classes, tta_flip=args.tta)

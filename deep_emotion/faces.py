@@ -14,10 +14,11 @@ from PIL import Image
 
 from .preprocess import INPUT_SIZE, to_grey_square
 
-DEFAULT_MARGIN = 0.05  # fraction of the box size added on each side; chosen by train/calibrate_margin.py
+DEFAULT_MARGIN = 0.1  # fraction of the box size added on each side; chosen by train/calibrate_margin.py
 MIN_PROBABILITY = 0.9  # MTCNN's own face threshold for its last stage
 DETECT_MAX_SIDE = 1280  # larger photos are detected on a downscaled copy; boxes are mapped back
 FACE_CROP = {"detector": "facenet-pytorch 2.5.3 MTCNN", "margin": DEFAULT_MARGIN, "square": True,
+             "margin_chosen_by": "train/calibrate_margin.py -> train/margin_calibration.json",
              "min_probability": MIN_PROBABILITY, "resize": "bilinear, antialiased, to 48x48"}
 
 

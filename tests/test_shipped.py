@@ -8,6 +8,7 @@ import pytest
 
 from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
 from deep_emotion.cli import main
+from deep_emotion.faces import FACE_CROP
 
 SHIPPED = list_checkpoints()
 FLOORS = {"fer2013": 0.56}  # issue floors for the headline figures
@@ -25,6 +26,7 @@ def test_card_is_complete(name):
         assert key in card, key
     assert model.config.num_classes == len(card["classes"])
     assert card["metrics"]["test"]["protocol"] == card["protocol"]
+    assert card["face_crop"] == FACE_CROP  # one calibrated crop everywhere: training crops, uploads, cards
 
 
 @pytest.mark.parametrize("name", SHIPPED)
