@@ -51,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--models", help="comma-separated (default: every bundled model)")
     args = ap.parse_args()
 
     from deep_emotion.analysis import analyze, view_face
@@ -58,7 +59,7 @@ def main() -> None:
     from deep_emotion.faces import detect_faces
 
     t = time.perf_counter()
-    models = {n: load_checkpoint(n) for n in list_checkpoints()}
+    models = {n: load_checkpoint(n) for n in (args.models.split(",") if args.models else list_checkpoints())}
     load_s = time.perf_counter() - t
     hd, big = photo(1280, 720), photo(6000, 4000)
     r = args.repeats
