@@ -94,7 +94,8 @@ def scores_to_map(scores: torch.Tensor, masks: torch.Tensor, mode: str) -> torch
     total = torch.einsum("k,khw->hw", scores.to(torch.float32), masks.to(torch.float32))
     if mode == "flip":
         return total
-    return total / masks.sum(0).to(torch.float32)  # every pixel is covered at least once
+    count = masks.sum(0).to(torch.float32)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))  # uncovered (w < s): 0
 
 
 def occlusion_map(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, mode: str = "flip",
@@ -141,7 +142,9 @@ def occlusion_map_loop(forward: Forward, x: torch.Tensor, window: int = 8, strid
             score = float(p.argmax() != target) if mode == "flip" else float(p0[target] - p[target])
             total[top:top + window, left:left + window] += score
             count[top:top + window, left:left + window] += 1
-    return total if mode == "flip" else total / count
+    if mode == "flip":
+        return total
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
 
 
 def captum_occlusion(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, target: int | None = None,

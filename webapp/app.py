@@ -174,7 +174,7 @@ def about_ui(models: dict) -> None:
             "- **Captum Occlusion**: Captum's implementation of the same sliding occlusion on the softmax output; "
             "it equals the *drop* map by construction (a check that the two implementations agree), and unlike "
             "*flip* it is signed: blue regions *raise* the class's probability when hidden.\n"
-            "- Windows at the border are clipped to the image, so every pixel is covered (Captum's convention).")
+            "- Windows at the border are clipped to the image (Captum's convention).")
         for name, (_, card) in models.items():
             test = card["metrics"]["test"]
             st.markdown(f"**{name}** — {card['dataset']}, test accuracy **{test['accuracy']:.1%}** on {test['n']} images "
