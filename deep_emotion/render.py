@@ -42,11 +42,6 @@ def overlay(face: np.ndarray | torch.Tensor, values: np.ndarray | torch.Tensor, 
     return Image.fromarray(mixed.round().astype(np.uint8))
 
 
-def colour_bar(vmin: float, vmax: float, width: int = 192, height: int = 14, cmap: str = "inferno") -> Image.Image:
-    ramp = np.tile(np.linspace(0, 1, width), (height, 1))
-    return Image.fromarray(colorize(ramp, 0, 1, cmap))
-
-
 def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], selected: int | None = None) -> Image.Image:
     """The photo with every face box drawn and numbered from 1; the selected one in another colour."""
     out = image.convert("RGB").copy()
