@@ -37,3 +37,15 @@ def test_evaluate_reproduces_card(name, data_root, capsys):
     assert out["n"] == card["metrics"]["test"]["n"]
     assert out["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-3)
     assert out["accuracy"] >= FLOORS.get(name, 0.0)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_recipe_is_the_shipped_recipe(name):
+    """Each card was trained by the recipe in train/ (one command reproduces it)."""
+    from pathlib import Path
+
+    from deep_emotion.recipe import load_recipe, recipe_from_dict
+
+    _, card = load_checkpoint(name)
+    recipe = load_recipe(Path(__file__).resolve().parent.parent / "train" / f"{name}.toml")
+    assert recipe_from_dict(card["recipe"]) == recipe
