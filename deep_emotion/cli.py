@@ -25,15 +25,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
-    from .data import load_dataset, reader_options
+    from .data import card_data
     from .evaluation import evaluate
 
     model, card = load_checkpoint(args.model)
-    ds = load_dataset(card["dataset"], args.data_dir, **reader_options(card["dataset"], card.get("face_crop")))
+    ds, split = card_data(card, args.data_dir, args.protocol)
     if list(ds.classes) != card["classes"]:
         raise DeepEmotionError(f"the data's classes {list(ds.classes)} differ from the model's {card['classes']}")
-    protocol = (args.protocol or card["protocol"]).split(":")[0]  # fold cards: "subject-folds:3/10"
-    split = ds.split(protocol, card.get("seed", 0), card.get("fold"))
+    protocol = split.protocol
     idx = split[args.split]
     result = evaluate(model, ds.images[idx], ds.labels[idx], ds.classes, tta_flip=args.tta)
     result.update(model=card["name"], dataset=card["dataset"], split=args.split, protocol=protocol, tta_flip=args.tta)
@@ -120,9 +119,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .checkpoints import checkpoint_dir, list_checkpoints, read_card, resolve
 
+    cards = {name: read_card(resolve(name)) for name in list_checkpoints()}
     rows = []
-    for name in list_checkpoints():
-        card = read_card(resolve(name))
+    for name, card in cards.items():
         test = card.get("metrics", {}).get("test", {})
         rows.append({"name": name, "dataset": card.get("dataset"), "classes": card["classes"],
                      "test_accuracy": test.get("accuracy"), "protocol": card.get("protocol")})
@@ -132,8 +131,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.markdown:
         print("| model | data set | classes | protocol | val | test | n test |")
         print("|---|---|---|---|---|---|---|")
-        for name in list_checkpoints():
-            card = read_card(resolve(name))
+        for name, card in cards.items():
             m = card["metrics"]
             print(f"| `{name}` | {card['dataset']} | {len(card['classes'])} | {card.get('protocol_note', card['protocol'])} "
                   f"| {m['val']['accuracy']:.4f} | **{m['test']['accuracy']:.4f}** | {m['test']['n']} |")

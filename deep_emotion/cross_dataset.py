@@ -9,7 +9,7 @@ import numpy as np
 
 from .checkpoints import list_checkpoints, load_checkpoint
 from .classes import canonical, shared_classes
-from .data import FaceDataset, load_dataset, reader_options
+from .data import FaceDataset, card_data
 from .evaluation import predict_proba
 
 
@@ -35,8 +35,7 @@ def cross_dataset_table(data_dir: str | Path, names: list[str] | None = None) ->
         ds_name = card["dataset"]
         if ds_name in tests:
             continue
-        ds = load_dataset(ds_name, data_dir, **reader_options(ds_name, card.get("face_crop")))
-        split = ds.split(card["protocol"].split(":")[0], card.get("seed", 0), card.get("fold"))
+        ds, split = card_data(card, data_dir)
         tests[ds_name] = (ds, split.test, split.protocol)
     cells = {m: {d: shared_class_accuracy(model, card["classes"], ds, idx) for d, (ds, idx, _) in tests.items()}
              for m, (model, card) in models.items()}

@@ -39,11 +39,19 @@ def reader_options(name: str, face_crop: dict | None) -> dict:
     return {}
 
 
+def card_data(card: dict, root: str | Path, protocol: str | None = None) -> tuple[FaceDataset, Split]:
+    """The data set a model card names, read as the card says (face crop), split by the card's protocol,
+    seed and fold (or by `protocol`). Fold cards carry protocols such as "subject-folds:3/10"."""
+    ds = load_dataset(card["dataset"], root, **reader_options(card["dataset"], card.get("face_crop")))
+    protocol = (protocol or card["protocol"]).split(":")[0]
+    return ds, ds.split(protocol, card.get("seed", 0), card.get("fold"))
+
+
 def load_dataset(name: str, root: str | Path, **kwargs) -> FaceDataset:
     if name not in READERS:
         raise DataLayoutError(f"unknown data set {name!r}; known: {', '.join(READERS)}")
     return READERS[name](resolve_root(name, root), **kwargs)
 
 
-__all__ = ["FaceDataset", "Split", "READERS", "load_dataset", "reader_options", "resolve_root", "majority_label",
+__all__ = ["FaceDataset", "Split", "READERS", "load_dataset", "card_data", "reader_options", "resolve_root", "majority_label",
            "read_fer2013", "read_ferplus", "read_folder", "read_ckplus", "read_jaffe", "read_ferg"]

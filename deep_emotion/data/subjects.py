@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import DataLayoutError
 from ._cache import cached_arrays, files_key
-from .base import FaceDataset, decode_many, list_images, require_dir
+from .base import FaceDataset, decode_grey, decode_many, list_images, require_dir
 
 CKPLUS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sad", "SU": "surprise"}
@@ -30,7 +30,7 @@ def _build(name: str, root: Path, files: list[Path], labels: list[int], subjects
         raise DataLayoutError(f"{name}: no images found under {root}")
 
     def build() -> dict[str, np.ndarray]:
-        return {"images": decode_many(files) if decode is None else decode_many(files, decode)}
+        return {"images": decode_many(files, decode or decode_grey)}
 
     images = cached_arrays(files_key(name + tag, root, files), build)["images"]
     return FaceDataset(
