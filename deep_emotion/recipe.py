@@ -40,6 +40,7 @@ class Recipe:
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 2
     class_balance: bool = False  # weight the loss by inverse class frequency
+    precision: str = "fp32"  # "bf16": autocast the forward pass while training (CPUs with AVX512-BF16, GPUs); eval stays fp32
     init_from: str = ""  # start from this checkpoint's weights (name or path); "" = the paper's Gaussian init
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -55,7 +56,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         raise RecipeError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
     try:
         return cls(**data)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise RecipeError(f"{where}: {e}") from e
 
 
@@ -69,6 +70,8 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     recipe = _build(Recipe, {**data, "model": model, "augment": augment}, where)
     if recipe.schedule not in ("cosine", "constant"):
         raise RecipeError(f"{where}: schedule must be 'cosine' or 'constant', not {recipe.schedule!r}")
+    if recipe.precision not in ("fp32", "bf16"):
+        raise RecipeError(f"{where}: precision must be 'fp32' or 'bf16', not {recipe.precision!r}")
     if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
         raise RecipeError(f"{where}: epochs, batch_size and lr must be positive")
     return recipe

@@ -104,7 +104,8 @@ def train_one_epoch(model: DeepEmotion, opt: torch.optim.Optimizer, sched: torch
         idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
         xb = augment_batch(x_train[idx], recipe.augment, g).contiguous(memory_format=torch.channels_last)
         yb = y_train[idx]
-        logits = model(xb)
+        with torch.autocast(x_train.device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16"):
+            logits = model(xb).float()
         loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing)
         loss = loss + recipe.fc_l2 * model.fc_weight_penalty()
         opt.zero_grad(set_to_none=True)

@@ -68,3 +68,30 @@ def test_fc_penalty_is_sum_of_squares():
 def test_unknown_config_key():
     with pytest.raises(ValueError, match="unknown model config"):
         ModelConfig.from_dict({"num_classes": 7, "widht": 3})
+
+
+def test_wide_stages_layers():
+    model = DeepEmotion(ModelConfig(stages=[16, 32, 64], fc_hidden=128))  # a list, as TOML gives it
+    assert model.config.stages == (16, 32, 64)
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.padding) for c in convs] == [
+        (1, 16, (1, 1)), (16, 16, (1, 1)), (16, 32, (1, 1)), (32, 32, (1, 1)), (32, 64, (1, 1)), (64, 64, (1, 1))]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features) == 6
+    assert model.fc1.in_features == 64 * 6 * 6  # 48 -> 24 -> 12 -> 6
+    weight_layers = len(convs) + 2  # + fc1, fc2; the STN in front keeps its paper layers
+    assert weight_layers < 10 and model.stn is not None
+    assert model(torch.rand(3, 1, 48, 48)).shape == (3, 7)
+
+
+def test_bad_stages_rejected():
+    with pytest.raises(ValueError, match="stages"):
+        ModelConfig(stages=(16, 0))
+
+
+@pytest.mark.parametrize("size", [(48, 48), (7, 13)])
+def test_affine_grid_equals_torch(size):
+    from deep_emotion.model import affine_grid
+
+    theta = torch.randn(6, 2, 3)
+    expected = torch.nn.functional.affine_grid(theta, [6, 1, *size], align_corners=False)
+    torch.testing.assert_close(affine_grid(theta, *size), expected, atol=1e-6, rtol=1e-5)

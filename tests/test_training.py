@@ -86,6 +86,20 @@ def test_recipe_rejects_unknown_keys():
         recipe_from_dict({"name": "x", "dataset": "fer2013", "model": {"layers": 3}})
     with pytest.raises(RecipeError, match="schedule"):
         recipe_from_dict({"name": "x", "dataset": "fer2013", "schedule": "linear"})
+    with pytest.raises(RecipeError, match="precision"):
+        recipe_from_dict({"name": "x", "dataset": "fer2013", "precision": "fp8"})
+    with pytest.raises(RecipeError, match="stages"):
+        recipe_from_dict({"name": "x", "dataset": "fer2013", "model": {"stages": [16, -1]}})
+
+
+def test_wide_bf16_recipe_learns_and_round_trips(pattern_folder, tmp_path):
+    """Issue 8's wider extractor trained with bf16 autocast: it learns, and its stages survive the JSON card.
+    12 epochs, not 6: BatchNorm's running statistics need more than 24 steps to settle."""
+    recipe = replace(RECIPE, name="wide", precision="bf16", epochs=12, model=ModelConfig(stages=(8, 16), fc_hidden=32, dropout=0.1))
+    card = training.train(recipe, pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "ckpt", progress=False)
+    assert card["metrics"]["test"]["accuracy"] >= 0.8  # chance is 1/3
+    model, _ = load_checkpoint(tmp_path / "ckpt" / "wide.safetensors")
+    assert model.config.stages == (8, 16) and model.fc1.in_features == 16 * 12 * 12
 
 
 def test_shipped_recipes_load():
