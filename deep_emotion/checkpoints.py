@@ -112,6 +112,17 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     return model.to(device).to(memory_format=torch.channels_last).eval(), card
 
 
+def architecture(card: dict[str, Any]) -> str:
+    """'paper' for the paper's network, else what differs, e.g. 'wide 32-64-128' (from the card's model config)."""
+    cfg = card.get("model_config", {})
+    if cfg.get("stages"):
+        return "wide " + "-".join(str(w) for w in cfg["stages"])
+    deviations = [k for k, v in (("batch_norm", cfg.get("batch_norm")), ("no STN", cfg.get("stn") is False)) if v]
+    if cfg.get("channels", 10) != 10:
+        deviations.append(f"{cfg['channels']} filters")
+    return "paper" + (f" + {', '.join(deviations)}" if deviations else "")
+
+
 def list_checkpoints() -> list[str]:
     d = checkpoint_dir()
     return sorted(p.stem for p in d.glob("*.safetensors") if p.with_suffix(".json").is_file()) if d.is_dir() else []

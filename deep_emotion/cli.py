@@ -117,31 +117,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .checkpoints import checkpoint_dir, list_checkpoints, read_card, resolve
+    from .checkpoints import architecture, checkpoint_dir, list_checkpoints, read_card, resolve
 
     cards = {name: read_card(resolve(name)) for name in list_checkpoints()}
     rows = []
     for name, card in cards.items():
         test = card.get("metrics", {}).get("test", {})
-        rows.append({"name": name, "dataset": card.get("dataset"), "classes": card["classes"],
-                     "test_accuracy": test.get("accuracy"), "protocol": card.get("protocol")})
+        rows.append({"name": name, "dataset": card.get("dataset"), "architecture": architecture(card),
+                     "classes": card["classes"], "test_accuracy": test.get("accuracy"), "protocol": card.get("protocol")})
     if args.json:
         print(json.dumps(rows))
         return 0
     if args.markdown:
-        print("| model | data set | classes | protocol | val | test | n test |")
-        print("|---|---|---|---|---|---|---|")
+        print("| model | network | data set | classes | protocol | val | test | n test |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, card in cards.items():
             m = card["metrics"]
-            print(f"| `{name}` | {card['dataset']} | {len(card['classes'])} | {card.get('protocol_note', card['protocol'])} "
+            print(f"| `{name}` | {architecture(card)} | {card['dataset']} | {len(card['classes'])} | {card.get('protocol_note', card['protocol'])} "
                   f"| {m['val']['accuracy']:.4f} | **{m['test']['accuracy']:.4f}** | {m['test']['n']} |")
         return 0
     if not rows:
         print(f"no bundled checkpoints in {checkpoint_dir()}")
     for r in rows:
         acc = "n/a" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}"
-        print(f"{r['name']:<12} {r['dataset']:<8} test accuracy {acc} ({r['protocol']})  classes: {', '.join(r['classes'])}")
-    print("ferg         not bundled: FERG-DB needs a licence form; with the data, run "
+        print(f"{r['name']:<13} {r['dataset']:<8} {r['architecture']:<15} test accuracy {acc} ({r['protocol']})  "
+              f"classes: {', '.join(r['classes'])}")
+    print("ferg          not bundled: FERG-DB needs a licence form; with the data, run "
           "`deep-emotion train train/ferg.toml --data-dir DIR`")
     return 0
 

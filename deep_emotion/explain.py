@@ -80,13 +80,15 @@ def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, strid
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     size = x.shape[-1]
     masks = window_masks(size, window, stride, x.device)
-    p0 = forward(x).softmax(1)[0]
+    # the face itself rides along as copy 0 (an empty mask): one forward pass fewer
+    with_face = torch.cat([torch.zeros_like(masks[:1]), masks])
     out = []
-    for i in range(0, len(masks), batch_size):
-        m = masks[i:i + batch_size].unsqueeze(1)  # (k, 1, H, W)
+    for i in range(0, len(with_face), batch_size):
+        m = with_face[i:i + batch_size].unsqueeze(1)  # (k, 1, H, W)
         copies = torch.where(m, torch.as_tensor(baseline, dtype=x.dtype, device=x.device), x)
         out.append(forward(copies.contiguous(memory_format=torch.channels_last)).softmax(1))
-    return p0, torch.cat(out), masks
+    p = torch.cat(out)
+    return p[0], p[1:], masks
 
 
 def scores_to_map(scores: torch.Tensor, masks: torch.Tensor, mode: str) -> torch.Tensor:

@@ -93,3 +93,11 @@ def test_pickle_files_are_never_unpickled(tmp_path):
 def test_unknown_name_lists_bundled():
     with pytest.raises(CheckpointError, match="unknown model 'nope'; bundled models:"):
         load_checkpoint("nope")
+
+
+def test_architecture_names_the_network():
+    from deep_emotion.checkpoints import architecture
+
+    assert architecture({"model_config": ModelConfig().to_dict()}) == "paper"
+    assert architecture({"model_config": ModelConfig(stages=(32, 64, 128)).to_dict()}) == "wide 32-64-128"
+    assert architecture({"model_config": ModelConfig(batch_norm=True, channels=16).to_dict()}) == "paper + batch_norm, 16 filters"

@@ -37,7 +37,8 @@ def test_models_lists_checkpoints(trained, monkeypatch, capsys):
     monkeypatch.setenv("DEEP_EMOTION_CHECKPOINTS", str(ckpt))
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows == [{"name": "patterns", "dataset": "folder", "classes": ["blob", "horizontal", "vertical"],
+    assert rows == [{"name": "patterns", "dataset": "folder", "architecture": "paper",
+                     "classes": ["blob", "horizontal", "vertical"],
                      "test_accuracy": card["metrics"]["test"]["accuracy"], "protocol": "random"}]
 
 
