@@ -123,6 +123,13 @@ def architecture(card: dict[str, Any]) -> str:
     return "paper" + (f" + {', '.join(deviations)}" if deviations else "")
 
 
+def default_models(cards: dict[str, dict[str, Any]]) -> list[str]:
+    """What a front end selects at first: the paper-architecture models (a `-wide` model costs about 6x as
+    much per occlusion map, so it is one click away); all of them if none has the paper's network."""
+    paper = [name for name, card in cards.items() if architecture(card) == "paper"]
+    return paper or list(cards)
+
+
 def list_checkpoints() -> list[str]:
     d = checkpoint_dir()
     return sorted(p.stem for p in d.glob("*.safetensors") if p.with_suffix(".json").is_file()) if d.is_dir() else []

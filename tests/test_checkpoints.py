@@ -101,3 +101,11 @@ def test_architecture_names_the_network():
     assert architecture({"model_config": ModelConfig().to_dict()}) == "paper"
     assert architecture({"model_config": ModelConfig(stages=(32, 64, 128)).to_dict()}) == "wide 32-64-128"
     assert architecture({"model_config": ModelConfig(batch_norm=True, channels=16).to_dict()}) == "paper + batch_norm, 16 filters"
+
+
+def test_default_models_are_the_paper_ones():
+    from deep_emotion.checkpoints import default_models
+
+    paper, wide = {"model_config": ModelConfig().to_dict()}, {"model_config": ModelConfig(stages=(8,)).to_dict()}
+    assert default_models({"fer2013": paper, "fer2013-wide": wide, "jaffe": paper}) == ["fer2013", "jaffe"]
+    assert default_models({"fer2013-wide": wide}) == ["fer2013-wide"]  # nothing else to show

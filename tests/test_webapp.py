@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.checkpoints import list_checkpoints
+from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
 
 APP = str(Path(__file__).resolve().parent.parent / "webapp" / "app.py")
 MODELS = list_checkpoints()
+DEFAULT = default_models({name: read_card(resolve(name)) for name in MODELS})  # the paper-architecture models
 
 
 def app(monkeypatch, example: Path | None = None, **query):
@@ -33,9 +34,9 @@ def test_example_photo_gives_a_prediction_per_model(monkeypatch):
     at = app(monkeypatch)
     assert not at.exception
     assert not at.error
-    assert [s.value for s in at.subheader] == MODELS
+    assert [s.value for s in at.subheader] == DEFAULT
     tops = [m.value for m in at.markdown if m.value.startswith("**") and "%)" in m.value]
-    assert len(tops) == len(MODELS)
+    assert len(tops) == len(DEFAULT)
     assert len(at.success) + len(at.warning) == 1  # the agreement line
     assert "441 occluded forward passes" in cost_caption(at)
 

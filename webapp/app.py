@@ -20,7 +20,7 @@ from PIL import Image
 
 from deep_emotion import explain, render
 from deep_emotion.analysis import ModelView, find_faces, view_face
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
+from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint
 from deep_emotion.errors import DeepEmotionError
 from deep_emotion.faces import Face
 from deep_emotion.images import load_image
@@ -82,9 +82,10 @@ def input_ui() -> tuple[bytes | None, str]:
     return EXAMPLE.read_bytes(), EXAMPLE.name
 
 
-def controls_ui(names: list[str], query: dict) -> dict:
+def controls_ui(names: list[str], defaults: list[str], query: dict) -> dict:
     q = query["values"]
-    chosen = st.sidebar.multiselect("Models", names, default=[m for m in q.get("models", names) if m in names] or names)
+    chosen = st.sidebar.multiselect("Models", names, default=[m for m in q.get("models", defaults) if m in names] or defaults,
+                                    help="The -wide models (issue 8's wider network) are more accurate and ~6x slower to explain.")
     window = st.sidebar.slider("Occlusion window (pixels of the 48x48 face)", 1, MAX_WINDOW,
                                min(max(q.get("window", 8), 1), MAX_WINDOW))
     stride = st.sidebar.slider("Stride", 1, MAX_STRIDE, min(max(q.get("stride", 2), 1), MAX_STRIDE))
@@ -201,7 +202,7 @@ def main() -> None:
         return
     query = params_from_query()
     data, label = input_ui()
-    controls = controls_ui(list(models), query)
+    controls = controls_ui(list(models), default_models({n: card for n, (_, card) in models.items()}), query)
     errors = validate(controls, query, list(models))
     for e in errors:
         st.error(e)

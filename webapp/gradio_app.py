@@ -12,7 +12,7 @@ import gradio as gr
 
 from deep_emotion import explain, render
 from deep_emotion.analysis import analyze, find_faces
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
+from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint
 from deep_emotion.classes import canonical
 from deep_emotion.errors import DeepEmotionError
 from deep_emotion.images import load_image
@@ -69,7 +69,8 @@ def build() -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam"])
-                chosen = gr.CheckboxGroup(names, value=names, label="Models")
+                chosen = gr.CheckboxGroup(names, value=default_models({n: card for n, (_, card) in models().items()}),
+                                          label="Models", info="-wide: issue 8's wider network, ~6x slower to explain")
                 window = gr.Slider(1, 48, value=8, step=1, label="Occlusion window")
                 stride = gr.Slider(1, 24, value=2, step=1, label="Stride")
                 mode = gr.Radio(list(explain.MODES), value="flip", label="Paper map")
