@@ -120,3 +120,15 @@ def test_odd_images_in_the_app(monkeypatch, tmp_path, name):
     at = app(monkeypatch, example=path, models=MODELS[0])
     assert not at.exception and not at.error
     assert any("No face was found" in w.value for w in at.warning)  # generated pictures hold no face
+
+
+def test_gradio_blocks_build_with_the_default_models():
+    import gradio as gr
+
+    sys.path.insert(0, str(Path(APP).parent))
+    import gradio_app
+
+    demo = gradio_app.build()
+    groups = [b for b in demo.blocks.values() if isinstance(b, gr.CheckboxGroup)]
+    assert len(groups) == 1 and groups[0].value == DEFAULT
+    assert {c[0] for c in groups[0].choices} == set(MODELS)  # every bundled model can be chosen
