@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deep_emotion.checkpoints import list_checkpoints
+from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,8 +69,9 @@ def test_upload_in_browser_shows_predictions(server, astronaut_path):
             page.get_by_text("Upload", exact=True).click(timeout=60_000)
             page.locator("input[type=file]").set_input_files(str(astronaut_path), timeout=60_000)
             page.get_by_text("All models agree").or_(page.get_by_text("The models disagree")).wait_for(timeout=240_000)
-            for name in list_checkpoints():
-                page.get_by_role("heading", name=name).wait_for(timeout=30_000)
+            names = list_checkpoints()
+            for name in default_models({n: read_card(resolve(n)) for n in names}):  # the app's first choice
+                page.get_by_role("heading", name=name, exact=True).wait_for(timeout=30_000)
             assert page.get_by_text("1 face(s)").count() >= 1
             # every picture (photo, crops, STN views, maps) has arrived and decoded
             page.wait_for_function("() => [...document.images].length >= 5 && [...document.images].every("
