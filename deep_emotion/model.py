@@ -11,7 +11,8 @@ Deviations from the paper are named options in `ModelConfig`, all off by default
 - `fc_hidden`: width of the first FC layer (the paper does not give it; 50 as in the
   authors' description of a small network and the common re-implementation).
 - `stages`: a wider feature extractor for issue 8's `fer2013-wide` — per stage two 3x3 'same' convs,
-  each followed by BatchNorm and ReLU, then a 2x2 max-pool. `()` keeps the paper's four convs.
+  each followed by BatchNorm and ReLU, then a 2x2 max-pool (`channels` and `batch_norm` then do not
+  apply). `()` keeps the paper's four convs.
   Three stages + two FC layers are 8 weight layers after the STN (the paper's count is 6).
 Details the paper leaves open, fixed here and documented in README.md:
 - a ReLU between the two FC layers (otherwise they collapse into one linear map);
