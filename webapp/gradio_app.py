@@ -62,14 +62,15 @@ def handle(image_path: str | None, chosen: list[str], window: int, stride: int, 
 
 
 def build() -> gr.Blocks:
-    names = list(models())
+    loaded = models()
+    names = list(loaded)
     with gr.Blocks(title="Deep-Emotion explorer") as demo:
         gr.Markdown("# Deep-Emotion explorer\nWhat each model predicts, and where it looks (STN view, the paper's "
                     "occlusion map, Captum Occlusion).")
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam"])
-                chosen = gr.CheckboxGroup(names, value=default_models({n: card for n, (_, card) in models().items()}),
+                chosen = gr.CheckboxGroup(names, value=default_models({n: card for n, (_, card) in loaded.items()}),
                                           label="Models", info="-wide: issue 8's wider network, ~9x slower to explain")
                 window = gr.Slider(1, 48, value=8, step=1, label="Occlusion window")
                 stride = gr.Slider(1, 24, value=2, step=1, label="Stride")
