@@ -13,6 +13,11 @@ window and score 0. Both methods use the same windows.
   predicted label.
 - mode "drop" (graded): each pixel averages, over the windows covering it, the fall of the target
   class's probability, p(x) - p(x occluded). This is exactly Captum's Occlusion on the softmax output.
+
+Speed. The occluded copies go through the network in chunks of `batch_size`. For a DeepEmotion in eval
+mode the first layer of the STN's localisation net is recomputed only around each window
+(incremental.py); the network itself evaluates its first blocks in folded form (fold.py). Both are exact:
+the per-window loop, Captum and the layer-by-layer network give the same numbers within float rounding.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import math
 from typing import Callable
 
 import torch
+
+from . import incremental
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 MODES = ("flip", "drop")
@@ -80,12 +87,25 @@ def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, strid
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     size = x.shape[-1]
     masks = window_masks(size, window, stride, x.device)
+    fill = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+    if incremental.applies(forward, size, window):  # the paper network: recompute only what a window changes
+        pos = torch.tensor(window_positions(size, window, stride), device=x.device)
+        tops, lefts = pos.repeat_interleave(len(pos)), pos.repeat(len(pos))
+        out = [forward(x).softmax(1)]
+        face_stage1 = forward.stn.stage1(forward.normalize(x))
+        for i in range(0, len(masks), batch_size):
+            copies = torch.where(masks[i:i + batch_size].unsqueeze(1), fill, x)
+            logits = incremental.occluded_logits(forward, x, copies, tops[i:i + batch_size], lefts[i:i + batch_size],
+                                                 window, baseline, face_stage1)
+            out.append(logits.softmax(1))
+        p = torch.cat(out)
+        return p[0], p[1:], masks
     # the face itself rides along as copy 0 (an empty mask): one forward pass fewer
     with_face = torch.cat([torch.zeros_like(masks[:1]), masks])
     out = []
     for i in range(0, len(with_face), batch_size):
         m = with_face[i:i + batch_size].unsqueeze(1)  # (k, 1, H, W)
-        copies = torch.where(m, torch.as_tensor(baseline, dtype=x.dtype, device=x.device), x)
+        copies = torch.where(m, fill, x)
         out.append(forward(copies.contiguous(memory_format=torch.channels_last)).softmax(1))
     p = torch.cat(out)
     return p[0], p[1:], masks

@@ -1,0 +1,86 @@
+"""Exact re-expressions of the paper network's first layers, for inference.
+
+The paper's layers are kept as written in model.py (training, state_dict, readability); in eval mode the
+network evaluates two of its blocks through these equivalent forms, which cost far less on a CPU:
+
+1. `compose_convs`: the first two feature convs (1->10 and 10->10, 3x3, no nonlinearity between them)
+   are one 5x5 conv 1->10: 250 instead of 990 multiply-adds per output pixel.
+2. `phase_kernel` / `conv_pool`: a 'valid' conv followed by a 2x2 max-pool equals a conv over the
+   space-to-depth input (`F.pixel_unshuffle(x, 2)`) that computes the four pooling phases as four
+   groups of output channels, then a max over the groups: no full-resolution map is written, and
+   oneDNN gets 4x the input channels (its 1-channel convs are slow).
+
+Both are algebraic identities: the outputs differ from the layer-by-layer network only by float
+rounding (~1e-6; tests/test_fold.py). Timings: benchmarks/occlusion.py --fold both.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def compose_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the single conv equal to second(first(x)) (both stride 1, no padding, no groups)."""
+    for c in (first, second):
+        if c.stride != (1, 1) or c.padding != (0, 0) or c.dilation != (1, 1) or c.groups != 1:
+            raise ValueError("compose_convs needs stride-1, unpadded, undilated, ungrouped convs")
+    w1, w2 = first.weight, second.weight  # (M, C, k1, k1), (O, M, k2, k2)
+    k1, k2 = w1.shape[-1], w2.shape[-1]
+    # correlating with w1 then w2 = correlating with the full convolution of the two kernels
+    weight = F.conv_transpose2d(w2, w1)  # (O, C, k1 + k2 - 1, ...): sum_m w2[o, m] (*) w1[m, c]
+    assert weight.shape[-1] == k1 + k2 - 1
+    bias = second.bias + torch.einsum("omab,m->o", w2, first.bias)
+    return weight, bias
+
+
+def phase_kernel(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel (4*O, 4*C, k//2+1, k//2+1) and bias (4*O,) of the conv over `pixel_unshuffle(x, 2)` whose
+    output channel (2a+b)*O + o is the 'valid' conv output at pixel (2i+a, 2j+b), channel o."""
+    o, c, k, _ = weight.shape
+    kp = k // 2 + 1
+    full = weight.new_zeros(2, 2, o, c, 2, 2, kp, kp)  # (a, b, o, c, p, q, di, dj)
+    for a in range(2):
+        for b in range(2):
+            for p in range(2):
+                for q in range(2):
+                    # input pixel (2(i+di)+p) meets kernel row u = 2di + p - a of output row 2i+a
+                    us = [2 * di + p - a for di in range(kp)]
+                    vs = [2 * dj + q - b for dj in range(kp)]
+                    for di, u in enumerate(us):
+                        for dj, v in enumerate(vs):
+                            if 0 <= u < k and 0 <= v < k:
+                                full[a, b, :, :, p, q, di, dj] = weight[:, :, u, v]
+    # pixel_unshuffle orders channels as c*4 + p*2 + q
+    return full.reshape(4 * o, c * 4, kp, kp), bias.repeat(4)
+
+
+def conv_pool(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """max_pool2d(conv2d(x, w, b), 2) given (kernel, bias) = phase_kernel(w, b); x (B, C, H, W) with H, W even
+    and an even conv output size (see `poolable`)."""
+    y = F.conv2d(F.pixel_unshuffle(x, 2).contiguous(), kernel, bias)  # NCHW: the group max reads contiguous planes
+    b, c4, h, w = y.shape
+    return y.view(b, 4, c4 // 4, h, w).amax(1)
+
+
+def poolable(size: int, k: int) -> bool:
+    """Whether a (size x size) input, a 'valid' k x k conv and a 2x2 pool fit `conv_pool` exactly."""
+    return size % 2 == 0 and (size - k + 1) % 2 == 0
+
+
+class FoldCache:
+    """Folded weights, rebuilt whenever a source parameter changes (in-place updates bump its version) or
+    gradients are being recorded (then they are rebuilt per call, so autograd flows to the real parameters)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: tuple[torch.Tensor, ...] | None = None
+
+    def get(self, params: list[torch.Tensor], build) -> tuple[torch.Tensor, ...]:
+        if torch.is_grad_enabled():
+            return build()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if key != self._key:
+            self._value, self._key = build(), key
+        return self._value
