@@ -124,7 +124,7 @@ def architecture(card: dict[str, Any]) -> str:
 
 
 def default_models(cards: dict[str, dict[str, Any]]) -> list[str]:
-    """What a front end selects at first: the paper-architecture models (a `-wide` model costs about 9x as
+    """What a front end selects at first: the paper-architecture models (a `-wide` model costs about 12x as
     much per occlusion map, so it is one click away); all of them if none has the paper's network."""
     paper = [name for name, card in cards.items() if architecture(card) == "paper"]
     return paper or list(cards)

@@ -85,7 +85,7 @@ def input_ui() -> tuple[bytes | None, str]:
 def controls_ui(names: list[str], defaults: list[str], query: dict) -> dict:
     q = query["values"]
     chosen = st.sidebar.multiselect("Models", names, default=[m for m in q.get("models", defaults) if m in names] or defaults,
-                                    help="The -wide models (issue 8's wider network) are more accurate and ~9x slower to explain.")
+                                    help="The -wide models (issue 8's wider network) are more accurate and ~12x slower to explain.")
     window = st.sidebar.slider("Occlusion window (pixels of the 48x48 face)", 1, MAX_WINDOW,
                                min(max(q.get("window", 8), 1), MAX_WINDOW))
     stride = st.sidebar.slider("Stride", 1, MAX_STRIDE, min(max(q.get("stride", 2), 1), MAX_STRIDE))

@@ -71,7 +71,7 @@ def build() -> gr.Blocks:
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam"])
                 chosen = gr.CheckboxGroup(names, value=default_models({n: card for n, (_, card) in loaded.items()}),
-                                          label="Models", info="-wide: issue 8's wider network, ~9x slower to explain")
+                                          label="Models", info="-wide: issue 8's wider network, ~12x slower to explain")
                 window = gr.Slider(1, 48, value=8, step=1, label="Occlusion window")
                 stride = gr.Slider(1, 24, value=2, step=1, label="Stride")
                 mode = gr.Radio(list(explain.MODES), value="flip", label="Paper map")
