@@ -3,8 +3,10 @@
 
     python benchmarks/occlusion.py [--model fer2013] [--repeats 5] [--profile] [--fold on|off|both]
 
---fold off times every method on the network evaluated layer by layer (model.set_fold(False)); both = one
-run of each, interleaved per window/stride pair, so their ratios share one machine state.
+--fold on (as shipped): the network's exact folds for every method, plus the batched map's incremental pass
+(deep_emotion/incremental.py); off: every method on the network evaluated layer by layer
+(model.set_fold(False)); both: one run of each, interleaved per window/stride pair. The two targets at 8/2
+are also measured as medians of back-to-back pairs (--pairs), steadier than ratios of separate medians.
 
 --profile adds where the batched map's time goes at 8/2 (torch.profiler, self CPU time per operator).
 """
