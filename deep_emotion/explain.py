@@ -94,9 +94,8 @@ def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, strid
         out = [forward(x).softmax(1)]
         face_stage1 = forward.stn.stage1(forward.normalize(x))
         for i in range(0, len(masks), batch_size):
-            copies = torch.where(masks[i:i + batch_size].unsqueeze(1), fill, x)
-            logits = incremental.occluded_logits(forward, x, copies, tops[i:i + batch_size], lefts[i:i + batch_size],
-                                                 window, baseline, face_stage1)
+            logits = incremental.occluded_logits(forward, x, masks[i:i + batch_size], tops[i:i + batch_size],
+                                                 lefts[i:i + batch_size], window, baseline, face_stage1)
             out.append(logits.softmax(1))
         p = torch.cat(out)
         return p[0], p[1:], masks

@@ -39,28 +39,28 @@ def patch_size(window: int) -> int:
 
 
 @torch.no_grad()
-def occluded_logits(model: DeepEmotion, x: torch.Tensor, copies: torch.Tensor, tops: torch.Tensor,
+def occluded_logits(model: DeepEmotion, x: torch.Tensor, masks: torch.Tensor, tops: torch.Tensor,
                     lefts: torch.Tensor, window: int, baseline: float, face_stage1: torch.Tensor | None = None
                     ) -> torch.Tensor:
-    """Logits (K, C) of `copies` (K, 1, H, W): the face x (1, 1, H, W) with a window x window square at
-    (tops[k], lefts[k]) set to `baseline` (pixel scale). Equal to `model(copies)`, cheaper in the localisation
-    net's first layer. `face_stage1`: `model.stn.stage1` of the normalised face, if already at hand."""
+    """Logits (K, C) of the occluded copies of the face x (1, 1, H, W): copy k has the window x window square
+    at (tops[k], lefts[k]), i.e. masks[k] (H, W), set to `baseline` (pixel scale). Equal to `model(copies)`,
+    cheaper in the localisation net's first layer. `face_stage1`: `model.stn.stage1` of the normalised face."""
     stn = model.stn
     kernel, bias = stn.folded_stage1()
     z_face = model.normalize(x)
+    fill = model.normalize(torch.as_tensor(baseline, dtype=x.dtype, device=x.device))
     face = stn.stage1(z_face) if face_stage1 is None else face_stage1  # (1, 8, n, n)
-    n, k, r, dev = face.shape[-1], len(copies), patch_size(window), x.device
+    n, k, r, dev = face.shape[-1], len(masks), patch_size(window), x.device
     # the r x r outputs recomputed per copy: those the window can reach, slid inside the map at the edges
     # (an output the window does not reach comes out equal to the face's, so recomputing it is harmless)
     r0 = (torch.div(tops, 2, rounding_mode="floor") - (BLOCKS - 1)).clamp(0, n - r)
     c0 = (torch.div(lefts, 2, rounding_mode="floor") - (BLOCKS - 1)).clamp(0, n - r)
     span = 2 * (r + BLOCKS - 1)  # the pixels those outputs read: rows 2*r0 .. 2*r0 + span - 1
+    crops = z_face[0, 0].unfold(0, span, 2).unfold(1, span, 2)[r0, c0]  # (K, span, span) of the face
     ar = torch.arange(span, device=dev)
-    rows, cols = 2 * r0[:, None] + ar, 2 * c0[:, None] + ar  # (K, span)
-    crops = z_face[0, 0][rows[:, :, None], cols[:, None, :]]  # (K, span, span) of the face
+    rows, cols = 2 * r0[:, None] + ar, 2 * c0[:, None] + ar  # (K, span) image coordinates of the crops
     in_r = (rows >= tops[:, None]) & (rows < tops[:, None] + window)
     in_c = (cols >= lefts[:, None]) & (cols < lefts[:, None] + window)
-    fill = model.normalize(torch.as_tensor(baseline, dtype=x.dtype, device=dev))
     crops = torch.where(in_r[:, :, None] & in_c[:, None, :], fill, crops)  # the window, as in the copy
     y = F.conv2d(F.pixel_unshuffle(crops.unsqueeze(1), 2), kernel, bias)  # (K, 4*8, r, r)
     patch = F.relu(y.view(k, 4, -1, r, r).amax(1))  # (K, 8, r, r)
@@ -69,4 +69,5 @@ def occluded_logits(model: DeepEmotion, x: torch.Tensor, copies: torch.Tensor, t
     ri, ci = r0[:, None] + ar, c0[:, None] + ar  # (K, r)
     h1[torch.arange(k, device=dev)[:, None, None], :, ri[:, :, None], ci[:, None, :]] = patch.permute(0, 2, 3, 1)
     theta = stn.head(h1)
-    return model.classify(stn.warp(model.normalize(copies), theta))
+    z = torch.where(masks.unsqueeze(1), fill, z_face)  # the normalised copies, for the warp
+    return model.classify(stn.warp(z, theta))
