@@ -27,10 +27,8 @@ def compose_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.Tensor, to
         if c.stride != (1, 1) or c.padding != (0, 0) or c.dilation != (1, 1) or c.groups != 1:
             raise ValueError("compose_convs needs stride-1, unpadded, undilated, ungrouped convs")
     w1, w2 = first.weight, second.weight  # (M, C, k1, k1), (O, M, k2, k2)
-    k1, k2 = w1.shape[-1], w2.shape[-1]
     # correlating with w1 then w2 = correlating with the full convolution of the two kernels
     weight = F.conv_transpose2d(w2, w1)  # (O, C, k1 + k2 - 1, ...): sum_m w2[o, m] (*) w1[m, c]
-    assert weight.shape[-1] == k1 + k2 - 1
     bias = second.bias + torch.einsum("omab,m->o", w2, first.bias)
     return weight, bias
 

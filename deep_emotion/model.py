@@ -15,7 +15,8 @@ Deviations from the paper are named options in `ModelConfig`, all off by default
   apply). `()` keeps the paper's four convs.
   Three stages + two FC layers are 8 weight layers after the STN (the paper's count is 6).
 In eval mode the paper network evaluates its first STN conv + pool and its first two feature convs + pool
-through exact re-expressions (fold.py; `fold = False` switches them off): the same function, ~1.4x faster.
+through exact re-expressions (fold.py; `set_fold(False)` switches them off): the same function, faster
+(README.md, *Speed*).
 Details the paper leaves open, fixed here and documented in README.md:
 - a ReLU between the two FC layers (otherwise they collapse into one linear map);
 - the STN samples the normalised image with zero padding (mid-grey outside the face).
@@ -92,7 +93,6 @@ class SpatialTransformer(nn.Module):
 
     def stage1(self, x: torch.Tensor) -> torch.Tensor:
         """First conv, pool, ReLU of the localisation net: (B, 8, 21, 21) at 48x48 (folded in eval mode)."""
-        conv = self.features[0]
         if self.training or not self.fold or not poolable(x.shape[-1], 7) or x.shape[-1] != x.shape[-2]:
             return self.features[:3](x)
         kernel, bias = self.folded_stage1()
@@ -168,8 +168,8 @@ class DeepEmotion(nn.Module):
         self.fc1 = nn.Linear(n_flat, config.fc_hidden)
         self.fc2 = nn.Linear(config.fc_hidden, config.num_classes)
         # eval mode, paper extractor: conv-conv-pool as one 5x5 conv over the pooling phases (fold.py)
-        self.fold = not config.stages and not config.batch_norm
         self._fold_cache = FoldCache()
+        self.set_fold(True)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
