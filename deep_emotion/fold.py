@@ -67,6 +67,11 @@ def poolable(size: int, k: int) -> bool:
     return size % 2 == 0 and (size - k + 1) % 2 == 0
 
 
+def folds(module: nn.Module, x: torch.Tensor, k: int) -> bool:
+    """Whether `module` (eval mode, its `fold` flag on) takes its k x k conv + pool of x through `conv_pool`."""
+    return not module.training and module.fold and x.shape[-1] == x.shape[-2] and poolable(x.shape[-1], k)
+
+
 class FoldCache:
     """Folded weights, rebuilt whenever a source parameter changes (in-place updates bump its version) or
     gradients are being recorded (then they are rebuilt per call, so autograd flows to the real parameters)."""

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fold import FoldCache, compose_convs, conv_pool, phase_kernel, poolable
+from .fold import FoldCache, compose_convs, conv_pool, folds, phase_kernel
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class SpatialTransformer(nn.Module):
 
     def stage1(self, x: torch.Tensor) -> torch.Tensor:
         """First conv, pool, ReLU of the localisation net: (B, 8, 21, 21) at 48x48 (folded in eval mode)."""
-        if self.training or not self.fold or not poolable(x.shape[-1], 7) or x.shape[-1] != x.shape[-2]:
+        if not folds(self, x, 7):
             return self.features[:3](x)
         kernel, bias = self.folded_stage1()
         return F.relu(conv_pool(x, kernel, bias)).contiguous(memory_format=torch.channels_last)
@@ -204,7 +204,7 @@ class DeepEmotion(nn.Module):
 
     def extract(self, z: torch.Tensor) -> torch.Tensor:
         """`self.features(z)`; in eval mode the paper's first block goes through its folded form."""
-        if self.training or not self.fold or not poolable(z.shape[-1], 5) or z.shape[-1] != z.shape[-2]:
+        if not folds(self, z, 5):
             return self.features(z)
         c1, c2 = self.features[0], self.features[1]
         params = [c1.weight, c1.bias, c2.weight, c2.bias]
