@@ -14,7 +14,7 @@ from PIL import Image
 
 from . import explain
 from .evaluation import predict_proba
-from .faces import DEFAULT_MARGIN, Face, detect_faces, whole_image_face
+from .faces import DEFAULT_MARGIN, Face, detect_faces, or_whole_picture, whole_image_face
 from .model import DeepEmotion
 from .preprocess import to_tensor
 
@@ -28,10 +28,11 @@ class FacePrediction:
     probabilities: dict[str, float]  # class name -> softmax probability
     top: str
     crop: np.ndarray = field(repr=False)
+    detected: bool = True  # False: no face found; the whole picture was read as one
 
     def to_dict(self) -> dict[str, Any]:
         return {"box": [round(v, 1) for v in self.box], "face_probability": round(self.face_probability, 4),
-                "top": self.top, "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+                "detected": self.detected, "top": self.top, "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
 
 
 @dataclass
@@ -90,8 +91,9 @@ def map_summary(m: np.ndarray) -> dict[str, Any]:
 
 
 def find_faces(image: Image.Image, detect: bool = True, margin: float = DEFAULT_MARGIN) -> list[Face]:
-    """MTCNN's faces, largest first (maybe none), or the whole image as one face when `detect` is False."""
-    return detect_faces(image, margin=margin) if detect else [whole_image_face(image)]
+    """MTCNN's faces, largest first (maybe none; a small, square picture without one is read as one face:
+    `faces.or_whole_picture`), or the whole image as one face when `detect` is False."""
+    return or_whole_picture(image, detect_faces(image, margin=margin)) if detect else [whole_image_face(image)]
 
 
 def classify(model: DeepEmotion, classes: list[str], faces: list[Face]) -> list[FacePrediction]:
@@ -100,7 +102,8 @@ def classify(model: DeepEmotion, classes: list[str], faces: list[Face]) -> list[
         return []
     proba = predict_proba(model, np.stack([f.crop for f in faces]))
     return [
-        FacePrediction(f.box, f.probability, {c: float(v) for c, v in zip(classes, p)}, classes[int(p.argmax())], f.crop)
+        FacePrediction(f.box, f.probability, {c: float(v) for c, v in zip(classes, p)}, classes[int(p.argmax())], f.crop,
+                       f.detected)
         for f, p in zip(faces, proba)
     ]
 
@@ -147,4 +150,5 @@ def analyze(image: Image.Image, models: Mapping[str, Loaded], window: int = 8, s
             views = {name: view_face(name, loaded, f.crop, window, stride, mode, captum, run_captum)
                      for name, loaded in models.items()}
             results.append(FaceAnalysis(i, f.box, f.probability, f.crop, views))
-    return Analysis(results, detect, image.size, window, stride, mode, explain.n_windows(48, window, stride))
+    detected = detect and all(f.detected for f in found)
+    return Analysis(results, detected, image.size, window, stride, mode, explain.n_windows(48, window, stride))

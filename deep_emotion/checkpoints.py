@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .calibration import PostHoc
 from .errors import CheckpointError
 from .model import DeepEmotion, ModelConfig
 
@@ -85,8 +86,10 @@ def read_card(weights: Path) -> dict[str, Any]:
     return card
 
 
-def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu") -> tuple[DeepEmotion, dict[str, Any]]:
-    """The model in eval mode and its card."""
+def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu",
+                    posthoc: bool = False) -> tuple[DeepEmotion, dict[str, Any]]:
+    """The model in eval mode and its card. `posthoc=True`: the model's outputs carry the card's post-hoc
+    corrections (flip averaging, logit adjustment, temperature; calibration.py), as the front ends show them."""
     weights = resolve(name_or_path)
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file does not exist")
@@ -109,6 +112,14 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise CheckpointError(f"{weights}: weights do not match the card's architecture ({first})") from e
+    if posthoc:
+        try:
+            correction = PostHoc.from_card(card)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{weights.with_suffix('.json')}: bad posthoc block ({e})") from e
+        if correction.log_prior and len(correction.log_prior) != config.num_classes:
+            raise CheckpointError(f"{weights.with_suffix('.json')}: posthoc log_prior does not match the classes")
+        model.posthoc = None if correction.identity else correction
     return model.to(device).to(memory_format=torch.channels_last).eval(), card
 
 

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 from .errors import DeepEmotionError
+from .faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing
+
+FRAMINGS = {"default": DEFAULT_FRAMING, "legacy": LEGACY_FRAMING, "align": Framing(align=True)}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -28,21 +31,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import card_data
     from .evaluation import evaluate
 
-    model, card = load_checkpoint(args.model)
+    if args.tta and args.posthoc:
+        raise DeepEmotionError("--tta and --posthoc both average with the flipped face; choose one")
+    model, card = load_checkpoint(args.model, posthoc=args.posthoc)
     ds, split = card_data(card, args.data_dir, args.protocol)
     if list(ds.classes) != card["classes"]:
         raise DeepEmotionError(f"the data's classes {list(ds.classes)} differ from the model's {card['classes']}")
     protocol = split.protocol
     idx = split[args.split]
+    if args.as_photos:
+        return _evaluate_as_photos(args, model, card, ds, idx, protocol)
     result = evaluate(model, ds.images[idx], ds.labels[idx], ds.classes, tta_flip=args.tta)
-    result.update(model=card["name"], dataset=card["dataset"], split=args.split, protocol=protocol, tta_flip=args.tta)
+    result.update(model=card["name"], dataset=card["dataset"], split=args.split, protocol=protocol, tta_flip=args.tta,
+                  posthoc=args.posthoc)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{card['name']} on {card['dataset']} {args.split} ({protocol}): accuracy {result['accuracy']:.4f} "
-              f"over {result['n']} images")
+        print(f"{card['name']} on {card['dataset']} {args.split} ({protocol}{', post-hoc' if args.posthoc else ''}): "
+              f"accuracy {result['accuracy']:.4f}, balanced accuracy {result['balanced_accuracy']:.4f}, "
+              f"macro-F1 {result['macro_f1']:.4f}, ECE {result['ece']:.4f} over {result['n']} images")
         for c, r in result["per_class"].items():
             print(f"  {c:>10}: recall {r}")
+    return 0
+
+
+def _evaluate_as_photos(args: argparse.Namespace, model, card: dict, ds, idx, protocol: str) -> int:
+    """`evaluate --as-photos`: the split's faces made into photos and read through the whole pipeline."""
+    import numpy as np
+
+    from .faces import Framing
+    from .photo_protocol import expand_variants, run_protocol
+
+    variants = expand_variants(args.as_photos)
+    if args.limit:
+        idx = np.sort(np.random.default_rng(args.seed).choice(idx, min(args.limit, len(idx)), replace=False))
+    framing = Framing.from_card(card.get("face_crop")) if args.framing == "card" else FRAMINGS[args.framing]
+    result = run_protocol({card["name"]: (model, card)}, ds.images[idx], ds.labels[idx], variants, framing,
+                          seed=args.seed, indices=idx, whole_picture=args.whole_picture)
+    rows = {v: r[card["name"]] for v, r in result.items()}
+    summary = {"model": card["name"], "dataset": card["dataset"], "split": args.split, "protocol": protocol,
+               "n": int(len(idx)), "seed": args.seed, "framing": framing.card(), "posthoc": args.posthoc,
+               "whole_picture": args.whole_picture, "variants": rows}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{card['name']} on {card['dataset']} {args.split} ({protocol}) as photos, {len(idx)} faces, seed {args.seed}:")
+    for v, r in rows.items():
+        found = "" if v == "crop" else f"  found {r['found']:.3f} (MTCNN {r['found_by_mtcnn']:.3f})"
+        print(f"  {v:>13}: accuracy {r['accuracy']:.4f}  balanced {r['balanced_accuracy']:.4f}  "
+              f"macro-F1 {r['macro_f1']:.4f}{found}")
     return 0
 
 
@@ -64,10 +101,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .analysis import classify
     from .checkpoints import load_checkpoint
-    from .faces import detect_faces_batch, whole_image_face
+    from .faces import detect_faces_batch, or_whole_picture, whole_image_face
     from .images import load_image
 
-    model, card = load_checkpoint(args.model)
+    model, card = load_checkpoint(args.model, posthoc=args.posthoc)
     classes = card["classes"]
     files = expand_images(args.images)
     if not files:
@@ -88,7 +125,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 except DeepEmotionError as e:
                     print(f"error: {e}", file=sys.stderr)
                     status = 2
-            faces = detect_faces_batch(images) if args.detect else [[whole_image_face(im)] for im in images]
+            faces = ([or_whole_picture(im, fs) for im, fs in zip(images, detect_faces_batch(images))] if args.detect
+                     else [[whole_image_face(im)] for im in images])
             flat = [f for fs in faces for f in fs]
             preds = iter(classify(model, classes, flat))
             for path, fs in zip(chunk, faces):
@@ -103,9 +141,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 elif not args.json:
                     if not mine:
                         print(f"{path}: no face found (use --no-detect to classify the whole image as a face)")
-                    for i, p in enumerate(mine, 1):
+                    for i, (p, f) in enumerate(zip(mine, fs), 1):
                         box = ", ".join(f"{v:.0f}" for v in p.box)
-                        print(f"{path}: face {i} [{box}]: {p.top} ({p.probabilities[p.top]:.2f})")
+                        how = "" if f.detected else " (no face found; the whole picture read as a face crop)"
+                        print(f"{path}: face {i} [{box}]: {p.top} ({p.probabilities[p.top]:.2f}){how}")
     finally:
         if writer:
             csv_file.close()
@@ -155,7 +194,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .preprocess import to_tensor
 
     explain.check_window(48, args.window, args.stride)
-    loaded = load_checkpoint(args.model)
+    loaded = load_checkpoint(args.model, posthoc=args.posthoc)
     image = load_image(args.image)
     faces = find_faces(image, detect=args.detect)
     if not faces:
@@ -239,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--protocol", help="default: the protocol on the model card")
     e.add_argument("--tta", action="store_true", help="average with the horizontally flipped face")
+    e.add_argument("--posthoc", action="store_true",
+                   help="with the card's post-hoc corrections (flip averaging, logit adjustment, temperature), "
+                        "as the app and `predict` use the model")
+    e.add_argument("--as-photos", metavar="VARIANTS",
+                   help="make each face a photo and read it through the whole pipeline: all, or groups tight, "
+                        "context, rotated, light, or variants (tight-x4, rotate+20, jpeg-30, ...), comma-separated")
+    e.add_argument("--limit", type=int, help="with --as-photos: this many faces of the split, drawn with --seed")
+    e.add_argument("--seed", type=int, default=0, help="with --as-photos: seeds the photos and the draw")
+    e.add_argument("--framing", default="card", choices=["card", *FRAMINGS],
+                   help="with --as-photos: the face framing (default: the card's)")
+    e.add_argument("--whole-picture", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --as-photos: read a small square picture with no face found as one face (as the app)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
@@ -249,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default="fer2013")
     pr.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                     help="--no-detect classifies the whole image as a face crop")
+    pr.add_argument("--posthoc", action=argparse.BooleanOptionalAction, default=True,
+                    help="the card's post-hoc corrections (calibrated probabilities); --no-posthoc: the network alone")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
@@ -262,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--face", type=int, default=1, help="which face, 1 = the largest")
     ex.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True)
     ex.add_argument("--out", type=Path, required=True, help="folder for the PNGs and explanation.json")
+    ex.add_argument("--posthoc", action=argparse.BooleanOptionalAction, default=True,
+                    help="explain the model with the card's post-hoc corrections (as the app shows it)")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_explain)
 

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 
 from . import incremental
+from .calibration import flip_average
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 MODES = ("flip", "drop")
@@ -91,11 +92,21 @@ def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, strid
     if incremental.applies(forward, size, window):  # the paper network: recompute only what a window changes
         pos = torch.tensor(window_positions(size, window, stride), device=x.device)
         tops, lefts = pos.repeat_interleave(len(pos)), pos.repeat(len(pos))
-        out = [forward(x).softmax(1)]
+        post = forward.posthoc
+        mirrored = x.flip(-1)  # with flip averaging: copy k mirrored = the mirrored face, window mirrored
         face_stage1 = forward.stn.stage1(forward.normalize(x))
+        mirrored_stage1 = forward.stn.stage1(forward.normalize(mirrored)) if post and post.tta_flip else None
+        out = [forward(x).softmax(1)]
         for i in range(0, len(masks), batch_size):
-            logits = incremental.occluded_logits(forward, x, masks[i:i + batch_size], tops[i:i + batch_size],
-                                                 lefts[i:i + batch_size], window, baseline, face_stage1)
+            part = slice(i, i + batch_size)
+            logits = incremental.occluded_logits(forward, x, masks[part], tops[part], lefts[part], window,
+                                                 baseline, face_stage1)
+            if post is not None:
+                if post.tta_flip:
+                    logits = flip_average(logits, incremental.occluded_logits(
+                        forward, mirrored, masks[part].flip(-1), tops[part], size - lefts[part] - window, window,
+                        baseline, mirrored_stage1))
+                logits = post.adjust(logits)
             out.append(logits.softmax(1))
         p = torch.cat(out)
         return p[0], p[1:], masks

@@ -170,6 +170,7 @@ class DeepEmotion(nn.Module):
         # eval mode, paper extractor: conv-conv-pool as one 5x5 conv over the pooling phases (fold.py)
         self._fold_cache = FoldCache()
         self.set_fold(True)
+        self.posthoc = None  # eval mode: calibration.PostHoc (flip averaging, logit adjustment, temperature)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -185,6 +186,13 @@ class DeepEmotion(nn.Module):
         return (x - self.config.mean) / self.config.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits; in eval mode with `posthoc` set, the corrected logits the model card ships (calibration.py)."""
+        if self.posthoc is None or self.training:
+            return self.network(x)
+        return self.posthoc.logits(self.network, x)
+
+    def network(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's own logits (no post-hoc correction)."""
         z = self.normalize(x)  # (B, 1, 48, 48)
         if self.stn is not None:
             z, _ = self.stn(z)

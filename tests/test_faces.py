@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 from PIL import Image
 
@@ -27,3 +28,107 @@ def test_crop_is_square_with_margin():
 def test_whole_image_face():
     face = whole_image_face(Image.new("RGB", (64, 32), (255, 255, 255)))
     assert face.box == (0.0, 0.0, 64.0, 32.0) and face.crop.shape == (48, 48) and face.crop.min() == 255
+
+
+# --- framing rules -------------------------------------------------------------------------------------------
+
+from deep_emotion.faces import (  # noqa: E402
+    DEFAULT_FRAMING, LEGACY_FRAMING, Framing, crop_face as _crop, eye_angle, looks_like_face_crop, or_whole_picture,
+    square_in_photo)
+
+
+def _ramp(w: int = 200, h: int = 160) -> Image.Image:
+    """A photo with no black pixel anywhere (values 60..250), so black in a crop can only be padding."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return Image.fromarray((60 + (xx * 190 // w + yy * 0) % 191).astype(np.uint8)).convert("RGB")
+
+
+def test_square_near_the_edge_is_shifted_inside_not_padded_black():
+    photo = _ramp()
+    box = (150.0, 40.0, 198.0, 100.0)  # a face at the right edge: its margin runs past the photo
+    legacy = _crop(photo, box, framing=LEGACY_FRAMING)
+    inside = _crop(photo, box, framing=DEFAULT_FRAMING)
+    assert (legacy < 30).mean() > 0.05  # the old pipeline: a black band
+    assert inside.min() >= 55  # now: only the photo's own pixels
+    cx, cy, side = square_in_photo(box, photo.size, 0.1)
+    assert side == pytest.approx(60 * 1.2) and cx + side / 2 <= 200 and cy - side / 2 >= 0
+
+
+def test_square_shrinks_to_fit_a_small_photo_but_not_below_the_face():
+    cx, cy, side = square_in_photo((10, 10, 90, 90), (100, 100), margin=0.3)  # 80 * 1.6 = 128 > 100
+    assert side == pytest.approx(100) and (cx, cy) == (50, 50)
+    cx, cy, side = square_in_photo((-20, 0, 110, 130), (100, 100), margin=0.1)  # the face itself is cut off
+    assert side == pytest.approx(130) and (cx, cy) == (45, 65)  # kept on the face; the crop pads
+    cx, cy, side = square_in_photo((-20, 0, 110, 130), (100, 100), margin=0.1, below_face=True)
+    assert side == pytest.approx(100) and (cx, cy) == (50, 50)
+
+
+def test_cut_off_face_pads_with_edge_pixels_or_black():
+    photo = _ramp(100, 100)
+    box = (-20.0, 0.0, 110.0, 130.0)
+    assert _crop(photo, box, framing=Framing(pad="edge")).min() >= 55
+    assert _crop(photo, box, framing=Framing(pad="black")).min() < 10
+    assert _crop(photo, box, framing=Framing(pad="none")).min() >= 55
+
+
+def test_degenerate_and_outside_boxes_do_not_crash():
+    photo = _ramp(64, 48)
+    for box in [(10, 10, 10, 10), (-500, -500, -400, -400), (1000, 5, 1100, 90), (0, 0, 1e4, 1e4)]:
+        for framing in (DEFAULT_FRAMING, LEGACY_FRAMING, Framing(align=True)):
+            crop = _crop(photo, box, framing=framing, landmarks=np.array([[1e6, -1e6], [5, 5], [0, 0], [0, 0], [0, 0]]))
+            assert crop.shape == (48, 48) and crop.dtype == np.uint8
+
+
+def test_eye_angle():
+    assert eye_angle(None) == 0.0
+    assert eye_angle(np.array([[10, 20], [30, 20], [0, 0], [0, 0], [0, 0]])) == pytest.approx(0)
+    # right eye higher in the picture (smaller y): the eye line rises, counter-clockwise
+    assert eye_angle(np.array([[10, 20], [30, 0], [0, 0], [0, 0], [0, 0]])) == pytest.approx(45)
+    assert eye_angle(np.array([[np.nan, 1], [3, 4], [0, 0], [0, 0], [0, 0]])) == 0.0
+
+
+def test_alignment_levels_the_eyes(astronaut_path):
+    """The astronaut turned by 20 degrees: with `align` the crop matches the upright crop far better."""
+    photo = load_image(astronaut_path)
+    upright = detect_faces(photo, framing=Framing(align=True))[0]
+    turned = photo.rotate(20, Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+    plain = detect_faces(turned)[0]
+    aligned = detect_faces(turned, framing=Framing(align=True))[0]
+    assert abs(aligned.angle - 20 - upright.angle) < 6  # the eye line was turned by 20 degrees
+    err = lambda f: np.abs(f.crop.astype(float) - upright.crop).mean()  # noqa: E731
+    assert err(aligned) < 0.6 * err(plain)
+
+
+def test_context_retry_finds_a_face_that_fills_the_picture(astronaut_path):
+    photo = load_image(astronaut_path)
+    x0, y0, x1, y1 = detect_faces(photo)[0].box
+    w, h = x1 - x0, y1 - y0
+    tight = photo.crop((round(x0 + 0.15 * w), round(y0 + 0.15 * h), round(x1 - 0.15 * w), round(y1 - 0.15 * h)))
+    tight = tight.resize((96, 96))
+    assert detect_faces(tight, framing=LEGACY_FRAMING) == []  # MTCNN alone misses it
+    (face,) = detect_faces(tight)
+    assert face.detected and face.crop.shape == (48, 48)
+    bx0, by0, bx1, by1 = face.box
+    assert bx0 < 48 < bx1 and by0 < 48 < by1  # on the picture's face, mapped back from the padded copy
+
+
+def test_whole_picture_fallback_only_for_small_square_textured_pictures():
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 255, (120, 110, 3), dtype=np.uint8))
+    assert looks_like_face_crop(noisy)
+    (face,) = or_whole_picture(noisy, [])
+    assert not face.detected and face.box == (0.0, 0.0, 110.0, 120.0)
+    assert or_whole_picture(Image.new("RGB", (120, 120), (90, 90, 90)), []) == []  # flat: not a face
+    assert or_whole_picture(noisy.resize((600, 600)), []) == []  # large: a photo, not a crop
+    assert or_whole_picture(noisy.resize((300, 150)), []) == []  # not square
+    found = [whole_image_face(noisy)]
+    assert or_whole_picture(noisy, found) is found
+
+
+def test_framing_card_round_trip_and_legacy_cards():
+    for f in (DEFAULT_FRAMING, LEGACY_FRAMING, Framing(align=True, pad="none", margin=0.2)):
+        assert Framing.from_card(f.card()) == f
+    old = {"detector": "facenet-pytorch 2.5.3 MTCNN", "margin": 0.1, "square": True}
+    assert Framing.from_card(old) == LEGACY_FRAMING
+    with pytest.raises(ValueError):
+        Framing(pad="mirror")

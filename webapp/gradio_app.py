@@ -22,7 +22,7 @@ EXAMPLE = Path(__file__).parent / "examples" / "astronaut.jpg"
 
 @lru_cache(maxsize=1)
 def models() -> dict:
-    return {name: load_checkpoint(name) for name in list_checkpoints()}
+    return {name: load_checkpoint(name, posthoc=True) for name in list_checkpoints()}  # calibrated as carded
 
 
 def handle(image_path: str | None, chosen: list[str], window: int, stride: int, mode: str, captum: bool,
@@ -57,6 +57,8 @@ def handle(image_path: str | None, chosen: list[str], window: int, stride: int, 
     tops = {v.model: v.top for v in views}
     agree = "agree" if len({canonical(t) for t in tops.values()}) == 1 else "DISAGREE"
     message = f"{len(faces)} face(s); face {face_no}: models {agree} — " + "; ".join(f"{m}: {t}" for m, t in tops.items())
+    if not whole_image and not faces[0].detected:
+        message = "No face was found; the picture is small and square like a cut-out face, so all of it was read as one. " + message
     return (render.draw_boxes(photo, [f.box for f in faces], index), render.panel(face, views, mode),
             views[0].probabilities, result.to_dict(), message)
 

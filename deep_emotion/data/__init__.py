@@ -33,9 +33,11 @@ def resolve_root(name: str, root: str | Path) -> Path:
 
 
 def reader_options(name: str, face_crop: dict | None) -> dict:
-    """Reader arguments that a model card fixes: JAFFE is cropped with the card's face-crop margin."""
+    """Reader arguments that a model card fixes: JAFFE's photos are cropped with the card's face framing."""
     if name == "jaffe" and face_crop:
-        return {"margin": face_crop["margin"]}
+        from ..faces import Framing
+
+        return {"framing": Framing.from_card(face_crop)}
     return {}
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import DataLayoutError
 from ._cache import cached_arrays, files_key
 from .base import FaceDataset, decode_grey, decode_many, list_images, require_dir
+
+if TYPE_CHECKING:
+    from ..faces import Framing
 
 CKPLUS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sad", "SU": "surprise"}
@@ -59,17 +62,18 @@ def read_ckplus(root: str | Path) -> FaceDataset:
     return _build("ckplus", root, files, labels, subjects, CKPLUS_CLASSES, ("random", "subject-folds"))
 
 
-def read_jaffe(root: str | Path, crop_faces: bool = True, margin: float | None = None) -> FaceDataset:
+def read_jaffe(root: str | Path, crop_faces: bool = True, margin: float | None = None,
+               framing: "Framing | None" = None) -> FaceDataset:
     """JAFFE: `<subject>.<EMO><n>.<id>.tiff`, 256x256 uncropped photos. By default each face is found and
     cropped by the project's own face pipeline (faces.py, `margin` around MTCNN's box), like an upload;
-    `crop_faces=False` shrinks the whole photo to 48x48."""
+    `crop_faces=False` shrinks the whole photo to 48x48. `framing` (faces.Framing) overrides `margin`."""
     root = require_dir(Path(root), "JAFFE")
     decode, tag = None, ""
     if crop_faces:
-        from ..faces import DEFAULT_MARGIN, largest_face_crop
+        from ..faces import DEFAULT_MARGIN, Framing, largest_face_crop
 
-        margin = DEFAULT_MARGIN if margin is None else margin
-        decode, tag = partial(largest_face_crop, margin=margin), f"-mtcnn-margin{margin}"
+        framing = framing or Framing(margin=DEFAULT_MARGIN if margin is None else margin)
+        decode, tag = partial(largest_face_crop, framing=framing), f"-mtcnn-{framing.tag()}"
     files, labels, subjects = [], [], []
     for f in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".tif", ".tiff")):
         m = _JAFFE_NAME.match(f.name)

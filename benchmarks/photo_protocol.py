@@ -1,0 +1,135 @@
+"""The photo protocol for every shipped model: each data set's test faces made into photos (tight, context,
+rotated, light; deep_emotion/photo_protocol.py) and read through the whole pipeline, with each face framing,
+for the network alone ("raw") and with its card's post-hoc corrections ("posthoc").
+
+One JSON line per (data set, framing, variant) goes to --out (appended; --resume skips lines already there),
+then a summary; --markdown prints README's tables from --out.
+
+    python benchmarks/photo_protocol.py --data-dir ../shared/data --split val --limit 300 \
+        --models fer2013,fer2013-wide --framings legacy,default,align --out docs/photo_framings.jsonl  # choosing
+    python benchmarks/photo_protocol.py --data-dir ../shared/data --out docs/photo_protocol.jsonl      # reporting
+    python benchmarks/photo_protocol.py --markdown docs/photo_protocol.jsonl                           # the tables
+`make bench` runs a subset (--limit 200, four variants, the shipped framing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import environment  # noqa: E402
+
+from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
+from deep_emotion.data import card_data  # noqa: E402
+from deep_emotion.faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa: E402
+from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
+
+FRAMINGS = {"legacy": LEGACY_FRAMING, "default": DEFAULT_FRAMING, "align": Framing(align=True)}
+
+
+def data_sets(models: list[str]) -> dict[str, list[str]]:
+    """Shipped models grouped by the data set (and split) they are tested on."""
+    out: dict[str, list[str]] = {}
+    for name in models:
+        _, card = load_checkpoint(name)
+        out.setdefault(card["dataset"], []).append(name)
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    done = set()
+    if args.resume and args.out and args.out.exists():
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            if "variant" in r and r["split"] == args.split:
+                done.add((r["dataset"], r["framing"], r["variant"]))
+    variants = expand_variants(args.variants)
+    names = args.models.split(",") if args.models else list_checkpoints()
+    env = environment()
+    for dataset, members in data_sets(names).items():
+        raw = {n: load_checkpoint(n) for n in members}
+        post = {f"{n}+posthoc": load_checkpoint(n, posthoc=True) for n in members}
+        card = raw[members[0]][1]
+        ds, split = card_data(card, args.data_dir)
+        idx = split[args.split]
+        if args.limit and len(idx) > args.limit:
+            idx = np.sort(np.random.default_rng(args.seed).choice(idx, args.limit, replace=False))
+        for fname in args.framings.split(","):
+            todo = [v for v in variants if (dataset, fname, v) not in done]
+            if not todo:
+                continue
+            t0 = time.perf_counter()
+            result = run_protocol({**raw, **post}, ds.images[idx], ds.labels[idx], todo, FRAMINGS[fname],
+                                  seed=args.seed, indices=idx)
+            seconds = time.perf_counter() - t0
+            for variant, per_model in result.items():
+                row = {"dataset": dataset, "split": args.split, "protocol": split.protocol, "n": int(len(idx)),
+                       "seed": args.seed, "framing": fname, "variant": variant, "models": per_model,
+                       "seconds_for_all_variants": round(seconds, 1), "env": env}
+                line = json.dumps(row)
+                print(line, flush=True)
+                if args.out and (variant != "crop" or (dataset, fname, "crop") not in done):
+                    with args.out.open("a") as f:
+                        f.write(line + "\n")
+                done.add((dataset, fname, variant))
+
+
+def markdown(path: Path, framing: str = "default", columns: str = "posthoc") -> str:
+    """README's table: per model, crop accuracy and each variant group's mean (accuracy, balanced accuracy,
+    macro-F1, faces found) for one framing."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by: dict[tuple[str, str], dict] = {(r["framing"], r["variant"]): r for r in rows if r["framing"] == framing}
+    models = sorted({m for r in by.values() for m in r["models"]})
+    pick = [m for m in models if m.endswith("+posthoc") == (columns == "posthoc")]
+    lines = ["| model | n | crop acc / bal | " + " | ".join(f"{g} acc / bal / F1 (found)" for g in GROUPS) + " |",
+             "|---" * (3 + len(GROUPS)) + "|"]
+    for m in pick:
+        crop = next((r for (f, v), r in by.items() if v == "crop" and m in r["models"]), None)
+        if crop is None:
+            continue
+        c = crop["models"][m]
+        cells = [f"`{m.removesuffix('+posthoc')}`", str(crop["n"]), f"{c['accuracy']:.3f} / {c['balanced_accuracy']:.3f}"]
+        for group, vs in GROUPS.items():
+            got = [by[(framing, v)]["models"][m] for v in vs if (framing, v) in by and m in by[(framing, v)]["models"]]
+            if not got:
+                cells.append("—")
+                continue
+            mean = {k: float(np.mean([g[k] for g in got])) for k in ("accuracy", "balanced_accuracy", "macro_f1", "found")}
+            cells.append(f"{mean['accuracy']:.3f} / {mean['balanced_accuracy']:.3f} / {mean['macro_f1']:.3f} "
+                         f"({mean['found']:.1%})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--models", help="comma-separated (default: all shipped)")
+    ap.add_argument("--variants", default="all")
+    ap.add_argument("--framings", default="default", help=f"comma-separated of {', '.join(FRAMINGS)}")
+    ap.add_argument("--split", default="test", choices=["val", "test"],
+                    help="val to choose framings and options, test to report them (once)")
+    ap.add_argument("--limit", type=int, default=600, help="faces per test split, drawn with --seed (0: all)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="append JSON lines here")
+    ap.add_argument("--resume", action="store_true", help="skip (data set, framing, variant) already in --out")
+    ap.add_argument("--markdown", type=Path, help="print the tables from this JSON-lines file and stop")
+    ap.add_argument("--framing", default="default", help="with --markdown: which framing's table")
+    ap.add_argument("--columns", default="posthoc", choices=["raw", "posthoc"], help="with --markdown")
+    args = ap.parse_args()
+    if args.markdown:
+        print(markdown(args.markdown, args.framing, args.columns))
+        return
+    if not args.data_dir:
+        ap.error("--data-dir is required (or --markdown FILE)")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
