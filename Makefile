@@ -47,6 +47,9 @@ bench: install
 	$(PY) benchmarks/analysis_speed.py
 	$(PY) benchmarks/predict_folder.py
 	$(PY) benchmarks/memory.py
+	@if [ -n "$$DEEP_EMOTION_DATA" ]; then \
+	  $(PY) benchmarks/photo_protocol.py --data-dir "$$DEEP_EMOTION_DATA" --limit 200 --variants tight-x4,context,rotate+20,dark; \
+	else echo "photo protocol skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache artifacts

@@ -5,7 +5,9 @@
 - a change of window/stride only (faces reused: only the maps are recomputed);
 - a 24-megapixel photo vs the 1280x720 one;
 - Captum run by Captum itself rather than derived from the shared occluded passes (context);
-- cold start: a fresh process that imports the app, loads the models and analyses the example photo.
+- cold start: a fresh process that imports the app, loads the models and analyses the example photo;
+- the cost of the cards' post-hoc corrections (the app's default; flip averaging doubles every pass): each model's
+  view with and without them (--no-posthoc measures the network alone throughout).
 
     python benchmarks/analysis_speed.py [--repeats 7]
 """
@@ -52,6 +54,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--models", help="comma-separated (default: every bundled model)")
+    ap.add_argument("--posthoc", action=argparse.BooleanOptionalAction, default=True,
+                    help="models with their cards' post-hoc corrections, as the app loads them")
     args = ap.parse_args()
 
     from deep_emotion.analysis import analyze, view_face
@@ -59,7 +63,8 @@ def main() -> None:
     from deep_emotion.faces import detect_faces
 
     t = time.perf_counter()
-    models = {n: load_checkpoint(n) for n in (args.models.split(",") if args.models else list_checkpoints())}
+    names = args.models.split(",") if args.models else list_checkpoints()
+    models = {n: load_checkpoint(n, posthoc=args.posthoc) for n in names}
     load_s = time.perf_counter() - t
     hd, big = photo(1280, 720), photo(6000, 4000)
     r = args.repeats
@@ -69,6 +74,8 @@ def main() -> None:
     faces = detect_faces(hd)
     assert len(faces) == 1, "the benchmark photo must hold exactly one face"
     per_model = {n: median_time(lambda n=n: view_face(n, models[n], faces[0].crop, 8, 2, "flip", True), r) for n in models}
+    raw = {n: load_checkpoint(n) for n in names}
+    per_model_raw = {n: median_time(lambda n=n: view_face(n, raw[n], faces[0].crop, 8, 2, "flip", True), r) for n in raw}
     rewindow = median_time(lambda: analyze(hd, models, 12, 4, "flip", captum=True, faces=faces), r)
     big_full = median_time(lambda: analyze(big, models, 8, 2, "flip", captum=True), max(3, r // 2))
     big_detect = median_time(lambda: detect_faces(big), max(3, r // 2))
@@ -84,6 +91,10 @@ def main() -> None:
         "target_full_over_detection": 3.0,
         "stage_share": {"detection_and_crop": round(detect / full, 3),
                         **{f"model_{n}": round(s / full, 3) for n, s in per_model.items()}},
+        "posthoc": args.posthoc,
+        "per_model_view_s": {n: round(v, 4) for n, v in per_model.items()},
+        "per_model_view_network_alone_s": {n: round(v, 4) for n, v in per_model_raw.items()},
+        "posthoc_over_network_alone": {n: round(per_model[n] / per_model_raw[n], 2) for n in names},
         "rewindow_only_s": round(rewindow, 4),
         "photo_24mp_full_s": round(big_full, 4),
         "photo_24mp_detection_s": round(big_detect, 4),

@@ -30,7 +30,9 @@ from deep_emotion.data import card_data  # noqa: E402
 from deep_emotion.faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa: E402
 from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
 
-FRAMINGS = {"legacy": LEGACY_FRAMING, "default": DEFAULT_FRAMING, "align": Framing(align=True)}
+FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries
+            "inside-edge": Framing(pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
+            "default": DEFAULT_FRAMING, "align": Framing(align=True)}
 
 
 def data_sets(models: list[str]) -> dict[str, list[str]]:

@@ -168,12 +168,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     if args.markdown:
-        print("| model | network | data set | classes | protocol | val | test | n test |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| model | network | data set | classes | protocol | val | test | test balanced acc. | n test |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, card in cards.items():
             m = card["metrics"]
+            bal = m["test"].get("balanced_accuracy")
             print(f"| `{name}` | {architecture(card)} | {card['dataset']} | {len(card['classes'])} | {card.get('protocol_note', card['protocol'])} "
-                  f"| {m['val']['accuracy']:.4f} | **{m['test']['accuracy']:.4f}** | {m['test']['n']} |")
+                  f"| {m['val']['accuracy']:.4f} | **{m['test']['accuracy']:.4f}** | {'—' if bal is None else f'{bal:.4f}'} "
+                  f"| {m['test']['n']} |")
         return 0
     if not rows:
         print(f"no bundled checkpoints in {checkpoint_dir()}")

@@ -9,6 +9,8 @@ on each side, then grey and resized to 48x48. The framing rules (`Framing`, meas
   to the photo (`pad="none"`; repeating edge pixels or black scored lower on FER2013 validation faces);
 - when MTCNN finds nothing, it looks again, more leniently, on a copy with context added around the photo
   (MTCNN misses faces that fill the whole picture), accepting only a face that fills much of the photo;
+- when there is still none, it looks in copies turned by ±`rotate_retry` degrees (strongly tilted heads), and
+  turns what it finds back;
 - `align`: the square is rotated so that the eyes (MTCNN's landmarks) are level.
 """
 
@@ -48,6 +50,7 @@ class Framing:
     pad: str = "none"  # a face cut off by the photo's edge: "none" (the square shrinks to fit the photo even
     # below the face's box; best on FER2013 validation faces given as tight photos), "edge" pixels repeated, "black"
     context_retry: bool = True  # no face found: look again with context added around the photo
+    rotate_retry: float = 30.0  # still none: look again in copies turned by ± this many degrees (0: off)
     align: bool = False  # rotate the square so the eyes are level
 
     def __post_init__(self) -> None:
@@ -64,14 +67,15 @@ class Framing:
             return cls()
         if "inside" not in face_crop:
             return cls(margin=float(face_crop.get("margin", DEFAULT_MARGIN)), inside=False, pad="black",
-                       context_retry=False)
-        return cls(**{k: face_crop[k] for k in ("margin", "inside", "pad", "context_retry", "align")
+                       context_retry=False, rotate_retry=0.0)
+        return cls(**{k: face_crop[k] for k in ("margin", "inside", "pad", "context_retry", "rotate_retry", "align")
                       if k in face_crop})
 
     def tag(self) -> str:
         """A short name for caches: what changes the crops."""
         return (f"m{self.margin}" + ("-in" if self.inside else "") + f"-{self.pad}"
-                + ("-retry" if self.context_retry else "") + ("-align" if self.align else ""))
+                + ("-retry" if self.context_retry else "") + (f"-rot{self.rotate_retry:g}" if self.rotate_retry else "")
+                + ("-align" if self.align else ""))
 
     def card(self) -> dict:
         return {"detector": "facenet-pytorch 2.5.3 MTCNN", **asdict(self), "square": True,
@@ -81,7 +85,7 @@ class Framing:
 
 
 DEFAULT_FRAMING = Framing()
-LEGACY_FRAMING = Framing(inside=False, pad="black", context_retry=False)  # the pipeline before framing rules
+LEGACY_FRAMING = Framing(inside=False, pad="black", context_retry=False, rotate_retry=0.0)  # before framing rules
 FACE_CROP = DEFAULT_FRAMING.card()
 
 
@@ -209,6 +213,46 @@ def _context_copy(rgb: Image.Image) -> tuple[Image.Image, int]:
     return out, pad
 
 
+def _turned_copy(rgb: Image.Image, angle: float) -> Image.Image:
+    """The photo turned counter-clockwise by `angle` degrees about its centre, enlarged to hold all of it; the
+    corners in its mean colour."""
+    mean = tuple(int(v) for v in np.asarray(rgb).reshape(-1, 3).mean(0))
+    return rgb.rotate(angle, Image.Resampling.BILINEAR, expand=True, fillcolor=mean)
+
+
+def _unturn(points: np.ndarray, angle: float, turned: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Points (N, 2) of a `_turned_copy` of a photo of `size` back in the photo's pixels."""
+    t = math.radians(angle)
+    d = np.asarray(points, dtype=float) - np.array(turned, dtype=float) / 2
+    x = d[:, 0] * math.cos(t) - d[:, 1] * math.sin(t)
+    y = d[:, 0] * math.sin(t) + d[:, 1] * math.cos(t)
+    return np.stack([x, y], 1) + np.array(size, dtype=float) / 2
+
+
+def _faces_turned_back(rgb: Image.Image, angle: float, turned: Image.Image, scale: float, found: tuple,
+                       framing: Framing, min_probability: float) -> list[Face]:
+    """Faces found in a turned copy, with centres and landmarks turned back; boxes keep their size."""
+    boxes, probs, points = found
+    if boxes is None:
+        return []
+    faces = []
+    for k, (b, p) in enumerate(zip(boxes, probs)):
+        if p is None or p < min_probability:
+            continue
+        b = np.asarray(b, dtype=float) / scale
+        if not np.isfinite(b).all():
+            continue
+        (cx, cy), = _unturn(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]), angle, turned.size, rgb.size)
+        if not (0 <= cx <= rgb.width and 0 <= cy <= rgb.height):
+            continue
+        w, h = b[2] - b[0], b[3] - b[1]
+        box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        marks = None if points is None else _unturn(np.asarray(points[k], dtype=float) / scale, angle, turned.size, rgb.size)
+        angle_used = eye_angle(marks) if framing.align else 0.0
+        faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle_used))
+    return faces
+
+
 def _run_mtcnn(copies: list[Image.Image], thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)) -> list[tuple]:
     """(boxes, probs, landmarks) per image; images whose sizes match go through MTCNN together."""
     out: list[tuple] = [(None, None, None)] * len(copies)
@@ -270,6 +314,16 @@ def detect_faces_batch(images: list[Image.Image], margin: float = DEFAULT_MARGIN
         for i, (_, pad), (_, s), f in zip(missed, padded, again, retry):  # only a face that fills the photo
             out[i] = _faces_from(rgbs[i], s, pad, f, framing, min(min_probability, RETRY_MIN_PROBABILITY),
                                  RETRY_MIN_SHARE)
+    missed = [i for i, faces in enumerate(out) if not faces and min(rgbs[i].size) >= 20]
+    if framing.rotate_retry and missed:  # MTCNN misses strongly tilted heads: look in turned copies
+        for angle in (framing.rotate_retry, -framing.rotate_retry):
+            turned = [_turned_copy(rgbs[i], angle) for i in missed]
+            small = [_detection_copy(t) for t in turned]
+            for i, t, (_, s), f in zip(missed, turned, small, _run_mtcnn([c for c, _ in small])):
+                if not out[i]:
+                    out[i] = sorted(_faces_turned_back(rgbs[i], angle, t, s, f, framing, min_probability),
+                                    key=lambda face: face.area, reverse=True)
+            missed = [i for i in missed if not out[i]]
     return out
 
 

@@ -212,8 +212,9 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         "recipe": recipe.to_dict(),
         "seed": recipe.seed,
         "metrics": {
-            "val": {"accuracy": val["accuracy"], "n": val["n"], "split": "val", "protocol": protocol},
-            "test": {"accuracy": test["accuracy"], "n": test["n"], "split": "test", "protocol": protocol},
+            part: {"accuracy": r["accuracy"], "n": r["n"], "split": part, "protocol": protocol,
+                   "balanced_accuracy": r["balanced_accuracy"], "macro_f1": r["macro_f1"]}
+            for part, r in (("val", val), ("test", test))
         },
         "per_class_recall": test["per_class"],
         "confusion": test["confusion"],

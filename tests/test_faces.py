@@ -132,3 +132,20 @@ def test_framing_card_round_trip_and_legacy_cards():
     assert Framing.from_card(old) == LEGACY_FRAMING
     with pytest.raises(ValueError):
         Framing(pad="mirror")
+
+
+def test_faces_found_in_a_turned_copy_are_turned_back(astronaut_path):
+    """The rotated retry's geometry: a face found in a copy turned by ±30 degrees lands where the upright
+    search puts it (centre and landmarks), and alignment reads the true tilt."""
+    from deep_emotion.faces import _detection_copy, _faces_turned_back, _run_mtcnn, _turned_copy
+
+    photo = load_image(astronaut_path)
+    upright = detect_faces(photo, framing=Framing(align=True))[0]
+    for angle in (30.0, -30.0):
+        turned = _turned_copy(photo, angle)
+        small, scale = _detection_copy(turned)
+        (face,) = _faces_turned_back(photo, angle, turned, scale, _run_mtcnn([small])[0], Framing(align=True), 0.9)
+        assert np.abs(face.landmarks - upright.landmarks).max() < 6
+        centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
+        assert np.abs(centre(face.box) - centre(upright.box)).max() < 8
+        assert abs(face.angle - upright.angle) < 3

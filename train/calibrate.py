@@ -4,6 +4,7 @@ val/test metrics, into the card (`posthoc`), adds balanced accuracy and macro-F1
 draws checkpoints/<name>_reliability.png (test split). The weights are not touched. Prints one JSON line per model.
 
     python train/calibrate.py --data-dir ../shared/data
+    python train/calibrate.py --table          # README's table, from the cards
 """
 
 from __future__ import annotations
@@ -90,15 +91,38 @@ def calibrate(name: str, data_dir: Path, device: str = "cpu") -> tuple[dict[str,
     return card, posthoc, probs
 
 
+def table(names: list[str]) -> str:
+    """README's table, from the cards (each figure: `deep-emotion evaluate --model NAME [--posthoc]`)."""
+    lines = ["| model | flip TTA | τ | T | test accuracy | balanced accuracy | macro-F1 | ECE | rarest class: recall |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        _, card = load_checkpoint(name)
+        p = card["posthoc"]
+        raw, post = p["metrics"]["test"]["raw"], p["metrics"]["test"]["posthoc"]
+        rare = card["classes"][int(np.argmin(p["log_prior"]))]
+        cells = [f"`{name}`", "on" if p["tta_flip"] else "off", f"{p['tau']:g}", f"{p['temperature']:.2f}"]
+        cells += [f"{raw[k]:.4f} → {post[k]:.4f}" if k != "ece" else f"{raw[k]:.3f} → {post[k]:.3f}"
+                  for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")]
+        cells.append(f"{rare} {raw['per_class_recall'][rare]:.2f} → {post['per_class_recall'][rare]:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--table", action="store_true", help="print README's table from the cards and stop")
     ap.add_argument("--models", help="comma-separated names (default: every shipped checkpoint)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dry-run", action="store_true", help="print the results, write nothing")
     args = ap.parse_args()
 
     names = args.models.split(",") if args.models else list_checkpoints()
+    if args.table:
+        print(table(names))
+        return
+    if not args.data_dir:
+        ap.error("--data-dir is required (or --table)")
     for name in names:
         card, posthoc, probs = calibrate(name, args.data_dir, args.device)
         m = card["posthoc"]["metrics"]

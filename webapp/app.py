@@ -189,7 +189,8 @@ def about_ui(models: dict) -> None:
                     f"(protocol: {card.get('protocol_note', card['protocol'])})")
             if shipped:
                 line += (f"; as calibrated here: accuracy {shipped['accuracy']:.1%}, balanced accuracy "
-                         f"{shipped['balanced_accuracy']:.1%} (network alone {test.get('balanced_accuracy', float('nan')):.1%})")
+                         f"{shipped['balanced_accuracy']:.1%}, against {test.get('balanced_accuracy', float('nan')):.1%} "
+                         "for the network alone")
             st.markdown(line)
             classes = card["classes"]
             cm = np.asarray(card["confusion"], dtype=float)
@@ -234,8 +235,8 @@ def main() -> None:
             return
         faces, size, preview, scale = cached_faces(data, False, label)
     elif not faces[0].detected:
-        st.info("No face was found, but the picture is small and square like a cut-out face, so all of it was read "
-                "as one face.")
+        st.warning("No face was found, but the picture is small and square like a cut-out face, so all of it was "
+                   "read as one face. If it holds no face, the predictions below mean nothing.")
 
     left, right = st.columns([1, 2])
     with left:
