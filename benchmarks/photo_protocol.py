@@ -109,6 +109,29 @@ def markdown(path: Path, framing: str = "default", columns: str = "posthoc") -> 
     return "\n".join(lines)
 
 
+def framing_table(path: Path, columns: str = "raw") -> str:
+    """The framings side by side (rows) for each model: crop accuracy, each group's mean accuracy, MTCNN's
+    detection rate on tight-x4 and on context."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    framings = list(dict.fromkeys(r["framing"] for r in rows))
+    models = sorted({m for r in rows for m in r["models"] if m.endswith("+posthoc") == (columns == "posthoc")})
+    lines = ["| framing | model | crop | " + " | ".join(GROUPS) + " | MTCNN found: tight-x4 / context |",
+             "|---" * (4 + len(GROUPS)) + "|"]
+    for f in framings:
+        by = {r["variant"]: r for r in rows if r["framing"] == f}
+        for m in models:
+            if "crop" not in by or m not in by["crop"]["models"]:
+                continue
+            cells = [f, f"`{m.removesuffix('+posthoc')}`", f"{by['crop']['models'][m]['accuracy']:.3f}"]
+            for vs in GROUPS.values():
+                got = [by[v]["models"][m]["accuracy"] for v in vs if v in by]
+                cells.append(f"{np.mean(got):.3f}" if got else "—")
+            found = [f"{by[v]['models'][m]['found_by_mtcnn']:.2f}" if v in by else "—" for v in ("tight-x4", "context")]
+            cells.append(" / ".join(found))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path)
@@ -124,9 +147,11 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="print the tables from this JSON-lines file and stop")
     ap.add_argument("--framing", default="default", help="with --markdown: which framing's table")
     ap.add_argument("--columns", default="posthoc", choices=["raw", "posthoc"], help="with --markdown")
+    ap.add_argument("--compare-framings", action="store_true", help="with --markdown: the framings side by side")
     args = ap.parse_args()
     if args.markdown:
-        print(markdown(args.markdown, args.framing, args.columns))
+        print(framing_table(args.markdown, args.columns) if args.compare_framings
+              else markdown(args.markdown, args.framing, args.columns))
         return
     if not args.data_dir:
         ap.error("--data-dir is required (or --markdown FILE)")
