@@ -1,12 +1,13 @@
-"""The photo protocol for every shipped model: each data set's test faces made into photos (tight, context,
+r"""The photo protocol for every shipped model: each data set's test faces made into photos (tight, context,
 rotated, light; deep_emotion/photo_protocol.py) and read through the whole pipeline, with each face framing,
 for the network alone ("raw") and with its card's post-hoc corrections ("posthoc").
 
 One JSON line per (data set, framing, variant) goes to --out (appended; --resume skips lines already there),
 then a summary; --markdown prints README's tables from --out.
 
-    python benchmarks/photo_protocol.py --data-dir ../shared/data --split val --limit 300 \
-        --models fer2013,fer2013-wide --framings legacy,default,align --out docs/photo_framings.jsonl  # choosing
+    python benchmarks/photo_protocol.py --data-dir ../shared/data --split val --limit 300 --models fer2013,fer2013-wide \
+        --framings legacy,inside-edge,default,align --out docs/photo_framings_val.jsonl         # choosing
+    python benchmarks/photo_protocol.py --markdown docs/photo_framings_val.jsonl --compare-framings --columns raw
     python benchmarks/photo_protocol.py --data-dir ../shared/data --out docs/photo_protocol.jsonl      # reporting
     python benchmarks/photo_protocol.py --markdown docs/photo_protocol.jsonl                           # the tables
 `make bench` runs a subset (--limit 200, four variants, the shipped framing).
@@ -32,15 +33,17 @@ from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  #
 
 FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries
             "inside-edge": Framing(pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
+            "pad-edge": Framing(pad="edge"), "pad-black": Framing(pad="black"),  # cut-off faces padded
             "default": DEFAULT_FRAMING, "align": Framing(align=True)}
 
 
-def data_sets(models: list[str]) -> dict[str, list[str]]:
-    """Shipped models grouped by the data set (and split) they are tested on."""
-    out: dict[str, list[str]] = {}
+def data_sets(models: list[str]) -> dict[tuple, list[str]]:
+    """Shipped models grouped by the test faces they are scored on: data set, protocol, seed and fold."""
+    out: dict[tuple, list[str]] = {}
     for name in models:
         _, card = load_checkpoint(name)
-        out.setdefault(card["dataset"], []).append(name)
+        key = (card["dataset"], card["protocol"], card.get("seed", 0), card.get("fold"))
+        out.setdefault(key, []).append(name)
     return out
 
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
     variants = expand_variants(args.variants)
     names = args.models.split(",") if args.models else list_checkpoints()
     env = environment()
-    for dataset, members in data_sets(names).items():
+    for (dataset, *_), members in data_sets(names).items():
         raw = {n: load_checkpoint(n) for n in members}
         post = {f"{n}+posthoc": load_checkpoint(n, posthoc=True) for n in members}
         card = raw[members[0]][1]
@@ -86,19 +89,22 @@ def markdown(path: Path, framing: str = "default", columns: str = "posthoc") -> 
     """README's table: per model, crop accuracy and each variant group's mean (accuracy, balanced accuracy,
     macro-F1, faces found) for one framing."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    by: dict[tuple[str, str], dict] = {(r["framing"], r["variant"]): r for r in rows if r["framing"] == framing}
-    models = sorted({m for r in by.values() for m in r["models"]})
-    pick = [m for m in models if m.endswith("+posthoc") == (columns == "posthoc")]
+    by: dict[tuple[str, str], dict] = {}  # (model, variant) -> row: each model is scored on its own data set
+    for r in rows:
+        if r["framing"] == framing:
+            for m in r["models"]:
+                by[(m, r["variant"])] = r
+    pick = sorted({m for m, _ in by if m.endswith("+posthoc") == (columns == "posthoc")})
     lines = ["| model | n | crop acc / bal | " + " | ".join(f"{g} acc / bal / F1 (found)" for g in GROUPS) + " |",
              "|---" * (3 + len(GROUPS)) + "|"]
     for m in pick:
-        crop = next((r for (f, v), r in by.items() if v == "crop" and m in r["models"]), None)
+        crop = by.get((m, "crop"))
         if crop is None:
             continue
         c = crop["models"][m]
         cells = [f"`{m.removesuffix('+posthoc')}`", str(crop["n"]), f"{c['accuracy']:.3f} / {c['balanced_accuracy']:.3f}"]
         for group, vs in GROUPS.items():
-            got = [by[(framing, v)]["models"][m] for v in vs if (framing, v) in by and m in by[(framing, v)]["models"]]
+            got = [by[(m, v)]["models"][m] for v in vs if (m, v) in by]
             if not got:
                 cells.append("—")
                 continue
@@ -115,6 +121,8 @@ def framing_table(path: Path, columns: str = "raw") -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     framings = list(dict.fromkeys(r["framing"] for r in rows))
     models = sorted({m for r in rows for m in r["models"] if m.endswith("+posthoc") == (columns == "posthoc")})
+    if len({(r["dataset"], r["split"]) for r in rows}) > 1:
+        raise SystemExit(f"{path}: rows of several data sets or splits; the framing table compares one")
     lines = ["| framing | model | crop | " + " | ".join(GROUPS) + " | MTCNN found: tight-x4 / context |",
              "|---" * (4 + len(GROUPS)) + "|"]
     for f in framings:
@@ -140,7 +148,7 @@ def main() -> None:
     ap.add_argument("--framings", default="default", help=f"comma-separated of {', '.join(FRAMINGS)}")
     ap.add_argument("--split", default="test", choices=["val", "test"],
                     help="val to choose framings and options, test to report them (once)")
-    ap.add_argument("--limit", type=int, default=600, help="faces per test split, drawn with --seed (0: all)")
+    ap.add_argument("--limit", type=int, default=600, help="faces per split, drawn with --seed (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="append JSON lines here")
     ap.add_argument("--resume", action="store_true", help="skip (data set, framing, variant) already in --out")

@@ -34,6 +34,10 @@ class PostHoc:
         object.__setattr__(self, "log_prior", tuple(float(v) for v in self.log_prior))
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not (math.isfinite(self.tau) and math.isfinite(self.temperature)):
+            raise ValueError(f"tau and temperature must be finite, not {self.tau}, {self.temperature}")
+        if not all(math.isfinite(v) for v in self.log_prior):
+            raise ValueError("log_prior must be finite")
         if self.tau != 0 and not self.log_prior:
             raise ValueError("tau != 0 needs a log_prior")
 

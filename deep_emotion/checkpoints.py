@@ -115,7 +115,7 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     if posthoc:
         try:
             correction = PostHoc.from_card(card)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{weights.with_suffix('.json')}: bad posthoc block ({e})") from e
         if correction.log_prior and len(correction.log_prior) != config.num_classes:
             raise CheckpointError(f"{weights.with_suffix('.json')}: posthoc log_prior does not match the classes")

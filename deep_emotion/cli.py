@@ -31,9 +31,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import card_data
     from .evaluation import evaluate
 
-    if args.tta and args.posthoc:
-        raise DeepEmotionError("--tta and --posthoc both average with the flipped face; choose one")
+    if not args.as_photos and (args.limit is not None or args.framing != "default" or not args.whole_picture):
+        raise DeepEmotionError("--limit, --framing and --no-whole-picture apply to --as-photos only")
+    if args.as_photos and args.tta:
+        raise DeepEmotionError("--tta does not apply to --as-photos; use --posthoc for the card's flip averaging")
+    if args.limit is not None and args.limit < 1:
+        raise DeepEmotionError(f"--limit must be at least 1, not {args.limit}")
     model, card = load_checkpoint(args.model, posthoc=args.posthoc)
+    if args.tta and model.posthoc is not None and model.posthoc.tta_flip:
+        raise DeepEmotionError(f"{card['name']}'s post-hoc corrections already average with the flipped face: "
+                               "drop --tta")
     ds, split = card_data(card, args.data_dir, args.protocol)
     if list(ds.classes) != card["classes"]:
         raise DeepEmotionError(f"the data's classes {list(ds.classes)} differ from the model's {card['classes']}")
@@ -43,7 +50,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_as_photos(args, model, card, ds, idx, protocol)
     result = evaluate(model, ds.images[idx], ds.labels[idx], ds.classes, tta_flip=args.tta)
     result.update(model=card["name"], dataset=card["dataset"], split=args.split, protocol=protocol, tta_flip=args.tta,
-                  posthoc=args.posthoc)
+                  posthoc=None if model.posthoc is None else model.posthoc.to_dict())
     if args.json:
         print(json.dumps(result))
     else:
@@ -59,7 +66,6 @@ def _evaluate_as_photos(args: argparse.Namespace, model, card: dict, ds, idx, pr
     """`evaluate --as-photos`: the split's faces made into photos and read through the whole pipeline."""
     import numpy as np
 
-    from .faces import Framing
     from .photo_protocol import expand_variants, run_protocol
 
     variants = expand_variants(args.as_photos)
@@ -70,7 +76,8 @@ def _evaluate_as_photos(args: argparse.Namespace, model, card: dict, ds, idx, pr
                           seed=args.seed, indices=idx, whole_picture=args.whole_picture)
     rows = {v: r[card["name"]] for v, r in result.items()}
     summary = {"model": card["name"], "dataset": card["dataset"], "split": args.split, "protocol": protocol,
-               "n": int(len(idx)), "seed": args.seed, "framing": framing.card(), "posthoc": args.posthoc,
+               "n": int(len(idx)), "seed": args.seed, "framing": framing.card(),
+               "posthoc": None if model.posthoc is None else model.posthoc.to_dict(),
                "whole_picture": args.whole_picture, "variants": rows}
     if args.json:
         print(json.dumps(summary))
@@ -114,7 +121,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         csv_file = open(args.csv, "w", newline="")
         writer = csv.writer(csv_file)
-        writer.writerow(["image", "face", "x0", "y0", "x1", "y1", "face_probability", "top"] + [f"p_{c}" for c in classes])
+        writer.writerow(["image", "face", "x0", "y0", "x1", "y1", "face_probability", "top"] + [f"p_{c}" for c in classes]
+                        + ["detected"])
     try:
         for start in range(0, len(files), args.batch):  # detection and classification batched per chunk
             chunk, images = [], []
@@ -134,10 +142,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 results.append({"image": str(path), "model": card["name"], "faces": [p.to_dict() for p in mine]})
                 if writer:
                     if not mine:
-                        writer.writerow([str(path), 0, "", "", "", "", "", ""] + [""] * len(classes))
-                    for i, p in enumerate(mine, 1):
+                        writer.writerow([str(path), 0, "", "", "", "", "", ""] + [""] * len(classes) + [""])
+                    for i, p in enumerate(mine, 1):  # detected 0: the whole picture read as a face crop
                         writer.writerow([str(path), i, *(f"{v:.1f}" for v in p.box), f"{p.face_probability:.4f}", p.top,
-                                         *(f"{p.probabilities[c]:.4f}" for c in classes)])
+                                         *(f"{p.probabilities[c]:.4f}" for c in classes), int(p.detected)])
                 elif not args.json:
                     if not mine:
                         print(f"{path}: no face found (use --no-detect to classify the whole image as a face)")
@@ -233,7 +241,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{args.image}: face {args.face} of {len(faces)}: {view.top} ({view.probabilities[view.top]:.2f}); "
+        how = "" if faces[args.face - 1].detected else " (no face found; the whole picture read as a face crop)"
+        print(f"{args.image}: face {args.face} of {len(faces)}{how}: {view.top} ({view.probabilities[view.top]:.2f}); "
               f"maps in {out}")
     return 0
 
@@ -288,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "context, rotated, light, or variants (tight-x4, rotate+20, jpeg-30, ...), comma-separated")
     e.add_argument("--limit", type=int, help="with --as-photos: this many faces of the split, drawn with --seed")
     e.add_argument("--seed", type=int, default=0, help="with --as-photos: seeds the photos and the draw")
-    e.add_argument("--framing", default="card", choices=["card", *FRAMINGS],
-                   help="with --as-photos: the face framing (default: the card's)")
+    e.add_argument("--framing", default="default", choices=[*FRAMINGS, "card"],
+                   help="with --as-photos: the face framing (default: the app's; card: the one the card records)")
     e.add_argument("--whole-picture", action=argparse.BooleanOptionalAction, default=True,
                    help="with --as-photos: read a small square picture with no face found as one face (as the app)")
     e.add_argument("--json", action="store_true")

@@ -11,7 +11,8 @@ on each side, then grey and resized to 48x48. The framing rules (`Framing`, meas
   (MTCNN misses faces that fill the whole picture), accepting only a face that fills much of the photo;
 - when there is still none, it looks in copies turned by ±`rotate_retry` degrees (strongly tilted heads), and
   turns what it finds back;
-- `align`: the square is rotated so that the eyes (MTCNN's landmarks) are level.
+- `align`: the square is rotated so that the eyes (MTCNN's landmarks) are level (measured, not shipped);
+- `or_whole_picture`: callers read a small, square picture with no face found as one face (a face crop).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .preprocess import INPUT_SIZE, to_grey_square
 
@@ -35,7 +36,7 @@ RETRY_MIN_SHARE = 0.4  # ... for a face at least this share of the photo's short
 PAD_MODES = ("edge", "black", "none")
 MAX_CROP_SIDE = 2048  # a padded square larger than this is built at a reduced scale (it becomes 48x48 anyway)
 WHOLE_PICTURE_MAX_SIDE = 512  # a picture with no face found that is at most this large and about square ...
-WHOLE_PICTURE_MAX_ASPECT = 4 / 3  # ... is taken to be a face crop itself (see `or_whole_picture`) ...
+WHOLE_PICTURE_MAX_ASPECT = 1.25  # ... is taken to be a face crop itself (see `or_whole_picture`) ...
 WHOLE_PICTURE_MIN_STD = 10.0  # ... unless it is flat (grey levels' standard deviation below this)
 
 Box = tuple[float, float, float, float]
@@ -58,6 +59,8 @@ class Framing:
             raise ValueError(f"margin must be in [0, 2], not {self.margin}")
         if self.pad not in PAD_MODES:
             raise ValueError(f"pad must be one of {PAD_MODES}, not {self.pad!r}")
+        if self.pad == "none" and not self.inside:
+            raise ValueError("pad='none' keeps the square inside the photo: it needs inside=True")
 
     @classmethod
     def from_card(cls, face_crop: dict | None) -> "Framing":
@@ -74,7 +77,7 @@ class Framing:
     def tag(self) -> str:
         """A short name for caches: what changes the crops."""
         return (f"m{self.margin}" + ("-in" if self.inside else "") + f"-{self.pad}"
-                + ("-retry" if self.context_retry else "") + (f"-rot{self.rotate_retry:g}" if self.rotate_retry else "")
+                + (f"-retry{CONTEXT_PAD}-{RETRY_MIN_SHARE}" if self.context_retry else "") + (f"-rot{self.rotate_retry:g}" if self.rotate_retry else "")
                 + ("-align" if self.align else ""))
 
     def card(self) -> dict:
@@ -138,10 +141,8 @@ def square_in_photo(box: Box, size: tuple[int, int], margin: float, angle: float
     fit = min(w, h) / spread
     side = min(side, fit) if below_face else max(min(side, fit), min(face, side))
     half = side * spread / 2
-    cx = min(max(cx, half), w - half) if 2 * half <= w else w / 2
-    cy = min(max(cy, half), h - half) if 2 * half <= h else h / 2
-    if 2 * half > min(w, h):  # the face itself does not fit: stay on it, pad the rest
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    cx = min(max(cx, half), w - half) if 2 * half <= w else cx  # per axis: shifted inside where it fits,
+    cy = min(max(cy, half), h - half) if 2 * half <= h else cy  # else left on the face (the crop pads)
     return cx, cy, side
 
 
@@ -229,9 +230,10 @@ def _unturn(points: np.ndarray, angle: float, turned: tuple[int, int], size: tup
     return np.stack([x, y], 1) + np.array(size, dtype=float) / 2
 
 
-def _faces_turned_back(rgb: Image.Image, angle: float, turned: Image.Image, scale: float, found: tuple,
-                       framing: Framing, min_probability: float) -> list[Face]:
-    """Faces found in a turned copy, with centres and landmarks turned back; boxes keep their size."""
+def _faces_turned_back(rgb: Image.Image, angle: float, turned: tuple[int, int], source: tuple[int, int],
+                       scale: float, found: tuple, framing: Framing, min_probability: float) -> list[Face]:
+    """Faces found in a copy (size `turned`) of the detection copy (size `source`, `scale` x the photo) turned by
+    `angle`, with centres and landmarks turned back into the photo's pixels; boxes keep their size."""
     boxes, probs, points = found
     if boxes is None:
         return []
@@ -239,15 +241,15 @@ def _faces_turned_back(rgb: Image.Image, angle: float, turned: Image.Image, scal
     for k, (b, p) in enumerate(zip(boxes, probs)):
         if p is None or p < min_probability:
             continue
-        b = np.asarray(b, dtype=float) / scale
-        if not np.isfinite(b).all():
-            continue
-        (cx, cy), = _unturn(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]), angle, turned.size, rgb.size)
+        b = np.asarray(b, dtype=float)
+        if not np.isfinite(b).all() or b[2] - b[0] < 1 or b[3] - b[1] < 1:
+            continue  # a degenerate box: no face
+        (cx, cy), = _unturn(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]), angle, turned, source) / scale
         if not (0 <= cx <= rgb.width and 0 <= cy <= rgb.height):
             continue
-        w, h = b[2] - b[0], b[3] - b[1]
+        w, h = (b[2] - b[0]) / scale, (b[3] - b[1]) / scale
         box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        marks = None if points is None else _unturn(np.asarray(points[k], dtype=float) / scale, angle, turned.size, rgb.size)
+        marks = None if points is None else _unturn(np.asarray(points[k], dtype=float), angle, turned, source) / scale
         angle_used = eye_angle(marks) if framing.align else 0.0
         faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle_used))
     return faces
@@ -300,29 +302,29 @@ def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN, min_probabi
 def detect_faces_batch(images: list[Image.Image], margin: float = DEFAULT_MARGIN,
                        min_probability: float = MIN_PROBABILITY, framing: Framing | None = None) -> list[list[Face]]:
     """`detect_faces` for many photos: those whose detection copies share a size go through MTCNN together;
-    photos with no face are searched again with context around them (`Framing.context_retry`)."""
+    photos with no face are searched again with context around them (`Framing.context_retry`), then in turned
+    copies (`Framing.rotate_retry`)."""
     framing = framing or (DEFAULT_FRAMING if margin == DEFAULT_MARGIN else Framing(margin=margin))
     rgbs = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
     copies = [_detection_copy(im) for im in rgbs]
     found = _run_mtcnn([c for c, _ in copies])
     out = [_faces_from(rgb, s, 0.0, f, framing, min_probability) for rgb, (_, s), f in zip(rgbs, copies, found)]
     missed = [i for i, faces in enumerate(out) if not faces and min(rgbs[i].size) >= 20]
-    if framing.context_retry and missed:
-        padded = [_context_copy(rgbs[i]) for i in missed]
-        again = [_detection_copy(p) for p, _ in padded]
-        retry = _run_mtcnn([c for c, _ in again], RETRY_THRESHOLDS)
-        for i, (_, pad), (_, s), f in zip(missed, padded, again, retry):  # only a face that fills the photo
-            out[i] = _faces_from(rgbs[i], s, pad, f, framing, min(min_probability, RETRY_MIN_PROBABILITY),
+    if framing.context_retry and missed:  # the retries work on the (at most 1280 px) detection copies
+        padded = [_context_copy(copies[i][0]) for i in missed]
+        retry = _run_mtcnn([p for p, _ in padded], RETRY_THRESHOLDS)
+        for i, (_, pad), f in zip(missed, padded, retry):  # only a face that fills the photo
+            s = copies[i][1]
+            out[i] = _faces_from(rgbs[i], s, pad / s, f, framing, min(min_probability, RETRY_MIN_PROBABILITY),
                                  RETRY_MIN_SHARE)
     missed = [i for i, faces in enumerate(out) if not faces and min(rgbs[i].size) >= 20]
     if framing.rotate_retry and missed:  # MTCNN misses strongly tilted heads: look in turned copies
         for angle in (framing.rotate_retry, -framing.rotate_retry):
-            turned = [_turned_copy(rgbs[i], angle) for i in missed]
-            small = [_detection_copy(t) for t in turned]
-            for i, t, (_, s), f in zip(missed, turned, small, _run_mtcnn([c for c, _ in small])):
-                if not out[i]:
-                    out[i] = sorted(_faces_turned_back(rgbs[i], angle, t, s, f, framing, min_probability),
-                                    key=lambda face: face.area, reverse=True)
+            turned = [_turned_copy(copies[i][0], angle) for i in missed]
+            for i, t, f in zip(missed, turned, _run_mtcnn(turned)):
+                small, s = copies[i]
+                out[i] = sorted(_faces_turned_back(rgbs[i], angle, t.size, small.size, s, f, framing, min_probability),
+                                key=lambda face: face.area, reverse=True)
             missed = [i for i in missed if not out[i]]
     return out
 

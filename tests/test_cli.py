@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -114,3 +115,35 @@ def test_explain_no_face(trained, tmp_path, capsys):
     Image.new("RGB", (120, 90), (30, 90, 160)).save(blank)
     assert main(["explain", str(blank), "--model", str(ckpt / "patterns.safetensors"), "--out", str(tmp_path / "o")]) == 2
     assert "no face found" in capsys.readouterr().err
+
+
+def test_photo_options_need_as_photos(capsys):
+    assert main(["evaluate", "--model", "fer2013", "--data-dir", ".", "--limit", "5"]) == 2
+    assert "apply to --as-photos only" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "fer2013", "--data-dir", ".", "--as-photos", "tight", "--tta"]) == 2
+    assert "--tta does not apply" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "fer2013", "--data-dir", ".", "--tta", "--posthoc"]) == 2
+    assert "already average" in capsys.readouterr().err
+
+
+def test_evaluate_as_photos_on_real_faces(data_root, capsys):
+    assert main(["evaluate", "--model", "fer2013", "--data-dir", str(data_root), "--as-photos", "tight-x4",
+                 "--limit", "24", "--posthoc", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 24 and set(out["variants"]) == {"crop", "tight-x4"}
+    tight = out["variants"]["tight-x4"]
+    assert tight["found"] >= tight["found_by_mtcnn"] and tight["found"] > 0.9
+    assert out["posthoc"]["tta_flip"] is True and out["framing"]["inside"] is True
+
+
+def test_predict_csv_marks_whole_picture_reads(trained, tmp_path):
+    import csv
+
+    _, ckpt, _ = trained
+    rng = np.random.default_rng(0)
+    crop = tmp_path / "crop.png"
+    Image.fromarray(rng.integers(0, 255, (100, 100), dtype=np.uint8)).save(crop)  # a small square picture, no face
+    out = tmp_path / "faces.csv"
+    assert main(["predict", str(crop), "--model", str(ckpt / "patterns.safetensors"), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 1 and rows[0]["detected"] == "0" and rows[0]["face"] == "1"

@@ -77,7 +77,8 @@ def test_pipeline_finds_the_face_in_photos_made_from_it(astronaut_face):
     for v in ("tight-x4", "context", "rotate-10", "jpeg-30"):
         crops, found, by_mtcnn = pipeline_crops(faces, v, DEFAULT_FRAMING)
         assert found.all(), v
-        assert np.abs(crops.astype(float) - astronaut_face).mean(axis=(1, 2)).max() < 40, v
+        limit = 35 if v.startswith("rotate") else 15  # the turned face is cropped as found (not aligned)
+        assert np.abs(crops.astype(float) - astronaut_face).mean(axis=(1, 2)).max() < limit, v
 
 
 def test_run_protocol_with_a_model_of_three_classes(astronaut_face):

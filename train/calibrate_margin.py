@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from deep_emotion.checkpoints import load_checkpoint
 from deep_emotion.cross_dataset import shared_class_accuracy
 from deep_emotion.data import FaceDataset, load_dataset, resolve_root
-from deep_emotion.faces import crop_face, detect_faces, whole_image_face
+from deep_emotion.faces import LEGACY_FRAMING, crop_face, detect_faces, whole_image_face
 from deep_emotion.images import load_image
 
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
@@ -37,13 +38,14 @@ def main() -> None:
     photos = [load_image(f) for f in files]
     boxes = []
     for im in photos:  # detection once; only the crop changes with the margin
-        faces = detect_faces(im, margin=0.0)
+        faces = detect_faces(im, framing=replace(LEGACY_FRAMING, margin=0.0))  # the framing the margin was chosen with
         boxes.append(faces[0].box if faces else None)
     split = jaffe.split("paper", seed=0)
     selection = np.sort(np.concatenate([split.train, split.val]))
     curve = []
     for m in (float(x) for x in args.margins.split(",")):
-        crops = np.stack([crop_face(im, b, m) if b else whole_image_face(im).crop for im, b in zip(photos, boxes)])
+        crops = np.stack([crop_face(im, b, framing=replace(LEGACY_FRAMING, margin=m)) if b else whole_image_face(im).crop
+                          for im, b in zip(photos, boxes)])
         ds = FaceDataset("jaffe", crops, jaffe.labels, jaffe.classes, jaffe.groups, jaffe.subjects, jaffe.protocols)
         val = shared_class_accuracy(model, card["classes"], ds, selection)
         test = shared_class_accuracy(model, card["classes"], ds, split.test)

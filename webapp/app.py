@@ -178,18 +178,18 @@ def about_ui(models: dict) -> None:
             "*flip* it is signed: blue regions *raise* the class's probability when hidden.\n"
             "- Windows at the border are clipped to the image (Captum's convention).")
         st.markdown(
-            "- **Probabilities** are calibrated as each model card says, chosen on validation faces only: averaged "
-            "with the mirrored face where that helped, shifted against the training set's class frequencies (so rare "
-            "expressions such as disgust are not drowned), and tempered so that a 70 % answer is right about 70 % "
-            "of the time.")
+            "- **Probabilities** are corrected as each model card says, each step kept only where it helped on "
+            "validation faces: averaged with the mirrored face, shifted against the training set's class "
+            "frequencies (so that rare expressions such as disgust are not drowned), and tempered so that a 70 % "
+            "answer is right about 70 % of the time.")
         for name, (_, card) in models.items():
             test = card["metrics"]["test"]
             shipped = card.get("posthoc", {}).get("metrics", {}).get("test", {}).get("posthoc")
             line = (f"**{name}** — {card['dataset']}, test accuracy **{test['accuracy']:.1%}** on {test['n']} images "
                     f"(protocol: {card.get('protocol_note', card['protocol'])})")
-            if shipped:
+            if shipped and "balanced_accuracy" in test:
                 line += (f"; as calibrated here: accuracy {shipped['accuracy']:.1%}, balanced accuracy "
-                         f"{shipped['balanced_accuracy']:.1%}, against {test.get('balanced_accuracy', float('nan')):.1%} "
+                         f"{shipped['balanced_accuracy']:.1%}, against {test['balanced_accuracy']:.1%} "
                          "for the network alone")
             st.markdown(line)
             classes = card["classes"]
