@@ -230,31 +230,6 @@ def _unturn(points: np.ndarray, angle: float, turned: tuple[int, int], size: tup
     return np.stack([x, y], 1) + np.array(size, dtype=float) / 2
 
 
-def _faces_turned_back(rgb: Image.Image, angle: float, turned: tuple[int, int], source: tuple[int, int],
-                       scale: float, found: tuple, framing: Framing, min_probability: float) -> list[Face]:
-    """Faces found in a copy (size `turned`) of the detection copy (size `source`, `scale` x the photo) turned by
-    `angle`, with centres and landmarks turned back into the photo's pixels; boxes keep their size."""
-    boxes, probs, points = found
-    if boxes is None:
-        return []
-    faces = []
-    for k, (b, p) in enumerate(zip(boxes, probs)):
-        if p is None or p < min_probability:
-            continue
-        b = np.asarray(b, dtype=float)
-        if not np.isfinite(b).all() or b[2] - b[0] < 1 or b[3] - b[1] < 1:
-            continue  # a degenerate box: no face
-        (cx, cy), = _unturn(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]), angle, turned, source) / scale
-        if not (0 <= cx <= rgb.width and 0 <= cy <= rgb.height):
-            continue
-        w, h = (b[2] - b[0]) / scale, (b[3] - b[1]) / scale
-        box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        marks = None if points is None else _unturn(np.asarray(points[k], dtype=float), angle, turned, source) / scale
-        angle_used = eye_angle(marks) if framing.align else 0.0
-        faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle_used))
-    return faces
-
-
 def _run_mtcnn(copies: list[Image.Image], thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)) -> list[tuple]:
     """(boxes, probs, landmarks) per image; images whose sizes match go through MTCNN together."""
     out: list[tuple] = [(None, None, None)] * len(copies)
@@ -269,8 +244,10 @@ def _run_mtcnn(copies: list[Image.Image], thresholds: tuple[float, float, float]
     return out
 
 
-def _faces_from(rgb: Image.Image, scale: float, offset: float, found: tuple, framing: Framing,
-                min_probability: float, min_share: float = 0.0) -> list[Face]:
+def _faces_from(rgb: Image.Image, found: tuple, to_photo, scale: float, framing: Framing, min_probability: float,
+                min_share: float = 0.0) -> list[Face]:
+    """Faces of one MTCNN answer on a copy of the photo, largest first. `to_photo` maps points (N, 2) of the copy
+    to the photo's pixels (shifted, scaled, turned back); boxes keep their size / `scale`. Crops use the photo."""
     boxes, probs, points = found
     if boxes is None:
         return []
@@ -278,18 +255,30 @@ def _faces_from(rgb: Image.Image, scale: float, offset: float, found: tuple, fra
     for k, (b, p) in enumerate(zip(boxes, probs)):
         if p is None or p < min_probability:
             continue
-        box = tuple(float(v) / scale - offset for v in b)  # back to the photo's pixels; crops use full resolution
-        if not all(math.isfinite(v) for v in box) or box[2] - box[0] < 1 or box[3] - box[1] < 1:
+        b = np.asarray(b, dtype=float)
+        w, h = (b[2] - b[0]) / scale, (b[3] - b[1]) / scale
+        if not np.isfinite(b).all() or w < 1 or h < 1:
             continue  # a degenerate box: no face
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        (cx, cy), = to_photo(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]))
         if not (0 <= cx <= rgb.width and 0 <= cy <= rgb.height):
             continue  # found in the added context only
-        if max(box[2] - box[0], box[3] - box[1]) < min_share * min(rgb.size):
+        if max(w, h) < min_share * min(rgb.size):
             continue
-        marks = None if points is None else np.asarray(points[k], dtype=float) / scale - offset
+        box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        marks = None if points is None else to_photo(np.asarray(points[k], dtype=float))
         angle = eye_angle(marks) if framing.align else 0.0
         faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle))
     return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def _shifted(scale: float, offset: float = 0.0):
+    """`to_photo` for a copy scaled by `scale` with `offset` photo pixels added on each side."""
+    return lambda q: q / scale - offset
+
+
+def _turned(angle: float, turned: tuple[int, int], source: tuple[int, int], scale: float):
+    """`to_photo` for a copy (size `turned`) of the detection copy (size `source`) turned by `angle`."""
+    return lambda q: _unturn(q, angle, turned, source) / scale
 
 
 def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN, min_probability: float = MIN_PROBABILITY,
@@ -308,23 +297,22 @@ def detect_faces_batch(images: list[Image.Image], margin: float = DEFAULT_MARGIN
     rgbs = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
     copies = [_detection_copy(im) for im in rgbs]
     found = _run_mtcnn([c for c, _ in copies])
-    out = [_faces_from(rgb, s, 0.0, f, framing, min_probability) for rgb, (_, s), f in zip(rgbs, copies, found)]
+    out = [_faces_from(rgb, f, _shifted(s), s, framing, min_probability) for rgb, (_, s), f in zip(rgbs, copies, found)]
     missed = [i for i, faces in enumerate(out) if not faces and min(rgbs[i].size) >= 20]
     if framing.context_retry and missed:  # the retries work on the (at most 1280 px) detection copies
         padded = [_context_copy(copies[i][0]) for i in missed]
         retry = _run_mtcnn([p for p, _ in padded], RETRY_THRESHOLDS)
         for i, (_, pad), f in zip(missed, padded, retry):  # only a face that fills the photo
             s = copies[i][1]
-            out[i] = _faces_from(rgbs[i], s, pad / s, f, framing, min(min_probability, RETRY_MIN_PROBABILITY),
-                                 RETRY_MIN_SHARE)
+            out[i] = _faces_from(rgbs[i], f, _shifted(s, pad / s), s, framing,
+                                 min(min_probability, RETRY_MIN_PROBABILITY), RETRY_MIN_SHARE)
     missed = [i for i, faces in enumerate(out) if not faces and min(rgbs[i].size) >= 20]
     if framing.rotate_retry and missed:  # MTCNN misses strongly tilted heads: look in turned copies
         for angle in (framing.rotate_retry, -framing.rotate_retry):
             turned = [_turned_copy(copies[i][0], angle) for i in missed]
             for i, t, f in zip(missed, turned, _run_mtcnn(turned)):
                 small, s = copies[i]
-                out[i] = sorted(_faces_turned_back(rgbs[i], angle, t.size, small.size, s, f, framing, min_probability),
-                                key=lambda face: face.area, reverse=True)
+                out[i] = _faces_from(rgbs[i], f, _turned(angle, t.size, small.size, s), s, framing, min_probability)
             missed = [i for i in missed if not out[i]]
     return out
 

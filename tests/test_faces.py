@@ -141,15 +141,15 @@ def test_framing_card_round_trip_and_legacy_cards():
 def test_faces_found_in_a_turned_copy_are_turned_back(astronaut_path):
     """The rotated retry's geometry: a face found in a copy turned by ±30 degrees lands where the upright
     search puts it (centre and landmarks), and alignment reads the true tilt."""
-    from deep_emotion.faces import _detection_copy, _faces_turned_back, _run_mtcnn, _turned_copy
+    from deep_emotion.faces import _detection_copy, _faces_from, _run_mtcnn, _turned, _turned_copy
 
     photo = load_image(astronaut_path)
     upright = detect_faces(photo, framing=Framing(align=True))[0]
     for angle in (30.0, -30.0):
         small, scale = _detection_copy(photo)
         turned = _turned_copy(small, angle)
-        (face,) = _faces_turned_back(photo, angle, turned.size, small.size, scale, _run_mtcnn([turned])[0],
-                                     Framing(align=True), 0.9)
+        (face,) = _faces_from(photo, _run_mtcnn([turned])[0], _turned(angle, turned.size, small.size, scale), scale,
+                              Framing(align=True), 0.9)
         assert np.abs(face.landmarks - upright.landmarks).max() < 6
         centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
         assert np.abs(centre(face.box) - centre(upright.box)).max() < 8
