@@ -1,7 +1,8 @@
 """Speed of the whole analysis path on this machine, warm (models and MTCNN loaded). Prints JSON.
 
 - a 1280x720 photo with one face: MTCNN detection alone vs the full analysis (detection, crop, every bundled
-  model's prediction, STN view, paper map and Captum map at window 8 / stride 2), with each stage's share;
+  model's prediction, STN view, the paper's occlusion map and Captum's at window 8 / stride 2 — the other maps
+  are timed in benchmarks/explainers.py), with each stage's share;
 - a change of window/stride only (faces reused: only the maps are recomputed);
 - a 24-megapixel photo vs the 1280x720 one;
 - Captum run by Captum itself rather than derived from the shared occluded passes (context);
@@ -26,6 +27,7 @@ from _env import environment, median_time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "webapp" / "examples" / "astronaut.jpg"
+OCCLUSION_MAPS = ("occlusion-flip", "captum-occlusion")
 
 COLD = f"""
 import time, sys
@@ -58,7 +60,7 @@ def main() -> None:
                     help="models with their cards' post-hoc corrections, as the app loads them")
     args = ap.parse_args()
 
-    from deep_emotion.analysis import analyze, view_face
+    from deep_emotion.analysis import AnalysisOptions, analyze, view_face
     from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
     from deep_emotion.faces import detect_faces
 
@@ -69,17 +71,19 @@ def main() -> None:
     hd, big = photo(1280, 720), photo(6000, 4000)
     r = args.repeats
 
+    occlusion = AnalysisOptions(OCCLUSION_MAPS, 8, 2)  # the paper's map and Captum's (benchmarks/explainers.py: the rest)
     detect = median_time(lambda: detect_faces(hd), r)
-    full = median_time(lambda: analyze(hd, models, 8, 2, "flip", captum=True), r)
+    full = median_time(lambda: analyze(hd, models, occlusion), r)
     faces = detect_faces(hd)
     assert len(faces) == 1, "the benchmark photo must hold exactly one face"
-    per_model = {n: median_time(lambda n=n: view_face(n, models[n], faces[0].crop, 8, 2, "flip", True), r) for n in models}
+    per_model = {n: median_time(lambda n=n: view_face(n, models[n], faces[0].crop, occlusion), r) for n in models}
     raw = {n: load_checkpoint(n) for n in names}
-    per_model_raw = {n: median_time(lambda n=n: view_face(n, raw[n], faces[0].crop, 8, 2, "flip", True), r) for n in raw}
-    rewindow = median_time(lambda: analyze(hd, models, 12, 4, "flip", captum=True, faces=faces), r)
-    big_full = median_time(lambda: analyze(big, models, 8, 2, "flip", captum=True), max(3, r // 2))
+    per_model_raw = {n: median_time(lambda n=n: view_face(n, raw[n], faces[0].crop, occlusion), r) for n in raw}
+    rewindow = median_time(lambda: analyze(hd, models, AnalysisOptions(OCCLUSION_MAPS, 12, 4), faces=faces), r)
+    big_full = median_time(lambda: analyze(big, models, occlusion), max(3, r // 2))
     big_detect = median_time(lambda: detect_faces(big), max(3, r // 2))
-    exact = median_time(lambda: analyze(hd, models, 8, 2, "flip", captum=True, faces=faces, run_captum=True), max(3, r // 2))
+    exact = median_time(lambda: analyze(hd, models, AnalysisOptions(OCCLUSION_MAPS, 8, 2, captum_itself=True),
+                                        faces=faces), max(3, r // 2))
 
     result = {
         "benchmark": "analysis_speed",

@@ -26,7 +26,7 @@ def rss_mb() -> float:
 def main() -> None:
     from PIL import Image
 
-    from deep_emotion.analysis import analyze
+    from deep_emotion.analysis import AnalysisOptions, analyze
     from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
     from deep_emotion.images import load_image
 
@@ -39,7 +39,7 @@ def main() -> None:
     del small
     t = time.perf_counter()
     photo = load_image(data)
-    result = analyze(photo, models, window=8, stride=2, mode="flip", captum=True)
+    result = analyze(photo, models, AnalysisOptions(window=8, stride=2, faithfulness=True))  # every default map
     seconds = time.perf_counter() - t
     print(json.dumps({"benchmark": "memory", "photo": "6000x4000 JPEG (24 MP)", "jpeg_mb": round(len(data) / 2**20, 1),
                       "models": list(models), "faces": len(result.faces), "analysis_s": round(seconds, 2),

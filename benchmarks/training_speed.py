@@ -23,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
-from deep_emotion.model import DeepEmotion, ModelConfig  # noqa: E402
+from deep_emotion.architectures import create_model  # noqa: E402
 from deep_emotion.recipe import load_recipe  # noqa: E402
 from deep_emotion.training import train_one_epoch  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> None:
     bs = recipe.batch_size
 
     def fresh():
-        model = DeepEmotion(ModelConfig(**{**recipe.model.to_dict(), "num_classes": 7})).to(memory_format=torch.channels_last)
+        model = create_model(recipe.architecture, recipe.model, num_classes=7).to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
         return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 

@@ -1,6 +1,7 @@
 """Deep-Emotion: the attentional convolutional network of Minaee & Abdolrashidi, with face finding and explanations."""
 
 from .analysis import FacePrediction, classify, find_faces
+from .architectures import EmotionModel, create_model, list_models, register_model
 from .calibration import PostHoc
 from .checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 from .data import FaceDataset, load_dataset
@@ -16,4 +17,5 @@ __all__ = [
     "load_checkpoint", "save_checkpoint", "list_checkpoints", "Face", "detect_faces", "crop_face",
     "load_image", "find_faces", "classify", "FacePrediction", "Framing", "PostHoc",
     "DeepEmotionError", "DataLayoutError", "ImageLoadError", "CheckpointError", "RecipeError",
+    "EmotionModel", "create_model", "list_models", "register_model",
 ]

@@ -5,18 +5,21 @@ Returns plain dataclasses of numbers and arrays; imports no UI library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+import weakref
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 from PIL import Image
 
-from . import explain
+from . import explain, explainers
 from .evaluation import predict_proba
 from .faces import DEFAULT_MARGIN, Face, detect_faces, or_whole_picture, whole_image_face
 from .model import DeepEmotion
-from .preprocess import to_tensor
+from .explainers import Map
+from .preprocess import INPUT_SIZE, to_tensor
 
 Loaded = tuple[DeepEmotion, dict[str, Any]]  # (model, card), as load_checkpoint returns them
 
@@ -35,6 +38,50 @@ class FacePrediction:
                 "detected": self.detected, "top": self.top, "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
 
 
+DEFAULT_METHODS = ("occlusion-flip", "captum-occlusion", "integrated-gradients", "smoothgrad", "gradcam", "regions",
+                   "stn")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What to compute for each face and model; `check` says what is wrong in one message."""
+
+    methods: tuple[str, ...] = DEFAULT_METHODS  # explanation methods (explainers.py registry), in this order
+    window: int = 8  # occlusion: black square, pixels of the model's input
+    stride: int = 2
+    target: str | None = None  # the class to explain (by name); None: each model's top class
+    faithfulness: bool = False  # deletion/insertion AUC of every map, with a random map as baseline
+    detect: bool = True  # False: the whole image is the face
+    captum_itself: bool = False  # Captum Occlusion run by Captum (slower, the same numbers)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.methods, tuple):
+            object.__setattr__(self, "methods", tuple(self.methods))
+
+    def check(self, input_size: int = INPUT_SIZE) -> None:
+        """ValueError naming every bad option."""
+        problems = []
+        try:
+            explain.check_window(input_size, self.window, self.stride)
+        except ValueError as e:
+            problems.append(str(e))
+        try:
+            explainers.check_methods(self.methods)
+        except ValueError as e:
+            problems.append(str(e))
+        if not self.methods:
+            problems.append("choose at least one explanation method")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "methods": list(self.methods)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnalysisOptions:
+        return cls(**{**d, "methods": tuple(d.get("methods", DEFAULT_METHODS))})
+
+
 @dataclass
 class ModelView:
     """What one model makes of one face."""
@@ -42,18 +89,30 @@ class ModelView:
     model: str
     probabilities: dict[str, float]
     top: str
-    theta: np.ndarray  # (2, 3) the STN's affine parameters
-    stn_view: np.ndarray = field(repr=False)  # (48, 48) float in [0, 1]
-    paper_map: np.ndarray = field(repr=False)  # (48, 48): flip counts or mean probability drop
-    captum_map: np.ndarray | None = field(default=None, repr=False)  # (48, 48) Captum Occlusion, if asked
+    target: str  # the class the maps explain
+    theta: np.ndarray | None  # (2, 3) the STN's affine parameters; None: the model has no STN
+    stn_view: np.ndarray | None = field(repr=False)  # (H, W) float in [0, 1]; None: no STN
+    maps: dict[str, Map] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why it does not apply to this model
+    faithfulness: dict[str, dict[str, float]] | None = None  # map (and "random") -> deletion, insertion, difference
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"model": self.model, "top": self.top,
+        d = {"model": self.model, "top": self.top, "target": self.target,
              "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-             "theta": np.round(self.theta, 4).tolist(), "paper_map": map_summary(self.paper_map)}
-        if self.captum_map is not None:
-            d["captum_map"] = map_summary(self.captum_map)
+             "theta": None if self.theta is None else np.round(self.theta, 4).tolist(),
+             "maps": {n: m.to_dict() for n, m in self.maps.items()}}
+        if self.skipped:
+            d["skipped"] = dict(self.skipped)
+        if self.faithfulness is not None:
+            d["faithfulness"] = {n: {k: round(v, 4) for k, v in f.items()} for n, f in self.faithfulness.items()}
         return d
+
+    def most_faithful(self) -> str | None:
+        """The map with the largest insertion - deletion AUC difference (not the random one)."""
+        if not self.faithfulness:
+            return None
+        scored = {n: f["difference"] for n, f in self.faithfulness.items() if n != "random"}
+        return max(scored, key=scored.get) if scored else None
 
 
 @dataclass
@@ -63,23 +122,21 @@ class FaceAnalysis:
     face_probability: float
     crop: np.ndarray = field(repr=False)  # (48, 48) uint8
     views: dict[str, ModelView] = field(default_factory=dict)
+    detected: bool = True
 
 
 @dataclass
 class Analysis:
     faces: list[FaceAnalysis]
     detected: bool  # False: the whole image was taken as the face
-    image_size: tuple[int, int]
-    window: int
-    stride: int
-    mode: str
-    forward_passes_per_model: int  # occluded copies per face and model
+    image_size: tuple[int, int] | None
+    options: AnalysisOptions
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": list(self.image_size), "detected": self.detected, "window": self.window,
-                "stride": self.stride, "mode": self.mode, "forward_passes_per_model": self.forward_passes_per_model,
+        return {"image_size": None if self.image_size is None else list(self.image_size), "detected": self.detected,
+                "options": self.options.to_dict(),
                 "faces": [{"index": f.index, "box": [round(v, 1) for v in f.box],
-                           "face_probability": round(f.face_probability, 4),
+                           "face_probability": round(f.face_probability, 4), "detected": f.detected,
                            "models": {n: v.to_dict() for n, v in f.views.items()}} for f in self.faces]}
 
 
@@ -108,38 +165,77 @@ def classify(model: DeepEmotion, classes: list[str], faces: list[Face]) -> list[
     ]
 
 
-def view_face(name: str, loaded: Loaded, crop: np.ndarray, window: int, stride: int, mode: str = "flip",
-              captum: bool = True, run_captum: bool = False) -> ModelView:
-    """Prediction, STN view and maps of one model for one 48x48 face crop.
+_LOCKS: "weakref.WeakKeyDictionary[torch.nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
-    The occluded copies go through the network once; both paper maps come from those passes, and so does
-    Captum's map: Captum's Occlusion on the softmax output is, by definition, the "drop" map (tests check
-    the two against each other). `run_captum=True` calls Captum itself instead (slower, same numbers)."""
+
+def model_lock(model: torch.nn.Module) -> threading.Lock:
+    """One lock per model: Grad-CAM hooks a layer of the (shared) model, so a face explained in another thread
+    (another user of the web app) must not run through that model meanwhile."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(model, threading.Lock())
+
+
+def input_size(loaded: Loaded) -> int:
+    """The side of the model's square input (its card, else its config)."""
     model, card = loaded
-    x = to_tensor(crop)  # (1, 1, 48, 48)
-    p0, p, masks = explain.occluded_probabilities(model, x, window, stride)
-    maps = explain.maps_from_probabilities(p0, p, masks)
-    warped, theta = explain.stn_view(model, x)
+    size = card.get("input", {}).get("size")
+    return int(size[-1]) if size else int(model.config.input_size)
+
+
+def _target_index(classes: list[str], target: str | None, top: int) -> int:
+    """The index of the class named `target` (the same name, else the same canonical emotion), else `top`."""
+    if target is None:
+        return top
+    if target in classes:
+        return classes.index(target)
+    from .classes import canonical
+
+    try:
+        names = [canonical(c) for c in classes]
+        return names.index(canonical(target))
+    except ValueError:  # not an emotion name, or not one of this model's classes
+        return top
+
+
+def view_face(name: str, loaded: Loaded, crop: np.ndarray, options: AnalysisOptions = AnalysisOptions(),
+              landmarks: np.ndarray | None = None) -> ModelView:
+    """Prediction, STN view, the chosen maps and (optionally) their faithfulness for one model and one face crop.
+    The occlusion maps share one set of occluded passes; a method that does not apply to the model is listed
+    in `skipped` with its reason. A target class the model does not know falls back to its top class."""
+    model, card = loaded
+    options.check(input_size(loaded))
+    x = to_tensor(crop)  # (1, 1, H, W)
     classes = card["classes"]
-    cap = None
-    if captum:
-        cap = (explain.captum_occlusion(model, x, window, stride, perturbations_per_eval=128) if run_captum
-               else maps["drop"])
-    return ModelView(name, {c: float(v) for c, v in zip(classes, p0)}, classes[int(p0.argmax())],
-                     theta.numpy(), warped.numpy(), maps[mode].numpy(), None if cap is None else cap.numpy())
+    with model_lock(model):
+        with torch.no_grad():
+            p0 = model(x).softmax(1)[0]
+        target = _target_index(classes, options.target, int(p0.argmax()))
+        context = explainers.Context(options.window, options.stride, landmarks=landmarks,
+                                     captum_itself=options.captum_itself)
+        maps, skipped = explainers.explain_face(model, x, target, options.methods, context)
+        stn = model.stn_view(x)
+        faith = None
+        if options.faithfulness and maps:
+            scored = {n: torch.from_numpy(m.values) for n, m in maps.items()}
+            scored["random"] = explain.random_map(x.shape[-1])
+            faith = explain.faithfulness(model, x, scored, target)
+    return ModelView(name, {c: float(v) for c, v in zip(classes, p0)}, classes[int(p0.argmax())], classes[target],
+                     None if stn is None else stn[1][0].numpy(), None if stn is None else stn[0][0, 0].numpy(),
+                     maps, skipped, faith)
 
 
-def analyze(image: Image.Image, models: Mapping[str, Loaded], window: int = 8, stride: int = 2, mode: str = "flip",
-            captum: bool = True, detect: bool = True, faces: list[Face] | None = None,
-            face_indices: list[int] | None = None, run_captum: bool = False) -> Analysis:
-    """Find the faces (or reuse `faces`), then for each chosen face (default: all) and each model compute the
-    prediction, STN view, paper map and (optionally) Captum's map. No face: `faces` is empty."""
+def analyze(image: Image.Image | None, models: Mapping[str, Loaded], options: AnalysisOptions = AnalysisOptions(),
+            faces: list[Face] | None = None, face_indices: list[int] | None = None) -> Analysis:
+    """Find the faces (or reuse `faces`; then `image` may be None), then for each chosen face (default: all) and
+    each model compute the prediction, STN view and the maps of `options`. No face: `faces` is empty."""
     if not models:
         raise ValueError("choose at least one model")
-    if mode not in explain.MODES:
-        raise ValueError(f"mode must be one of {explain.MODES}, not {mode!r}")
-    explain.check_window(48, window, stride)
-    found = faces if faces is not None else find_faces(image, detect)
+    for loaded in models.values():
+        options.check(input_size(loaded))
+    if faces is None and image is None:
+        raise ValueError("give an image or its faces")
+    found = faces if faces is not None else find_faces(image, options.detect)
     chosen = range(len(found)) if face_indices is None else face_indices
     results = []
     with torch.inference_mode():
@@ -147,8 +243,7 @@ def analyze(image: Image.Image, models: Mapping[str, Loaded], window: int = 8, s
             if not 0 <= i < len(found):
                 raise ValueError(f"face {i + 1} does not exist: {len(found)} face(s) found")
             f = found[i]
-            views = {name: view_face(name, loaded, f.crop, window, stride, mode, captum, run_captum)
-                     for name, loaded in models.items()}
-            results.append(FaceAnalysis(i, f.box, f.probability, f.crop, views))
-    detected = detect and all(f.detected for f in found)
-    return Analysis(results, detected, image.size, window, stride, mode, explain.n_windows(48, window, stride))
+            views = {name: view_face(name, loaded, f.crop, options, f.crop_landmarks) for name, loaded in models.items()}
+            results.append(FaceAnalysis(i, f.box, f.probability, f.crop, views, f.detected))
+    detected = options.detect and all(f.detected for f in found)
+    return Analysis(results, detected, None if image is None else image.size, options)

@@ -1,7 +1,8 @@
 """Weights (safetensors, never pickle) and their model card (JSON), saved and loaded together.
 
-`load_checkpoint(name_or_path)` is the one place that loads a model: it checks the card against the
-weights (sha256, tensor names and shapes, class count) and raises `CheckpointError` naming the file.
+`load_checkpoint(name_or_path)` is the one place that loads a model: it builds the card's `architecture`
+(architectures.create_model; a card without one is a DeepEmotion), checks the card against the weights
+(sha256, tensor names and shapes, class count) and raises `CheckpointError` naming the file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import PostHoc
 from .errors import CheckpointError
-from .model import DeepEmotion, ModelConfig
+from .architectures import DEFAULT_ARCHITECTURE, EmotionModel, architecture_name, create_model, list_models
 
 PAPER = "Minaee & Abdolrashidi, Deep-Emotion: Facial Expression Recognition Using Attentional Convolutional Network, Sensors 2021 (arXiv:1902.01019)"
 
@@ -48,13 +49,15 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_checkpoint(model: DeepEmotion, card: dict[str, Any], stem: Path) -> tuple[Path, Path]:
-    """Write <stem>.safetensors and <stem>.json (the card, with the weights' sha256 and model config)."""
+def save_checkpoint(model: EmotionModel, card: dict[str, Any], stem: Path) -> tuple[Path, Path]:
+    """Write <stem>.safetensors and <stem>.json (the card, with the weights' sha256, the model's registered
+    architecture and its config)."""
+    arch = architecture_name(model)
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights, card_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in _strip_prefixes(model.state_dict()).items()}
     save_file(state, str(weights), metadata={"format": "pt", "name": stem.name})
-    card = {**card, "architecture": "DeepEmotion", "model_config": model.config.to_dict(), "sha256": sha256(weights)}
+    card = {**card, "architecture": arch, "model_config": model.config.to_dict(), "sha256": sha256(weights)}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return weights, card_path
 
@@ -87,7 +90,7 @@ def read_card(weights: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu",
-                    posthoc: bool = False) -> tuple[DeepEmotion, dict[str, Any]]:
+                    posthoc: bool = False) -> tuple[EmotionModel, dict[str, Any]]:
     """The model in eval mode and its card. `posthoc=True`: the model's outputs carry the card's post-hoc
     corrections (flip averaging, logit adjustment, temperature; calibration.py), as the front ends show them."""
     weights = resolve(name_or_path)
@@ -96,17 +99,21 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     card = read_card(weights)
     if card.get("sha256") and card["sha256"] != sha256(weights):
         raise CheckpointError(f"{weights}: sha256 differs from its model card (file changed or corrupted)")
+    arch = card.get("architecture", DEFAULT_ARCHITECTURE)
+    if arch not in list_models():
+        raise CheckpointError(f"{weights.with_suffix('.json')}: unknown architecture {arch!r}; "
+                              f"known: {', '.join(list_models())}")
     try:
-        config = ModelConfig.from_dict(card["model_config"])
+        model = create_model(arch, card["model_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{weights.with_suffix('.json')}: bad model_config ({e})") from e
-    if config.num_classes != len(card["classes"]):
-        raise CheckpointError(f"{weights}: card lists {len(card['classes'])} classes, model has {config.num_classes}")
+    num_classes = model.config.num_classes
+    if num_classes != len(card["classes"]):
+        raise CheckpointError(f"{weights}: card lists {len(card['classes'])} classes, model has {num_classes}")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from e
-    model = DeepEmotion(config)
     try:
         model.load_state_dict(_strip_prefixes(state), strict=True)
     except RuntimeError as e:
@@ -117,14 +124,21 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
             correction = PostHoc.from_card(card)
         except (TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{weights.with_suffix('.json')}: bad posthoc block ({e})") from e
-        if correction.log_prior and len(correction.log_prior) != config.num_classes:
+        if correction.log_prior and len(correction.log_prior) != num_classes:
             raise CheckpointError(f"{weights.with_suffix('.json')}: posthoc log_prior does not match the classes")
         model.posthoc = None if correction.identity else correction
+    # loaded for inference: no gradients for the weights (attribution methods still take them for the input; the
+    # folded layers then stay cached). Fine-tuning starts from a fresh model (`init_from`), or call
+    # `model.requires_grad_(True)`.
+    model.requires_grad_(False)
     return model.to(device).to(memory_format=torch.channels_last).eval(), card
 
 
 def architecture(card: dict[str, Any]) -> str:
-    """'paper' for the paper's network, else what differs, e.g. 'wide 32-64-128' (from the card's model config)."""
+    """'paper' for the paper's network, else what differs, e.g. 'wide 32-64-128' (from the card's model config);
+    another family's registered name, e.g. 'ResNetSmall'."""
+    if card.get("architecture", DEFAULT_ARCHITECTURE) != DEFAULT_ARCHITECTURE:
+        return str(card["architecture"])
     cfg = card.get("model_config", {})
     if cfg.get("stages"):
         return "wide " + "-".join(str(w) for w in cfg["stages"])

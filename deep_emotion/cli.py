@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from .analysis import DEFAULT_METHODS
 from .errors import DeepEmotionError
+from .explainers import list_explainers
 from .faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing
 
 FRAMINGS = {"default": DEFAULT_FRAMING, "legacy": LEGACY_FRAMING, "align": Framing(align=True)}
@@ -197,14 +199,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from . import explain, render
-    from .analysis import analyze, find_faces
+    from . import explainers, render
+    from .analysis import AnalysisOptions, analyze, find_faces
     from .checkpoints import load_checkpoint
     from .images import load_image
-    from .preprocess import to_tensor
 
-    explain.check_window(48, args.window, args.stride)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    options = AnalysisOptions(methods, args.window, args.stride, args.target, args.faithfulness, args.detect)
+    options.check()
     loaded = load_checkpoint(args.model, posthoc=args.posthoc)
+    name = loaded[1]["name"]
+    if args.target is not None and args.target not in loaded[1]["classes"]:
+        raise DeepEmotionError(f"--target {args.target!r}: {name}'s classes are {', '.join(loaded[1]['classes'])}")
     image = load_image(args.image)
     faces = find_faces(image, detect=args.detect)
     if not faces:
@@ -213,37 +219,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     if not 1 <= args.face <= len(faces):
         raise DeepEmotionError(f"--face {args.face}: the image has {len(faces)} face(s)")
-    result = analyze(image, {loaded[1]["name"]: loaded}, args.window, args.stride, args.mode,
-                     captum=args.captum, faces=faces, face_indices=[args.face - 1], run_captum=True)
+    result = analyze(image, {name: loaded}, options, faces=faces, face_indices=[args.face - 1])
     face = result.faces[0]
-    view = face.views[loaded[1]["name"]]
+    view = face.views[name]
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    # fixed file names only: nothing is written outside --out
+    # fixed file names only (the registry's method names): nothing is written outside --out
     render.grey_image(face.crop).save(out / "face.png")
-    render.grey_image(view.stn_view).save(out / "stn.png")
-    render.overlay(face.crop, view.paper_map).save(out / f"paper_{args.mode}.png")
+    if view.stn_view is not None:
+        render.grey_image(view.stn_view).save(out / "stn_view.png")
+    for method, m in view.maps.items():
+        render.map_tile(face.crop, m, explainers.EXPLAINERS[method].title).save(out / f"{method}.png")
+    render.panel(face, [view], list(view.maps)).save(out / "panel.png")
     summary = result.to_dict()
-    x = to_tensor(face.crop)
-    maps = {f"paper_{args.mode}": view.paper_map}
-    if view.captum_map is not None:
-        render.overlay(face.crop, view.captum_map).save(out / "captum.png")
-        maps["captum"] = view.captum_map
-    maps["random"] = explain.random_map(48).numpy()
-    import torch
-
-    model = loaded[0]
-    with torch.inference_mode():
-        summary["faithfulness"] = {
-            name: {kind: round(explain.perturbation_curve(model, x, torch.from_numpy(m), kind)[1], 4)
-                   for kind in ("deletion", "insertion")} for name, m in maps.items()}
     (out / "explanation.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary))
-    else:
-        how = "" if faces[args.face - 1].detected else " (no face found; the whole picture read as a face crop)"
-        print(f"{args.image}: face {args.face} of {len(faces)}{how}: {view.top} ({view.probabilities[view.top]:.2f}); "
-              f"maps in {out}")
+        return 0
+    how = "" if faces[args.face - 1].detected else " (no face found; the whole picture read as a face crop)"
+    print(f"{args.image}: face {args.face} of {len(faces)}{how}: {view.top} ({view.probabilities[view.top]:.2f}); "
+          f"maps of {view.target} in {out}")
+    if "regions" in view.maps:
+        print("  " + explainers.region_sentence(view.maps["regions"], view.target))
+    best = view.most_faithful()
+    if best:
+        f = view.faithfulness
+        print(f"  most faithful map for this face: {best} (insertion - deletion AUC {f[best]['difference']:+.3f}; "
+              f"random map {f['random']['difference']:+.3f})")
+    for method, why in view.skipped.items():
+        print(f"  {method}: skipped, {why}")
     return 0
 
 
@@ -316,13 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
-    ex = sub.add_parser("explain", help="STN view, the paper's occlusion map and Captum's, as PNG + JSON")
+    ex = sub.add_parser("explain", help="the face's maps (occlusion, Captum's attributions, facial regions, the STN's "
+                                         "view) as PNGs with colour bars, and explanation.json with their faithfulness")
     ex.add_argument("image", type=Path)
     ex.add_argument("--model", default="fer2013")
+    ex.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                    help="comma-separated explanation methods, from: " + ", ".join(list_explainers()))
+    ex.add_argument("--target", default=None, help="the class to explain (default: the predicted one)")
     ex.add_argument("--window", type=int, default=8, help="occluding square, pixels of the 48x48 face (1..48)")
     ex.add_argument("--stride", type=int, default=2, help="step of the sliding square (>= 1)")
-    ex.add_argument("--mode", default="flip", choices=["flip", "drop"])
-    ex.add_argument("--captum", action=argparse.BooleanOptionalAction, default=True)
+    ex.add_argument("--faithfulness", action=argparse.BooleanOptionalAction, default=True,
+                    help="deletion/insertion AUC of every map, and of a random map")
     ex.add_argument("--face", type=int, default=1, help="which face, 1 = the largest")
     ex.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True)
     ex.add_argument("--out", type=Path, required=True, help="folder for the PNGs and explanation.json")

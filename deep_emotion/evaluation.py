@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .model import DeepEmotion
+from .architectures import EmotionModel
 from .preprocess import to_tensor
 
 
 @torch.no_grad()
-def predict_proba(model: DeepEmotion, images: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
+def predict_proba(model: EmotionModel, images: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
                   device: torch.device | str = "cpu") -> np.ndarray:
     """Softmax probabilities (N, C) for uint8 faces (N, 48, 48); eval mode, restored afterwards."""
     was_training = model.training
@@ -48,7 +48,7 @@ def metrics(pred: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | lis
     }
 
 
-def evaluate(model: DeepEmotion, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str],
+def evaluate(model: EmotionModel, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str],
              tta_flip: bool = False, device: torch.device | str = "cpu") -> dict[str, Any]:
     """`metrics()` of the top class, plus `nll` and `ece` of the softmax probabilities."""
     proba = predict_proba(model, images, tta_flip=tta_flip, device=device)

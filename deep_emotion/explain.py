@@ -71,11 +71,11 @@ def _check_face(x: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def stn_view(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The STN-warped face (H, W) in [0, 1] and θ (2, 3)."""
+def stn_view(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The STN-warped face (H, W) in [0, 1] and θ (2, 3); None for a model without a spatial transformer."""
     _check_face(x)
-    warped, theta = model.stn_view(x)
-    return warped[0, 0], theta[0]
+    out = model.stn_view(x)
+    return None if out is None else (out[0][0, 0], out[1][0])
 
 
 @torch.no_grad()
@@ -198,18 +198,17 @@ def captum_occlusion(forward: Forward, x: torch.Tensor, window: int = 8, stride:
 
 # --- faithfulness ---------------------------------------------------------------------------
 
-@torch.no_grad()
-def perturbation_curve(forward: Forward, x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion",
-                       steps: int = 32, baseline: float = 0.0, target: int | None = None) -> tuple[torch.Tensor, float]:
-    """Deletion: set pixels to `baseline` in order of importance; insertion: start from the baseline image
-    and restore them in that order. Follows the target class's probability over `steps` + 1 points
-    (one batched pass); returns (curve, area under it on [0, 1]). Deletion: lower is better; insertion: higher.
-    Ties in importance are broken at random-but-fixed order (seeded), so flat maps behave like random ones."""
+def perturbed_images(x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion", steps: int = 32,
+                     baseline: float = 0.0) -> torch.Tensor:
+    """(steps + 1, 1, H, W): deletion sets pixels to `baseline` in order of importance, 0, 1/steps, ... of them;
+    insertion starts from the baseline image and restores them in that order. Ties in importance are broken in
+    a random-but-fixed order (seeded), so flat maps behave like random ones."""
     _check_face(x)
     if kind not in ("deletion", "insertion"):
         raise ValueError(f"kind must be 'deletion' or 'insertion', not {kind!r}")
     n = x[0, 0].numel()
     g = torch.Generator().manual_seed(0)
+    importance = torch.as_tensor(importance)
     jitter = torch.rand(n, generator=g) * 1e-9 * (importance.abs().max().item() + 1e-12)
     order = torch.argsort(importance.flatten().cpu().double() + jitter.double(), descending=True)
     rank = torch.empty(n, dtype=torch.long)
@@ -217,13 +216,34 @@ def perturbation_curve(forward: Forward, x: torch.Tensor, importance: torch.Tens
     counts = torch.tensor([round(k * n / steps) for k in range(steps + 1)])
     changed = (rank[None, :] < counts[:, None]).view(steps + 1, 1, *x.shape[-2:]).to(x.device)  # (S+1, 1, H, W)
     base = torch.full_like(x, baseline)
-    images = torch.where(changed, base, x) if kind == "deletion" else torch.where(changed, x, base)
+    return torch.where(changed, base, x) if kind == "deletion" else torch.where(changed, x, base)
+
+
+@torch.no_grad()
+def perturbation_curve(forward: Forward, x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion",
+                       steps: int = 32, baseline: float = 0.0, target: int | None = None) -> tuple[torch.Tensor, float]:
+    """Follows the target class's probability over `perturbed_images` (one batched pass); returns (curve, area
+    under it on [0, 1]). Deletion: lower is better; insertion: higher is better."""
+    images = perturbed_images(x, importance, kind, steps, baseline)
     p = forward(images.contiguous(memory_format=torch.channels_last)).softmax(1)
     if target is None:
         target = int(forward(x).argmax(1))
     curve = p[:, target].cpu()
-    auc = float(torch.trapezoid(curve, dx=1.0 / steps))
-    return curve, auc
+    return curve, float(torch.trapezoid(curve, dx=1.0 / steps))
+
+
+@torch.no_grad()
+def faithfulness(forward: Forward, x: torch.Tensor, maps: dict[str, torch.Tensor], target: int, steps: int = 32,
+                 baseline: float = 0.0, batch_size: int = 256) -> dict[str, dict[str, float]]:
+    """Deletion and insertion AUC (and insertion - deletion: higher is better) of every map for one face, all
+    curves in chunks of `batch_size` images through the network."""
+    images = torch.cat([perturbed_images(x, torch.as_tensor(m), kind, steps, baseline)
+                        for m in maps.values() for kind in ("deletion", "insertion")])
+    p = torch.cat([forward(images[i:i + batch_size].contiguous(memory_format=torch.channels_last)).softmax(1)
+                   for i in range(0, len(images), batch_size)])[:, target].cpu().view(len(maps), 2, steps + 1)
+    auc = torch.trapezoid(p, dx=1.0 / steps, dim=-1)
+    return {name: {"deletion": float(a[0]), "insertion": float(a[1]), "difference": float(a[1] - a[0])}
+            for name, a in zip(maps, auc)}
 
 
 def random_map(size: int, seed: int = 0) -> torch.Tensor:

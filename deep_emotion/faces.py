@@ -100,6 +100,7 @@ class Face:
     landmarks: np.ndarray | None = field(default=None, repr=False)  # (5, 2) eyes, nose, mouth corners; x, y
     angle: float = 0.0  # degrees the crop was rotated by (align)
     detected: bool = True  # False: no face was found and the whole picture was read as one
+    crop_landmarks: np.ndarray | None = field(default=None, repr=False)  # (5, 2) the landmarks in crop pixels
 
     @property
     def area(self) -> float:
@@ -144,6 +145,18 @@ def square_in_photo(box: Box, size: tuple[int, int], margin: float, angle: float
     cx = min(max(cx, half), w - half) if 2 * half <= w else cx  # per axis: shifted inside where it fits,
     cy = min(max(cy, half), h - half) if 2 * half <= h else cy  # else left on the face (the crop pads)
     return cx, cy, side
+
+
+def landmarks_in_crop(landmarks: np.ndarray, box: Box, size: tuple[int, int], framing: Framing,
+                      out: int = INPUT_SIZE) -> np.ndarray:
+    """The photo's landmarks (5, 2) in the pixels of the face's (out x out) crop, as `crop_face` frames it
+    (its square, turned upright when `framing.align`): x, y with 0 at the crop's top-left corner."""
+    angle = eye_angle(landmarks) if framing.align else 0.0
+    cx, cy, side = square_in_photo(box, size, framing.margin, angle, framing.inside, framing.pad == "none")
+    d = np.asarray(landmarks, dtype=float) - (cx, cy)
+    a = math.radians(angle)  # the crop turns the photo clockwise by `angle` (y points down)
+    turned = np.stack([d[:, 0] * math.cos(a) - d[:, 1] * math.sin(a), d[:, 0] * math.sin(a) + d[:, 1] * math.cos(a)], 1)
+    return turned / side * out + out / 2
 
 
 def _padded_crop(image: Image.Image, bounds: tuple[int, int, int, int], pad: str) -> Image.Image:
@@ -267,7 +280,9 @@ def _faces_from(rgb: Image.Image, found: tuple, to_photo, scale: float, framing:
         box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
         marks = None if points is None else to_photo(np.asarray(points[k], dtype=float))
         angle = eye_angle(marks) if framing.align else 0.0
-        faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle))
+        in_crop = None if marks is None else landmarks_in_crop(marks, box, rgb.size, framing)
+        faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle,
+                          crop_landmarks=in_crop))
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 

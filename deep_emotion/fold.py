@@ -74,16 +74,19 @@ def folds(module: nn.Module, x: torch.Tensor, k: int) -> bool:
 
 class FoldCache:
     """Folded weights, rebuilt whenever a source parameter changes (in-place updates bump its version) or
-    gradients are being recorded (then they are rebuilt per call, so autograd flows to the real parameters)."""
+    gradients are being recorded for a parameter (then they are rebuilt per call, so autograd flows to the real
+    parameters; gradients with respect to the input alone, as attribution methods take them, use the cache)."""
 
     def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._value: tuple[torch.Tensor, ...] | None = None
+        self._cache: dict[bool, tuple[tuple, tuple[torch.Tensor, ...]]] = {}  # inference mode? -> (key, value)
 
     def get(self, params: list[torch.Tensor], build) -> tuple[torch.Tensor, ...]:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             return build()
+        # one entry per inference mode: tensors made in it cannot be saved for a backward pass outside it
+        mode = torch.is_inference_mode_enabled()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
-        if key != self._key:
-            self._value, self._key = build(), key
-        return self._value
+        if mode not in self._cache or self._cache[mode][0] != key:
+            with torch.no_grad():
+                self._cache[mode] = (key, build())
+        return self._cache[mode][1]

@@ -24,12 +24,13 @@ Details the paper leaves open, fixed here and documented in README.md:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architectures import register_model
 from .fold import FoldCache, compose_convs, conv_pool, folds, phase_kernel
 
 
@@ -141,8 +142,13 @@ def wide_stages(widths: tuple[int, ...]) -> list[nn.Module]:
     return layers
 
 
+@register_model("DeepEmotion")
 class DeepEmotion(nn.Module):
-    """STN, then conv-conv-pool-ReLU twice, dropout, FC, ReLU, FC. `forward` returns logits."""
+    """STN, then conv-conv-pool-ReLU twice, dropout, FC, ReLU, FC. `forward` returns logits.
+    Implements architectures.EmotionModel: `features` is the conv extractor, `head` dropout-FC-ReLU-FC,
+    `classifier` is `fc2`."""
+
+    config_class = ModelConfig
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
@@ -193,15 +199,35 @@ class DeepEmotion(nn.Module):
 
     def network(self, x: torch.Tensor) -> torch.Tensor:
         """The network's own logits (no post-hoc correction)."""
+        return self.head(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise, warp by the STN (if any), extract: (B, c*9*9) for the paper network at 48x48."""
         z = self.normalize(x)  # (B, 1, 48, 48)
         if self.stn is not None:
             z, _ = self.stn(z)
-        return self.classify(z)
+        return self.extract(z)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits from the extracted features: dropout, FC, ReLU, FC."""
+        return self.fc2(F.relu(self.fc1(self.dropout(h))))  # (B, num_classes)
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits from the normalised (and warped) input: feature extractor, dropout, FC, ReLU, FC."""
-        h = self.dropout(self.extract(z))  # (B, c*9*9)
-        return self.fc2(F.relu(self.fc1(h)))  # (B, num_classes)
+        """Logits from the normalised (and warped) input: feature extractor, then `head`."""
+        return self.head(self.extract(z))
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The last FC layer (`fc2`)."""
+        return self.fc2
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new last FC layer with `num_classes` outputs (Gaussian init as at construction); config follows."""
+        old = self.fc2
+        self.fc2 = nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
+        nn.init.normal_(self.fc2.weight, std=self.config.init_std)
+        nn.init.zeros_(self.fc2.bias)
+        self.config = replace(self.config, num_classes=num_classes)
 
     def set_fold(self, on: bool) -> "DeepEmotion":
         """Switch the eval-mode re-expressions of fold.py on or off (off = the layers exactly as listed)."""
@@ -221,11 +247,10 @@ class DeepEmotion(nn.Module):
         return self.features[4:](h)
 
     @torch.no_grad()
-    def stn_view(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The STN-warped input in pixel scale [0, 1], (B, 1, H, W), and θ, (B, 2, 3)."""
+    def stn_view(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The STN-warped input in pixel scale [0, 1], (B, 1, H, W), and θ, (B, 2, 3); None without an STN."""
         if self.stn is None:
-            eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=x.device)
-            return x.clone(), eye.expand(x.shape[0], 2, 3).clone()
+            return None
         warped, theta = self.stn(self.normalize(x))
         return (warped * self.config.std + self.config.mean).clamp(0, 1), theta
 

@@ -1,4 +1,7 @@
-"""Training recipes: TOML files read into frozen dataclasses that reject unknown keys."""
+"""Training recipes: TOML files read into frozen dataclasses that reject unknown keys.
+
+`architecture` names the model family (architectures.py; default "DeepEmotion"); the `[model]` table is that
+family's config."""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import architectures
 from .errors import RecipeError
-from .model import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,21 @@ class Recipe:
     warmup_epochs: int = 2
     class_balance: bool = False  # weight the loss by inverse class frequency
     precision: str = "fp32"  # "bf16": autocast the forward pass while training (CPUs with AVX512-BF16, GPUs); eval stays fp32
-    init_from: str = ""  # start from this checkpoint's weights (name or path); "" = the paper's Gaussian init
-    model: ModelConfig = field(default_factory=ModelConfig)
+    init_from: str = ""  # start from this checkpoint's weights (name or path); "" = the family's own init
+    architecture: str = architectures.DEFAULT_ARCHITECTURE  # model family, see architectures.list_models()
+    model: Any = None  # the family's config (ModelConfig for DeepEmotion); None = its defaults
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            config_class = architectures.family(self.architecture).config_class
+        except ValueError as e:
+            raise RecipeError(f"recipe {self.name}: {e}") from e
+        if self.model is None:
+            object.__setattr__(self, "model", config_class() if config_class else {})
+        elif config_class and not isinstance(self.model, config_class):
+            raise RecipeError(f"recipe {self.name}: architecture {self.architecture} takes a {config_class.__name__}, "
+                              f"not a {type(self.model).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +77,12 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     data = dict(data)
-    model = _build(ModelConfig, data.pop("model", {}), f"{where} [model]")
+    try:
+        config_class = architectures.family(data.get("architecture", architectures.DEFAULT_ARCHITECTURE)).config_class
+    except (ValueError, TypeError) as e:
+        raise RecipeError(f"{where}: {e}") from e
+    model_table = data.pop("model", {})
+    model = _build(config_class, model_table, f"{where} [model]") if config_class else dict(model_table)
     aug = dict(data.pop("augment", {}))
     if "erase_area" in aug:
         aug["erase_area"] = tuple(aug["erase_area"])

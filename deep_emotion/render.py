@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def _as_array(a: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -42,15 +42,27 @@ def overlay(face: np.ndarray | torch.Tensor, values: np.ndarray | torch.Tensor, 
     return Image.fromarray(mixed.round().astype(np.uint8))
 
 
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled scalable font at `size` pixels (no system fonts needed)."""
+    return ImageFont.load_default(size=size)
+
+
 def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], selected: int | None = None) -> Image.Image:
-    """The photo with every face box drawn and numbered from 1; the selected one in another colour."""
+    """The photo with every face box drawn and numbered from 1 in a label large enough to read at the size the
+    photo is shown; the selected one in another colour."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 300))
+    text = font(max(14, round(max(out.size) / 28)))
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = (255, 200, 0) if i == selected else (0, 220, 120)
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-        draw.text((x0 + width + 2, y0 + width + 2), str(i + 1), fill=colour)
+        label = str(i + 1)
+        l, t, r, b = draw.textbbox((0, 0), label, font=text)
+        pad = max(2, (b - t) // 5)
+        lx, ly = x0, max(0, y0 - (b - t) - 2 * pad)  # above the box, inside the photo
+        draw.rectangle((lx, ly, lx + (r - l) + 2 * pad, ly + (b - t) + 2 * pad), fill=colour)
+        draw.text((lx + pad - l, ly + pad - t), label, fill=(0, 0, 0), font=text)
     return out
 
 
@@ -60,30 +72,107 @@ def signed_limits(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
     return -a, a
 
 
-def map_overlay(face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4) -> Image.Image:
-    """Overlay with the project's colour conventions: counts in 'inferno' from 0; signed maps in 'RdBu_r'
-    centred on 0 (red: occluding this region lowers the predicted class's probability)."""
+def map_scale(values: np.ndarray, signed: bool) -> tuple[float, float, str]:
+    """(vmin, vmax, colour map) of the project's conventions: signed maps in 'RdBu_r' centred on 0 (red: evidence
+    for the class), unsigned ones in 'inferno' from 0 to their maximum."""
     if signed:
-        lo, hi = signed_limits(values)
-        return overlay(face, values, scale=scale, vmin=lo, vmax=hi, cmap="RdBu_r")
-    return overlay(face, values, scale=scale, vmin=0.0, vmax=max(float(np.max(values)), 1e-9), cmap="inferno")
+        return (*signed_limits(values), "RdBu_r")
+    return 0.0, max(float(np.max(values)), 1e-9), "inferno"
 
 
-def panel(face, views: list, mode: str, scale: int = 4) -> Image.Image:
-    """One row per model: face crop, STN view, paper map, Captum map; the model and its top class above."""
-    tiles = 4
-    side = 48 * scale
-    header = 18
-    out = Image.new("RGB", (tiles * side, len(views) * (side + header)), (255, 255, 255))
+def map_overlay(face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4) -> Image.Image:
+    """The map over the face in the project's colours (`map_scale`)."""
+    lo, hi, cmap = map_scale(values, signed)
+    return overlay(face, values, scale=scale, vmin=lo, vmax=hi, cmap=cmap)
+
+
+def map_image(face: np.ndarray, m, scale: int = 4) -> Image.Image:
+    """A `explainers.Map` over the face: the STN's sampled area as its outline, the others as colour overlays."""
+    if m.outline is not None:
+        out = grey_image(face, scale).convert("RGB")
+        draw = ImageDraw.Draw(out)
+        pts = [(float(x) * scale, float(y) * scale) for x, y in m.outline]
+        draw.polygon(pts, outline=(255, 200, 0), width=max(2, scale // 2))
+        draw.line([pts[0], pts[1]], fill=(255, 60, 60), width=max(2, scale // 2))  # the view's top edge
+        return out
+    return map_overlay(face, m.values, m.signed, scale)
+
+
+def colour_bar(vmin: float, vmax: float, cmap: str, label: str, width: int, height: int = 12,
+               text_size: int = 13) -> Image.Image:
+    """A horizontal colour bar with its ends (and 0 for centred scales) written under it, then `label`."""
+    ramp = colorize(np.tile(np.linspace(vmin, vmax, width), (height, 1)), vmin, vmax, cmap)
+    text = font(text_size)
+    out = Image.new("RGB", (width, height + 2 * text_size + 8), (255, 255, 255))
+    out.paste(Image.fromarray(ramp), (0, 0))
     draw = ImageDraw.Draw(out)
-    for row, v in enumerate(views):
-        y = row * (side + header)
-        draw.text((4, y + 3), f"{v.model}: {v.top} ({v.probabilities[v.top]:.2f})   [face | STN view | paper {mode} | Captum]",
-                  fill=(0, 0, 0))
-        images = [grey_image(face.crop, scale), grey_image(v.stn_view, scale),
-                  map_overlay(face.crop, v.paper_map, signed=(mode == "drop"), scale=scale)]
-        if v.captum_map is not None:
-            images.append(map_overlay(face.crop, v.captum_map, signed=True, scale=scale))
-        for i, im in enumerate(images):
-            out.paste(im.convert("RGB"), (i * side, y + header))
+    ticks = [(0, vmin, "la"), (width, vmax, "ra")] + ([(width // 2, 0.0, "ma")] if vmin < 0 < vmax else [])
+    for x, v, anchor in ticks:
+        draw.text((x, height + 2), f"{v:.3g}" if abs(v) >= 1e-6 else "0", fill=(0, 0, 0), font=text, anchor=anchor)
+    draw.text((width // 2, height + text_size + 5), label, fill=(60, 60, 60), font=text, anchor="ma")
+    return out
+
+
+def map_tile(face: np.ndarray, m, title: str, scale: int = 4, text_size: int = 14) -> Image.Image:
+    """Title, the map over the face and its colour bar, as one picture."""
+    image = map_image(face, m, scale)
+    side = image.width
+    head = font(text_size)
+    if m.outline is not None:
+        bar = Image.new("RGB", (side, 2 * text_size + 8), (255, 255, 255))
+        ImageDraw.Draw(bar).text((side // 2, 4), "yellow: sampled area, red: its top", fill=(60, 60, 60),
+                                 font=font(text_size - 1), anchor="ma")
+    else:
+        bar = colour_bar(*map_scale(m.values, m.signed), m.unit, side, text_size=text_size - 1)
+    out = Image.new("RGB", (side, text_size + 6 + side + bar.height), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    draw.text((side // 2, 2), fit_text(draw, title, head, side), fill=(0, 0, 0), font=head, anchor="ma")
+    out.paste(image, (0, text_size + 6))
+    out.paste(bar, (0, text_size + 6 + side))
+    return out
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, text_font, width: int) -> str:
+    """`text`, shortened with an ellipsis until it fits `width` pixels."""
+    while text and draw.textlength(text, font=text_font) > width:
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    return text
+
+
+def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -> Image.Image:
+    """One row per model: the face crop, its STN view and each map with its colour bar; the model, its top class
+    and the explained class above. `methods`: which maps, in order (default: every map of the first view)."""
+    from .explainers import EXPLAINERS
+
+    methods = methods or (list(views[0].maps) if views else [])
+    side = 48 * scale
+    text_size = max(12, scale * 3)
+    tiles_per_row = []
+    for v in views:
+        tiles = [_titled(grey_image(face.crop, scale), "input", text_size)]
+        tiles.append(_titled(grey_image(v.stn_view, scale), "STN view", text_size) if v.stn_view is not None
+                     else _titled(Image.new("RGB", (side, side), (235, 235, 235)), "no STN", text_size))
+        for name in methods:
+            if name in v.maps:
+                tiles.append(map_tile(face.crop, v.maps[name], EXPLAINERS[name].title, scale, text_size))
+        tiles_per_row.append(tiles)
+    header = text_size + 10
+    heights = [max(t.height for t in row) for row in tiles_per_row]
+    width = max((len(row) for row in tiles_per_row), default=1) * (side + 6)
+    out = Image.new("RGB", (width, sum(h + header for h in heights) or 1), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    y = 0
+    for v, row, h in zip(views, tiles_per_row, heights):
+        line = f"{v.model}: {v.top} ({v.probabilities[v.top]:.0%})" + (f"; maps explain {v.target}" if v.target != v.top else "")
+        draw.text((4, y + 4), line, fill=(0, 0, 0), font=font(text_size + 2))
+        for i, tile in enumerate(row):
+            out.paste(tile, (i * (side + 6), y + header))
+        y += h + header
+    return out
+
+
+def _titled(image: Image.Image, title: str, text_size: int) -> Image.Image:
+    out = Image.new("RGB", (image.width, text_size + 6 + image.height), (255, 255, 255))
+    ImageDraw.Draw(out).text((image.width // 2, 2), title, fill=(0, 0, 0), font=font(text_size), anchor="ma")
+    out.paste(image.convert("RGB"), (0, text_size + 6))
     return out

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .architectures import DEFAULT_ARCHITECTURE, EmotionModel, architecture_name, classifier_name, create_model
 from .augment import augment_batch
 from .checkpoints import PAPER, checkpoint_dir, save_checkpoint
 from .data import load_dataset, reader_options
 from .evaluation import evaluate, plot_confusion
 from .faces import FACE_CROP
-from .model import DeepEmotion
 from .preprocess import to_tensor
 from .recipe import Recipe
 
@@ -62,26 +62,34 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def transfer_weights(model: DeepEmotion, classes: tuple[str, ...], source: str) -> None:
-    """Start from another checkpoint (same architecture): every layer is copied; the rows of the last FC
-    layer are matched by canonical class name, and classes the source does not know keep their init."""
+def transfer_weights(model: EmotionModel, classes: tuple[str, ...], source: str) -> None:
+    """Start from another checkpoint (same architecture): every layer but the classifier is copied; the
+    classifier's rows are matched by canonical class name, and classes the source does not know keep their init.
+    A model whose classifier is not `len(classes)` wide gets a new one first (`reset_classifier`)."""
     from .checkpoints import load_checkpoint
     from .classes import canonical
 
+    if model.classifier.out_features != len(classes):
+        model.reset_classifier(len(classes))
     src, card = load_checkpoint(source)
-    state = {k: v for k, v in src.state_dict().items() if not k.startswith("fc2.")}
+    src_arch, own_arch = card.get("architecture", DEFAULT_ARCHITECTURE), architecture_name(model)
+    if src_arch != own_arch:
+        raise ValueError(f"init_from {source}: architecture differs ({src_arch}, not {own_arch})")
+    head = classifier_name(src) + "."
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith(head)}
     own = model.state_dict()
     mismatched = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     if mismatched:
         raise ValueError(f"init_from {source}: architecture differs ({', '.join(mismatched[:3])})")
     model.load_state_dict(state, strict=False)
     src_rows = {canonical(c): i for i, c in enumerate(card["classes"])}
+    own_fc, src_fc = model.classifier, src.classifier
     with torch.no_grad():
         for i, c in enumerate(classes):
             j = src_rows.get(canonical(c))
             if j is not None:
-                model.fc2.weight[i] = src.fc2.weight[j]
-                model.fc2.bias[i] = src.fc2.bias[j]
+                own_fc.weight[i].copy_(src_fc.weight[j])
+                own_fc.bias[i].copy_(src_fc.bias[j])
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -90,7 +98,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train_one_epoch(model: DeepEmotion, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+def train_one_epoch(model: EmotionModel, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
                     x_train: torch.Tensor, y_train: torch.Tensor, recipe: Recipe, g: torch.Generator,
                     class_weight: torch.Tensor | None = None, desc: str = "", progress: bool = False) -> tuple[float, int]:
     """One pass over the in-memory training tensors in shuffled batches, augmented on the fly.
@@ -142,7 +150,7 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
 
     # model and optimiser
     torch.manual_seed(recipe.seed)
-    model = DeepEmotion(replace(recipe.model, num_classes=len(ds.classes))).to(dev)
+    model = create_model(recipe.architecture, recipe.model, num_classes=len(ds.classes)).to(dev)
     if recipe.init_from:
         transfer_weights(model, ds.classes, recipe.init_from)
     model = model.to(memory_format=torch.channels_last)
@@ -157,7 +165,7 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
     start_epoch, best_val, best_nll, elapsed = 0, -1.0, float("inf"), 0.0
     if resume and state_path.is_file():
         state = torch.load(state_path, map_location=dev, weights_only=True)
-        if state["recipe"] != recipe.to_dict():
+        if {"architecture": DEFAULT_ARCHITECTURE, **state["recipe"]} != recipe.to_dict():  # older states: no field
             raise ValueError(f"{state_path} was written by a different recipe; use a new run directory")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

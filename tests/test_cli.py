@@ -101,12 +101,30 @@ def test_explain_writes_only_into_out(trained, astronaut_path, tmp_path, capsys)
                "--stride", "6", "--out", str(out), "--json"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
+    from deep_emotion.analysis import DEFAULT_METHODS
+
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        ["face.png", "stn.png", "paper_flip.png", "captum.png", "explanation.json"])
+        ["face.png", "stn_view.png", "panel.png", "explanation.json"] + [f"{m}.png" for m in DEFAULT_METHODS])
     view = summary["faces"][0]["models"]["patterns"]
     assert view["top"] in ("blob", "horizontal", "vertical") and len(view["theta"]) == 2
-    assert set(summary["faithfulness"]) == {"paper_flip", "captum", "random"}
-    assert summary["forward_passes_per_model"] == 49
+    assert view["target"] == view["top"] and list(view["maps"]) == list(DEFAULT_METHODS)
+    assert set(view["faithfulness"]) == set(DEFAULT_METHODS) | {"random"}
+    assert view["maps"]["occlusion-flip"]["forward_passes"] == 49  # 7 x 7 windows of 12 at stride 6
+    assert summary["options"]["window"] == 12
+
+
+def test_explain_methods_and_target(trained, astronaut_path, tmp_path, capsys):
+    _, ckpt, _ = trained
+    model = str(ckpt / "patterns.safetensors")
+    argv = ["explain", str(astronaut_path), "--model", model, "--out", str(tmp_path / "o"), "--methods", "regions,gradcam"]
+    assert main(argv + ["--target", "blob", "--no-faithfulness", "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)["faces"][0]["models"]["patterns"]
+    assert view["target"] == "blob" and list(view["maps"]) == ["regions", "gradcam"] and "faithfulness" not in view
+    assert set(view["maps"]["regions"]["regions"]) <= {"eyes", "brows", "nose", "mouth", "rest"}
+    assert main(argv + ["--target", "happy"]) == 2
+    assert "--target 'happy'" in capsys.readouterr().err
+    assert main(argv[:-1] + ["regions,nope"]) == 2
+    assert "unknown explanation method(s) 'nope'" in capsys.readouterr().err
 
 
 def test_explain_no_face(trained, tmp_path, capsys):

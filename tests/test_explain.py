@@ -137,13 +137,17 @@ def test_analyze_derives_captum_from_the_shared_passes():
     """The app's Captum map (derived from the one set of occluded passes) equals Captum's own run."""
     from PIL import Image
 
-    from deep_emotion.analysis import analyze
+    from deep_emotion.analysis import AnalysisOptions, analyze
 
     torch.manual_seed(1)
     model = DeepEmotion(ModelConfig()).eval()
     card = {"classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
     img = Image.fromarray((np.random.default_rng(2).random((48, 48, 3)) * 255).astype(np.uint8))
-    fast = analyze(img, {"m": (model, card)}, 6, 3, "flip", detect=False).faces[0].views["m"]
-    slow = analyze(img, {"m": (model, card)}, 6, 3, "flip", detect=False, run_captum=True).faces[0].views["m"]
-    np.testing.assert_allclose(fast.captum_map, slow.captum_map, atol=1e-6)
-    np.testing.assert_array_equal(fast.paper_map, slow.paper_map)
+    methods = ("occlusion-flip", "occlusion-drop", "captum-occlusion")
+    fast = analyze(img, {"m": (model, card)}, AnalysisOptions(methods, 6, 3, detect=False)).faces[0].views["m"]
+    slow = analyze(img, {"m": (model, card)}, AnalysisOptions(methods, 6, 3, detect=False, captum_itself=True)
+                   ).faces[0].views["m"]
+    assert fast.maps["captum-occlusion"].note and not slow.maps["captum-occlusion"].note
+    np.testing.assert_allclose(fast.maps["captum-occlusion"].values, slow.maps["captum-occlusion"].values, atol=1e-6)
+    np.testing.assert_allclose(slow.maps["captum-occlusion"].values, slow.maps["occlusion-drop"].values, atol=1e-6)
+    np.testing.assert_array_equal(fast.maps["occlusion-flip"].values, slow.maps["occlusion-flip"].values)

@@ -10,6 +10,9 @@ def test_output_shape(config):
     model = DeepEmotion(config)
     x = torch.rand(5, 1, 48, 48)
     assert model(x).shape == (5, config.num_classes)
+    if not config.stn:
+        assert model.stn_view(x) is None  # no spatial transformer, nothing to show
+        return
     warped, theta = model.stn_view(x)
     assert warped.shape == x.shape and theta.shape == (5, 2, 3)
 

@@ -127,7 +127,7 @@ def test_loader_returns_rgb_or_raises_its_own_error(data):
 
 def test_concurrent_analyses_match_serial():
     """8 threads at once give the results of one after another (eval mode, no shared mutable state)."""
-    from deep_emotion.analysis import analyze
+    from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze
     from deep_emotion.model import DeepEmotion, ModelConfig
 
     import torch
@@ -141,9 +141,10 @@ def test_concurrent_analyses_match_serial():
     images = [Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)) for _ in range(8)]
 
     def run(im):
-        a = analyze(im, {"m": (model, card)}, window=12, stride=6, mode="drop", captum=False, detect=False)
-        v = a.faces[0].views["m"]
-        return v.paper_map, v.theta, v.probabilities
+        # every method, Grad-CAM's layer hooks included, while other threads use the same model
+        options = AnalysisOptions(DEFAULT_METHODS + ("occlusion-drop",), 12, 6, detect=False, faithfulness=True)
+        v = analyze(im, {"m": (model, card)}, options).faces[0].views["m"]
+        return np.stack([m.values for m in v.maps.values()]), v.theta, v.probabilities
 
     serial = [run(im) for im in images]
     results: list = [None] * 8

@@ -15,7 +15,7 @@ from deep_emotion.data import load_dataset
 from deep_emotion.preprocess import to_tensor
 from deep_emotion.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
 from deep_emotion.errors import RecipeError
-from deep_emotion.model import ModelConfig
+from deep_emotion.model import DeepEmotion, ModelConfig
 
 RECIPE = Recipe(name="patterns", dataset="folder", epochs=6, batch_size=32, lr=3e-3, warmup_epochs=1,
                 model=ModelConfig(dropout=0.1), augment=AugmentConfig(erase_prob=0.0))
@@ -33,7 +33,7 @@ def test_training_learns_and_round_trips(pattern_folder, tmp_path):
     # round trip: the loaded checkpoint gives exactly the outputs of the best-on-validation weights
     model, loaded_card = load_checkpoint(tmp_path / "ckpt" / "patterns.safetensors")
     assert loaded_card["name"] == "patterns" and not model.training
-    ref = training.DeepEmotion(model.config)
+    ref = DeepEmotion(model.config)
     ref.load_state_dict(load_file(str(tmp_path / "run" / "best.safetensors")))
     ref.eval()
     x = to_tensor(load_dataset("folder", pattern_folder).images[:10])

@@ -27,7 +27,7 @@ def app(monkeypatch, example: Path | None = None, **query):
 
 
 def cost_caption(at) -> str:
-    return next(c.value for c in at.sidebar.caption if c.value.startswith("Cost"))
+    return next(c.value for c in at.sidebar.caption if c.value.startswith("Occlusion cost"))
 
 
 def test_example_photo_gives_a_prediction_per_model(monkeypatch):
@@ -43,13 +43,13 @@ def test_example_photo_gives_a_prediction_per_model(monkeypatch):
 
 def test_changing_window_and_stride_recomputes(monkeypatch):
     at = app(monkeypatch, models=MODELS[0])
-    before = [c.value for c in at.caption if c.value.startswith("paper map")]
+    before = [c.value for c in at.caption if "label flips from" in c.value]
     at.sidebar.slider[0].set_value(24)
     at.sidebar.slider[1].set_value(12)
     at.run()
     assert not at.exception
     assert "9 occluded forward passes" in cost_caption(at)  # 3 x 3 windows of 24 at stride 12
-    after = [c.value for c in at.caption if c.value.startswith("paper map")]
+    after = [c.value for c in at.caption if "label flips from" in c.value]
     assert len(after) == 1 and after != before
 
 
@@ -76,7 +76,7 @@ def test_unreadable_upload_gets_a_message(monkeypatch, tmp_path):
                                            ({"stride": "0"}, "stride 0 is outside"),
                                            ({"window": "eight"}, "not a whole number"),
                                            ({"models": "nope"}, "unknown model"),
-                                           ({"mode": "blur"}, "mode 'blur'")])
+                                           ({"methods": "occlusion-flip,blur"}, "unknown map(s) blur")])
 def test_bad_parameters_are_rejected(monkeypatch, query, message):
     at = app(monkeypatch, **query)
     assert not at.exception
@@ -89,15 +89,19 @@ def test_gradio_handler_returns_every_output():
     import gradio_app
 
     example = Path(APP).parent / "examples" / "astronaut.jpg"
-    boxes, panel, label, figures, message = gradio_app.handle(str(example), MODELS, 8, 4, "drop", True, 1, False)
+    methods = ["occlusion-drop", "gradcam", "regions", "stn"]
+    boxes, panel, label, figures, message = gradio_app.handle(str(example), MODELS, methods, 8, 4, True, 1, False)
     assert isinstance(boxes, Image.Image) and isinstance(panel, Image.Image)
-    assert panel.height >= len(MODELS) * 192
+    assert panel.height >= len(MODELS) * 192 and panel.width >= (2 + len(methods)) * 192
+    for view in figures["faces"][0]["models"].values():
+        assert list(view["maps"]) == methods and "random" in view["faithfulness"]
     assert set(label) == set(figures["faces"][0]["models"][MODELS[0]]["probabilities"])
     assert set(figures["faces"][0]["models"]) == set(MODELS)
-    assert "1 face(s)" in message
-    assert gradio_app.handle(str(example), MODELS, 0, 2, "flip", True, 1, False)[-1].startswith("Error: window")
-    assert gradio_app.handle(str(example), [], 8, 2, "flip", True, 1, False)[-1] == "Choose at least one model."
-    assert "does not exist" in gradio_app.handle(str(example), MODELS, 8, 2, "flip", False, 3, False)[-1]
+    assert "1 face(s)" in message and "blurring the" in message and "most faithful map" in message
+    assert gradio_app.handle(str(example), MODELS, methods, 0, 2, True, 1, False)[-1].startswith("Error: window")
+    assert "unknown explanation method" in gradio_app.handle(str(example), MODELS, ["nope"], 8, 2, True, 1, False)[-1]
+    assert gradio_app.handle(str(example), [], methods, 8, 2, True, 1, False)[-1] == "Choose at least one model."
+    assert "does not exist" in gradio_app.handle(str(example), MODELS, methods, 8, 2, False, 3, False)[-1]
 
 
 @pytest.mark.parametrize("name", ["truncated.jpg", "bomb.png", "zero_bytes.jpg", "html_named.png"])
@@ -130,5 +134,5 @@ def test_gradio_blocks_build_with_the_default_models():
 
     demo = gradio_app.build()
     groups = [b for b in demo.blocks.values() if isinstance(b, gr.CheckboxGroup)]
-    assert len(groups) == 1 and groups[0].value == DEFAULT
+    assert len(groups) == 2 and groups[0].value == DEFAULT
     assert {c[0] for c in groups[0].choices} == set(MODELS)  # every bundled model can be chosen

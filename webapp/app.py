@@ -18,8 +18,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from deep_emotion import explain, render
-from deep_emotion.analysis import ModelView, find_faces, view_face
+from deep_emotion import explain, explainers, render
+from deep_emotion.analysis import DEFAULT_METHODS, Analysis, AnalysisOptions, FaceAnalysis, ModelView, analyze, find_faces
 from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint
 from deep_emotion.errors import DeepEmotionError
 from deep_emotion.faces import Face
@@ -48,14 +48,17 @@ def cached_faces(image_bytes: bytes, detect: bool, name: str) -> tuple[list[Face
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def cached_view(name: str, crop: np.ndarray, window: int, stride: int, mode: str, captum: bool) -> ModelView:
-    return view_face(name, load_models()[name], crop, window, stride, mode, captum)
+def cached_view(name: str, image_bytes: bytes, label: str, detect: bool, pick: int, options_json: str) -> ModelView:
+    """One model's view of one face: `analyze` on the cached faces (per model, so adding a model costs only it)."""
+    faces = cached_faces(image_bytes, detect, label)[0]
+    options = AnalysisOptions.from_dict(json.loads(options_json))
+    return analyze(None, {name: load_models()[name]}, options, faces=faces, face_indices=[pick]).faces[0].views[name]
 
 
 # --- inputs ---------------------------------------------------------------------------------
 
 def params_from_query() -> dict:
-    """Optional ?window=&stride=&mode=&models= in the URL (shareable links); bad values are reported."""
+    """Optional ?window=&stride=&models=&methods= in the URL (shareable links); bad values are reported."""
     q = st.query_params
     out, errors = {}, []
     for key in ("window", "stride"):
@@ -64,10 +67,9 @@ def params_from_query() -> dict:
                 out[key] = int(q[key])
             except ValueError:
                 errors.append(f"{key}={q[key]!r} is not a whole number")
-    if "mode" in q:
-        out["mode"] = q["mode"]
-    if "models" in q:
-        out["models"] = [m for m in q["models"].split(",") if m]
+    for key in ("models", "methods"):
+        if key in q:
+            out[key] = [m for m in q[key].split(",") if m]
     return {"values": out, "errors": errors}
 
 
@@ -83,21 +85,30 @@ def input_ui() -> tuple[bytes | None, str]:
     return EXAMPLE.read_bytes(), EXAMPLE.name
 
 
-def controls_ui(names: list[str], defaults: list[str], query: dict) -> dict:
+def controls_ui(names: list[str], defaults: list[str], classes: list[str], query: dict) -> dict:
     q = query["values"]
     chosen = st.sidebar.multiselect("Models", names, default=[m for m in q.get("models", defaults) if m in names] or defaults,
-                                    help="The -wide models (issue 8's wider network) are more accurate and ~12x slower to explain.")
+                                    help="The -wide models (a wider attentional network) are more accurate and "
+                                         "~12x slower to explain with occlusion.")
+    titles = {n: m.title for n, m in explainers.EXPLAINERS.items()}
+    methods = st.sidebar.multiselect("Maps", list(titles), format_func=titles.get,
+                                     default=[m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS),
+                                     help="How each model's answer is explained; see 'About the maps' below.")
+    target = st.sidebar.selectbox("Explain the class", ["predicted"] + classes,
+                                  help="The maps show evidence for this class (for each model, its own top class "
+                                       "when 'predicted').")
     window = st.sidebar.slider("Occlusion window (pixels of the 48x48 face)", 1, MAX_WINDOW,
                                min(max(q.get("window", 8), 1), MAX_WINDOW))
     stride = st.sidebar.slider("Stride", 1, MAX_STRIDE, min(max(q.get("stride", 2), 1), MAX_STRIDE))
-    mode = st.sidebar.radio("Paper map", ["flip", "drop"], index=1 if q.get("mode") == "drop" else 0, horizontal=True,
-                            help="flip: how many occluding windows change the predicted label (the paper). "
-                                 "drop: average fall of the predicted class's probability.")
-    captum = st.sidebar.checkbox("Captum Occlusion too", value=True)
+    faithfulness = st.sidebar.checkbox("Score the maps' faithfulness", value=True,
+                                       help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
+                                            "them and follow the class's probability.")
     passes = explain.n_windows(48, window, stride)
-    st.sidebar.caption(f"Cost: {passes} occluded forward passes per face and model"
-                       + (f" (+{passes} for Captum)" if captum else ""))
-    return {"models": chosen, "window": window, "stride": stride, "mode": mode, "captum": captum}
+    occluding = [m for m in methods if m.startswith("occlusion") or m == "captum-occlusion"]
+    st.sidebar.caption(f"Occlusion cost: {passes} occluded forward passes per face and model" if occluding else
+                       "No occlusion map chosen.")
+    return {"models": chosen, "window": window, "stride": stride, "methods": methods,
+            "target": None if target == "predicted" else target, "faithfulness": faithfulness}
 
 
 def validate(controls: dict, query: dict, known: list[str]) -> list[str]:
@@ -107,13 +118,16 @@ def validate(controls: dict, query: dict, known: list[str]) -> list[str]:
         errors.append(f"window {q['window']} is outside 1..{MAX_WINDOW}")
     if "stride" in q and not 1 <= q["stride"] <= MAX_STRIDE:
         errors.append(f"stride {q['stride']} is outside 1..{MAX_STRIDE}")
-    if "mode" in q and q["mode"] not in explain.MODES:
-        errors.append(f"mode {q['mode']!r} is not one of {', '.join(explain.MODES)}")
     unknown = [m for m in q.get("models", []) if m not in known]
     if unknown:
         errors.append(f"unknown model(s) {', '.join(unknown)}; bundled: {', '.join(known)}")
+    unknown = [m for m in q.get("methods", []) if m not in explainers.EXPLAINERS]
+    if unknown:
+        errors.append(f"unknown map(s) {', '.join(unknown)}; known: {', '.join(explainers.EXPLAINERS)}")
     if not controls["models"]:
         errors.append("choose at least one model")
+    if not controls["methods"]:
+        errors.append("choose at least one map")
     return errors
 
 
@@ -129,29 +143,69 @@ def probability_chart(view: ModelView) -> alt.Chart:
     ).properties(height=28 * len(df))
 
 
-def model_column(view: ModelView, face: Face, mode: str) -> None:
-    st.subheader(view.model)
-    st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
-    st.altair_chart(probability_chart(view), width="stretch")
-    a, b = st.columns(2)
-    a.image(render.grey_image(face.crop), caption="48x48 input", width="stretch")
-    b.image(render.grey_image(view.stn_view), caption="STN-warped view", width="stretch")
-    st.caption("θ = " + np.array2string(view.theta, precision=2, suppress_small=True))
-    signed = mode == "drop"
-    a, b = st.columns(2)
-    a.image(render.map_overlay(face.crop, view.paper_map, signed), caption=f"paper map ({mode})", width="stretch")
-    if view.captum_map is not None:
-        b.image(render.map_overlay(face.crop, view.captum_map, True), caption="Captum Occlusion", width="stretch")
-    st.caption(map_caption(f"paper map ({mode})", view.paper_map, "label flips" if not signed else "probability"))
-    if view.captum_map is not None:
-        st.caption(map_caption("Captum", view.captum_map, f"probability of {view.top}"))
+def probabilities_ui(views: list[ModelView]) -> None:
+    for col, view in zip(st.columns(len(views)), views):
+        with col:
+            st.subheader(view.model)
+            st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
+            st.altair_chart(probability_chart(view), width="stretch")
 
 
-def map_caption(title: str, m: np.ndarray, unit: str) -> str:
-    """The colour scale in words, and where the map peaks (row, column of the 48x48 input)."""
-    r, c = np.unravel_index(int(np.argmax(m)), m.shape)
-    scale = f"0 … {m.max():.0f}" if unit == "label flips" else f"±{np.abs(m).max():.3f} (red: evidence, blue: against)"
-    return f"{title}: {scale} {unit}; peak at row {r}, column {c}"
+def maps_ui(face: FaceAnalysis, views: list[ModelView], methods: list[str]) -> None:
+    """One tab per map, the models side by side in it; then the input and STN views."""
+    tabs = st.tabs([explainers.EXPLAINERS[m].title for m in methods] + ["Input and STN view"])
+    for tab, method in zip(tabs, methods):
+        with tab:
+            st.caption(explainers.EXPLAINERS[method].about)
+            for col, view in zip(st.columns(len(views)), views):
+                with col:
+                    m = view.maps.get(method)
+                    if m is None:
+                        st.info(f"{view.model}: {view.skipped.get(method, 'not computed')}")
+                        continue
+                    st.image(render.map_tile(face.crop, m, f"{view.model} · {view.target}", scale=6), width="stretch")
+                    st.caption(map_caption(view.model, m))
+                    if method == "regions":
+                        st.caption(explainers.region_sentence(m, view.target) +
+                                   ("" if not m.note else f" ({m.note})"))
+                    elif method == "occlusion-flip" and float(m.values.max()) == 0:
+                        st.caption("No window changes the predicted label: the answer is robust to occlusion here.")
+    with tabs[-1]:
+        for col, view in zip(st.columns(len(views)), views):
+            with col:
+                st.markdown(f"**{view.model}**")
+                a, b = st.columns(2)
+                a.image(render.grey_image(face.crop, 6), caption="48x48 input", width="stretch")
+                if view.stn_view is None:
+                    b.info("This model has no spatial transformer.")
+                else:
+                    b.image(render.grey_image(view.stn_view, 6), caption="STN-warped view", width="stretch")
+                    st.caption("θ = " + np.array2string(view.theta, precision=2, suppress_small=True))
+
+
+def map_caption(model: str, m) -> str:
+    """The map in words (for those who cannot see the picture): its range and where it peaks."""
+    if m.outline is not None:
+        return f"{model}: the STN samples a quadrilateral turned {explainers.turned_degrees(m.outline):+.0f}°"
+    r, c = np.unravel_index(int(np.argmax(m.values)), m.values.shape)
+    if float(m.values.max()) <= 0:
+        return f"{model}: {m.unit} from {m.values.min():.3g} to {m.values.max():.3g}"
+    return f"{model}: {m.unit} from {m.values.min():.3g} to {m.values.max():.3g}, highest at row {r}, column {c}"
+
+
+def faithfulness_ui(views: list[ModelView]) -> None:
+    """Insertion - deletion AUC of every map per model, the random map as baseline; the best per model first."""
+    scored = [v for v in views if v.faithfulness]
+    if not scored:
+        return
+    titles = {n: m.title for n, m in explainers.EXPLAINERS.items()} | {"random": "random map (baseline)"}
+    rows = sorted({n for v in scored for n in v.faithfulness}, key=lambda n: (n == "random", n))
+    df = pd.DataFrame({v.model: [v.faithfulness.get(n, {}).get("difference") for n in rows] for v in scored},
+                      index=[titles.get(n, n) for n in rows])
+    st.markdown("**Which map to trust for this face** — insertion minus deletion area (higher: the map's top "
+                "pixels carry more of the class's probability); a map no better than the random one says little.")
+    st.dataframe(df.style.format("{:+.3f}", na_rep="–").highlight_max(axis=0, color="#c7e9c0"), width="stretch")
+    st.caption("; ".join(f"{v.model}: most faithful **{titles[v.most_faithful()]}**" for v in scored if v.most_faithful()))
 
 
 def agreement_ui(views: list[ModelView]) -> None:
@@ -168,15 +222,18 @@ def agreement_ui(views: list[ModelView]) -> None:
 def about_ui(models: dict) -> None:
     with st.expander("About the models and the maps"):
         st.markdown(
-            "- **STN view**: the spatial transformer's affine warp of the face, what the rest of the network sees.\n"
-            "- **Paper map (flip)**: a black window×window square slides over the face with the chosen stride; each "
-            "pixel counts the positions whose occlusion changes the predicted label (Minaee & Abdolrashidi, Fig. 12).\n"
-            "- **Paper map (drop)**: the average fall of the predicted class's probability over the windows covering "
-            "each pixel — graded instead of yes/no.\n"
-            "- **Captum Occlusion**: Captum's implementation of the same sliding occlusion on the softmax output; "
-            "it equals the *drop* map by construction (a check that the two implementations agree), and unlike "
-            "*flip* it is signed: blue regions *raise* the class's probability when hidden.\n"
-            "- Windows at the border are clipped to the image (Captum's convention).")
+            "- **STN view**: the spatial transformer's affine warp of the face, what the rest of the network sees; "
+            "**STN attention** outlines the part of the input it samples.\n"
+            "- **Occlusion (paper, flip)**: a black window×window square slides over the face with the chosen stride; "
+            "each pixel counts the positions whose occlusion changes the predicted label (Minaee & Abdolrashidi, "
+            "Fig. 12). **(drop)**: the average fall of the class's probability over the windows covering each pixel.\n"
+            "- **Captum Occlusion**: the same sliding occlusion on the softmax output; it equals the *drop* map by "
+            "construction, and it is signed: blue regions *raise* the class's probability when hidden.\n"
+            "- **Integrated Gradients** (50 steps from a black face), **SmoothGrad** (20 noisy copies) and "
+            "**Grad-CAM** (the last convolution, carried back through the STN) are Captum's gradient methods.\n"
+            "- **Facial regions**: eyes, brows, nose, mouth (placed from the face's landmarks) and the rest, each "
+            "blurred away in turn.\n"
+            "- Red is evidence for the class, blue against; unsigned maps run from black (0) to yellow.")
         st.markdown(
             "- **Probabilities** are corrected as each model card says, each step kept only where it helped on "
             "validation faces: averaged with the mirrored face, shifted against the training set's class "
@@ -214,7 +271,8 @@ def main() -> None:
         return
     query = params_from_query()
     data, label = input_ui()
-    controls = controls_ui(list(models), default_models({n: card for n, (_, card) in models.items()}), query)
+    classes = sorted({c for _, card in models.values() for c in card["classes"]})
+    controls = controls_ui(list(models), default_models({n: card for n, (_, card) in models.items()}), classes, query)
     errors = validate(controls, query, list(models))
     for e in errors:
         st.error(e)
@@ -224,8 +282,10 @@ def main() -> None:
         st.info("Upload a photo, take one with the camera, or pick the example.")
         return
 
+    detect = True
     try:
-        faces, size, preview, scale = cached_faces(data, True, label)
+        with st.spinner("Finding faces…"):
+            faces, size, preview, scale = cached_faces(data, True, label)
     except DeepEmotionError as e:
         st.error(str(e))
         return
@@ -234,6 +294,7 @@ def main() -> None:
         if not st.checkbox("Treat the whole image as the face", key="whole_image"):
             return
         faces, size, preview, scale = cached_faces(data, False, label)
+        detect = False
     elif not faces[0].detected:
         st.warning("No face was found, but the picture is small and square like a cut-out face, so all of it was "
                    "read as one face. If it holds no face, the predictions below mean nothing.")
@@ -246,23 +307,29 @@ def main() -> None:
         st.image(render.draw_boxes(preview, boxes, pick), caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}")
     face = faces[pick]
 
-    with right, st.spinner("Computing occlusion maps…"):
-        views = [cached_view(name, face.crop, controls["window"], controls["stride"], controls["mode"], controls["captum"])
-                 for name in controls["models"]]
+    options = AnalysisOptions(tuple(controls["methods"]), controls["window"], controls["stride"], controls["target"],
+                              controls["faithfulness"], detect)
+    views = []
+    with right:
+        progress = st.progress(0.0, text="Explaining…")
+        for k, name in enumerate(controls["models"]):
+            progress.progress(k / len(controls["models"]), text=f"Explaining with {name}…")
+            views.append(cached_view(name, data, label, detect, pick, json.dumps(options.to_dict())))
+        progress.empty()
         agreement_ui(views)
-        columns = st.columns(len(views))
-        for col, view in zip(columns, views):
-            with col:
-                model_column(view, face, controls["mode"])
+        probabilities_ui(views)
+    maps_ui(FaceAnalysis(pick, face.box, face.probability, face.crop, {}, face.detected), views, controls["methods"])
+    faithfulness_ui(views)
 
-    result = {"image": label, "face": pick + 1, "box": [round(v, 1) for v in face.box], **{k: controls[k] for k in ("window", "stride", "mode")},
-              "models": {v.model: v.to_dict() for v in views}}
+    analysis = Analysis([FaceAnalysis(pick, face.box, face.probability, face.crop, {v.model: v for v in views},
+                                      face.detected)], detect and face.detected, size, options)
     png = io.BytesIO()
-    render.panel(face, views, controls["mode"]).save(png, format="PNG")
+    render.panel(face, views, controls["methods"]).save(png, format="PNG")
     a, b = st.columns(2)
     digest = hashlib.sha1(data).hexdigest()[:8]
     a.download_button("Download panel (PNG)", png.getvalue(), f"deep-emotion-{digest}.png", "image/png")
-    b.download_button("Download figures (JSON)", json.dumps(result, indent=2), f"deep-emotion-{digest}.json", "application/json")
+    b.download_button("Download figures (JSON)", json.dumps({"image": label, **analysis.to_dict()}, indent=2),
+                      f"deep-emotion-{digest}.json", "application/json")
     about_ui(models)
 
 

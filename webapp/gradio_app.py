@@ -10,8 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from deep_emotion import explain, render
-from deep_emotion.analysis import analyze, find_faces
+from deep_emotion import explainers, render
+from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze, find_faces
 from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint
 from deep_emotion.classes import canonical
 from deep_emotion.errors import DeepEmotionError
@@ -25,8 +25,8 @@ def models() -> dict:
     return {name: load_checkpoint(name, posthoc=True) for name in list_checkpoints()}  # calibrated as carded
 
 
-def handle(image_path: str | None, chosen: list[str], window: int, stride: int, mode: str, captum: bool,
-           face_no: int, whole_image: bool):
+def handle(image_path: str | None, chosen: list[str], methods: list[str], window: int, stride: int,
+           faithfulness: bool, face_no: int, whole_image: bool):
     """Returns (photo with boxes, panel, top-class label of the first model, figures as JSON, message)."""
     empty = (None, None, None, None)
     if not image_path:
@@ -34,7 +34,9 @@ def handle(image_path: str | None, chosen: list[str], window: int, stride: int, 
     if not chosen:
         return (*empty, "Choose at least one model.")
     try:
-        explain.check_window(48, int(window), int(stride))
+        options = AnalysisOptions(tuple(methods or ()), int(window), int(stride), None, bool(faithfulness),
+                                  not whole_image)
+        options.check()
         photo = load_image(image_path)
         faces = find_faces(photo, detect=not whole_image)
         if not faces:
@@ -48,36 +50,44 @@ def handle(image_path: str | None, chosen: list[str], window: int, stride: int, 
         unknown = [m for m in chosen if m not in loaded]
         if unknown:
             raise ValueError(f"unknown model(s): {', '.join(unknown)}")
-        result = analyze(photo, {m: loaded[m] for m in chosen}, int(window), int(stride), mode, captum,
-                         faces=faces, face_indices=[index])
+        result = analyze(photo, {m: loaded[m] for m in chosen}, options, faces=faces, face_indices=[index])
     except (DeepEmotionError, ValueError) as e:
         return (*empty, f"Error: {e}")
     face = result.faces[0]
     views = list(face.views.values())
     tops = {v.model: v.top for v in views}
     agree = "agree" if len({canonical(t) for t in tops.values()}) == 1 else "DISAGREE"
-    message = f"{len(faces)} face(s); face {face_no}: models {agree} — " + "; ".join(f"{m}: {t}" for m, t in tops.items())
+    lines = [f"{len(faces)} face(s); face {face_no}: models {agree} — " + "; ".join(f"{m}: {t}" for m, t in tops.items())]
     if not whole_image and not faces[0].detected:
-        message = "No face was found; the picture is small and square like a cut-out face, so all of it was read as one. " + message
-    return (render.draw_boxes(photo, [f.box for f in faces], index), render.panel(face, views, mode),
-            views[0].probabilities, result.to_dict(), message)
+        lines.insert(0, "No face was found; the picture is small and square like a cut-out face, so all of it was "
+                        "read as one.")
+    for v in views:
+        if "regions" in v.maps:
+            lines.append(f"{v.model}: {explainers.region_sentence(v.maps['regions'], v.target)}")
+        best = v.most_faithful()
+        if best:
+            lines.append(f"{v.model}: most faithful map for this face: {explainers.EXPLAINERS[best].title}")
+        lines += [f"{v.model}: {explainers.EXPLAINERS[m].title} skipped — {why}" for m, why in v.skipped.items()]
+    return (render.draw_boxes(photo, [f.box for f in faces], index), render.panel(face, views, list(options.methods)),
+            views[0].probabilities, result.to_dict(), "\n\n".join(lines))
 
 
 def build() -> gr.Blocks:
     loaded = models()
     names = list(loaded)
     with gr.Blocks(title="Deep-Emotion explorer") as demo:
-        gr.Markdown("# Deep-Emotion explorer\nWhat each model predicts, and where it looks (STN view, the paper's "
-                    "occlusion map, Captum Occlusion).")
+        gr.Markdown("# Deep-Emotion explorer\nWhat each model predicts, and where it looks (the STN's view, the "
+                    "paper's occlusion map, Captum's attributions, facial regions), with how faithful each map is.")
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam"])
                 chosen = gr.CheckboxGroup(names, value=default_models({n: card for n, (_, card) in loaded.items()}),
-                                          label="Models", info="-wide: issue 8's wider network, ~12x slower to explain")
+                                          label="Models", info="-wide: a wider attentional network, more accurate, ~12x slower to explain")
+                methods = gr.CheckboxGroup([(m.title, n) for n, m in explainers.EXPLAINERS.items()],
+                                           value=list(DEFAULT_METHODS), label="Maps")
                 window = gr.Slider(1, 48, value=8, step=1, label="Occlusion window")
                 stride = gr.Slider(1, 24, value=2, step=1, label="Stride")
-                mode = gr.Radio(list(explain.MODES), value="flip", label="Paper map")
-                captum = gr.Checkbox(value=True, label="Captum Occlusion too")
+                faithfulness = gr.Checkbox(value=True, label="Score the maps' faithfulness")
                 face_no = gr.Number(value=1, precision=0, minimum=1, label="Face (1 = largest)")
                 whole = gr.Checkbox(value=False, label="Whole image is the face (no detection)")
                 run = gr.Button("Analyse", variant="primary")
@@ -85,15 +95,15 @@ def build() -> gr.Blocks:
             with gr.Column(scale=2):
                 message = gr.Markdown()
                 boxes = gr.Image(label="Faces found", type="pil")
-                panel = gr.Image(label="face | STN view | paper map | Captum", type="pil")
+                panel = gr.Image(label="Input, STN view and maps (one row per model)", type="pil")
                 label = gr.Label(label="Probabilities (first model)")
                 figures = gr.JSON(label="Figures")
-        inputs = [image, chosen, window, stride, mode, captum, face_no, whole]
+        inputs = [image, chosen, methods, window, stride, faithfulness, face_no, whole]
         outputs = [boxes, panel, label, figures, message]
         run.click(handle, inputs, outputs)
         for slider in (window, stride):  # re-compute when a slider is let go, not on every tick
             slider.release(handle, inputs, outputs)
-        for control in (mode, captum):
+        for control in (methods, faithfulness):
             control.change(handle, inputs, outputs)
     return demo
 
