@@ -47,9 +47,11 @@ bench: install
 	$(PY) benchmarks/analysis_speed.py
 	$(PY) benchmarks/predict_folder.py
 	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/explainers.py
 	@if [ -n "$$DEEP_EMOTION_DATA" ]; then \
 	  $(PY) benchmarks/photo_protocol.py --data-dir "$$DEEP_EMOTION_DATA" --limit 200 --variants tight-x4,context,rotate+20,dark; \
-	else echo "photo protocol skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
+	  $(PY) benchmarks/faithfulness.py --data-dir "$$DEEP_EMOTION_DATA" --n 100 --sensitivity-faces 10; \
+	else echo "photo protocol and faithfulness skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache artifacts

@@ -198,6 +198,20 @@ def _target_index(classes: list[str], target: str | None, top: int) -> int:
         return top
 
 
+def summarize(faces: list[Face], models: Mapping[str, Loaded]) -> list[dict[str, Any]]:
+    """Every face x every model: per face, its number (1 = largest), each model's top class with its probability,
+    and the class most models name (`classes.majority`). One batched pass per model."""
+    from .classes import majority
+
+    rows: list[dict[str, Any]] = [{"face": i + 1, "models": {}} for i in range(len(faces))]
+    for name, (model, card) in models.items():
+        for row, p in zip(rows, classify(model, card["classes"], faces)):
+            row["models"][name] = {"top": p.top, "probability": round(p.probabilities[p.top], 4)}
+    for row in rows:
+        row["majority"] = majority([m["top"] for m in row["models"].values()])
+    return rows
+
+
 def view_face(name: str, loaded: Loaded, crop: np.ndarray, options: AnalysisOptions = AnalysisOptions(),
               landmarks: np.ndarray | None = None) -> ModelView:
     """Prediction, STN view, the chosen maps and (optionally) their faithfulness for one model and one face crop.

@@ -148,11 +148,21 @@ def architecture(card: dict[str, Any]) -> str:
     return "paper" + (f" + {', '.join(deviations)}" if deviations else "")
 
 
+IN_THE_WILD = ("fer2013", "ferplus")  # web photos of every kind; CK+, JAFFE and FERG are posed lab or drawn faces
+
+
 def default_models(cards: dict[str, dict[str, Any]]) -> list[str]:
-    """What a front end selects at first: the paper-architecture models (a `-wide` model costs about 12x as
-    much per occlusion map, so it is one click away); all of them if none has the paper's network."""
+    """What a front end selects at first: the paper-architecture models trained on photos from the wild (FER2013,
+    FERPlus), which suit uploaded photos; the posed-set models (CK+, JAFFE) and the `-wide` ones (about 12x the
+    occlusion cost) are one click away. Falls back to every paper-architecture model, then to all."""
     paper = [name for name, card in cards.items() if architecture(card) == "paper"]
-    return paper or list(cards)
+    wild = [name for name in paper if cards[name].get("dataset") in IN_THE_WILD]
+    return wild or paper or list(cards)
+
+
+def model_order(cards: dict[str, dict[str, Any]]) -> list[str]:
+    """Names for a model picker: models of photos from the wild first, then the posed sets; by name within."""
+    return sorted(cards, key=lambda n: (cards[n].get("dataset") not in IN_THE_WILD, n))
 
 
 def list_checkpoints() -> list[str]:

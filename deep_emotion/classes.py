@@ -27,3 +27,9 @@ def shared_classes(a: list[str] | tuple[str, ...], b: list[str] | tuple[str, ...
     """Canonical names both class lists contain, in canonical order."""
     ca, cb = {canonical(x) for x in a}, {canonical(x) for x in b}
     return [c for c in CANONICAL if c in ca and c in cb]
+
+
+def majority(tops: list[str]) -> str:
+    """The emotion most of the models name, as a canonical name (a tie: the one named first); '' for none."""
+    names = [canonical(t) for t in tops]
+    return max(names, key=lambda n: (names.count(n), -names.index(n))) if names else ""

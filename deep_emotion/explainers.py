@@ -128,7 +128,7 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> None:
 
 def explain_face(model: nn.Module, x: torch.Tensor, target: int, methods: tuple[str, ...] | list[str],
                  context: Context | None = None) -> tuple[dict[str, Map], dict[str, str]]:
-    """Run `methods` on one face: (maps by method, reasons by method for those that do not apply)."""
+    """Run `methods` on one face: (maps by method, reasons by method for those that do not apply or fail)."""
     check_methods(methods)
     context = context or Context()
     maps, skipped = {}, {}
@@ -138,6 +138,10 @@ def explain_face(model: nn.Module, x: torch.Tensor, target: int, methods: tuple[
             m = EXPLAINERS[name].fn(model, x, target, context)
         except ExplainerUnavailable as e:
             skipped[name] = str(e)
+            continue
+        except (RuntimeError, ValueError, TypeError, AttributeError, IndexError) as e:  # a plugin that breaks on
+            first = (str(e).strip().splitlines() or [""])[0][:200]  # this model: a reason, not a traceback
+            skipped[name] = f"failed on this model ({type(e).__name__}: {first})"
             continue
         m.seconds = time.perf_counter() - t0
         maps[name] = m

@@ -47,21 +47,26 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], selected: int | None = None) -> Image.Image:
-    """The photo with every face box drawn and numbered from 1 in a label large enough to read at the size the
-    photo is shown; the selected one in another colour."""
+def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], selected: int | None = None,
+               labels: list[str] | None = None, shown_width: int | None = None) -> Image.Image:
+    """The photo with every face box drawn and numbered from 1, with `labels[i]` (e.g. the top emotion) after the
+    number; the selected box in another colour. Text is sized to stay legible (about 14 px) when the picture is
+    shown `shown_width` pixels wide (default: its own width)."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
-    width = max(2, round(max(out.size) / 300))
-    text = font(max(14, round(max(out.size) / 28)))
+    k = out.width / max(1, shown_width or min(out.width, 700))  # picture pixels per screen pixel
+    width = max(2, round(2 * k))
+    text = font(max(10, round(14 * k)))
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = (255, 200, 0) if i == selected else (0, 220, 120)
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-        label = str(i + 1)
+        label = f"{i + 1}" + (f" {labels[i]}" if labels and i < len(labels) and labels[i] else "")
         l, t, r, b = draw.textbbox((0, 0), label, font=text)
-        pad = max(2, (b - t) // 5)
-        lx, ly = x0, max(0, y0 - (b - t) - 2 * pad)  # above the box, inside the photo
-        draw.rectangle((lx, ly, lx + (r - l) + 2 * pad, ly + (b - t) + 2 * pad), fill=colour)
+        pad = max(2, round(3 * k))
+        w, h = (r - l) + 2 * pad, (b - t) + 2 * pad
+        lx = min(max(0, x0), max(0, out.width - w))
+        ly = y0 - h if y0 - h >= 0 else min(y1, out.height - h)  # above the box, else below it, inside the photo
+        draw.rectangle((lx, ly, lx + w, ly + h), fill=colour)
         draw.text((lx + pad - l, ly + pad - t), label, fill=(0, 0, 0), font=text)
     return out
 
@@ -72,30 +77,36 @@ def signed_limits(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
     return -a, a
 
 
-def map_scale(values: np.ndarray, signed: bool) -> tuple[float, float, str]:
+def map_scale(values: np.ndarray, signed: bool, limit: float | None = None) -> tuple[float, float, str]:
     """(vmin, vmax, colour map) of the project's conventions: signed maps in 'RdBu_r' centred on 0 (red: evidence
-    for the class), unsigned ones in 'inferno' from 0 to their maximum."""
-    if signed:
-        return (*signed_limits(values), "RdBu_r")
-    return 0.0, max(float(np.max(values)), 1e-9), "inferno"
+    for the class), unsigned ones in 'inferno' from 0 to their maximum. `limit`: a shared largest magnitude
+    (one colour bar for several maps) instead of this map's own."""
+    top = float(np.abs(values).max()) if limit is None else float(limit)
+    top = max(top, 1e-9)
+    return (-top, top, "RdBu_r") if signed else (0.0, top, "inferno")
 
 
-def map_overlay(face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4) -> Image.Image:
+def map_overlay(face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4,
+                limit: float | None = None) -> Image.Image:
     """The map over the face in the project's colours (`map_scale`)."""
-    lo, hi, cmap = map_scale(values, signed)
+    lo, hi, cmap = map_scale(values, signed, limit)
     return overlay(face, values, scale=scale, vmin=lo, vmax=hi, cmap=cmap)
 
 
-def map_image(face: np.ndarray, m, scale: int = 4) -> Image.Image:
-    """A `explainers.Map` over the face: the STN's sampled area as its outline, the others as colour overlays."""
+def map_image(face: np.ndarray, m, scale: int = 4, limit: float | None = None) -> Image.Image:
+    """A `explainers.Map` over the face: the STN's sampled area as its outline, the others as colour overlays.
+    `face` may be larger than the map (the face's square of the photo at a higher resolution): the map is
+    upsampled onto it."""
     if m.outline is not None:
         out = grey_image(face, scale).convert("RGB")
         draw = ImageDraw.Draw(out)
-        pts = [(float(x) * scale, float(y) * scale) for x, y in m.outline]
-        draw.polygon(pts, outline=(255, 200, 0), width=max(2, scale // 2))
-        draw.line([pts[0], pts[1]], fill=(255, 60, 60), width=max(2, scale // 2))  # the view's top edge
+        k = out.width / m.values.shape[1]
+        pts = [(float(x) * k, float(y) * k) for x, y in m.outline]
+        line = max(2, round(out.width / 100))
+        draw.polygon(pts, outline=(255, 200, 0), width=line)
+        draw.line([pts[0], pts[1]], fill=(255, 60, 60), width=line)  # the view's top edge
         return out
-    return map_overlay(face, m.values, m.signed, scale)
+    return map_overlay(face, m.values, m.signed, scale, limit)
 
 
 def colour_bar(vmin: float, vmax: float, cmap: str, label: str, width: int, height: int = 12,
@@ -109,21 +120,26 @@ def colour_bar(vmin: float, vmax: float, cmap: str, label: str, width: int, heig
     ticks = [(0, vmin, "la"), (width, vmax, "ra")] + ([(width // 2, 0.0, "ma")] if vmin < 0 < vmax else [])
     for x, v, anchor in ticks:
         draw.text((x, height + 2), f"{v:.3g}" if abs(v) >= 1e-6 else "0", fill=(0, 0, 0), font=text, anchor=anchor)
-    draw.text((width // 2, height + text_size + 5), label, fill=(60, 60, 60), font=text, anchor="ma")
+    draw.text((width // 2, height + text_size + 5), fit_text(draw, label, text, width), fill=(60, 60, 60), font=text,
+              anchor="ma")
     return out
 
 
-def map_tile(face: np.ndarray, m, title: str, scale: int = 4, text_size: int = 14) -> Image.Image:
-    """Title, the map over the face and its colour bar, as one picture."""
-    image = map_image(face, m, scale)
+def map_tile(face: np.ndarray, m, title: str, scale: int = 4, text_size: int = 14,
+             limit: float | None = None) -> Image.Image:
+    """Title, the map over the face and its colour bar, as one picture (`limit`: a colour scale shared with
+    other tiles)."""
+    image = map_image(face, m, scale, limit)
     side = image.width
     head = font(text_size)
     if m.outline is not None:
         bar = Image.new("RGB", (side, 2 * text_size + 8), (255, 255, 255))
-        ImageDraw.Draw(bar).text((side // 2, 4), "yellow: sampled area, red: its top", fill=(60, 60, 60),
-                                 font=font(text_size - 1), anchor="ma")
+        small = font(text_size - 1)
+        d = ImageDraw.Draw(bar)
+        d.text((side // 2, 4), fit_text(d, "yellow: sampled area, red: its top", small, side), fill=(60, 60, 60),
+               font=small, anchor="ma")
     else:
-        bar = colour_bar(*map_scale(m.values, m.signed), m.unit, side, text_size=text_size - 1)
+        bar = colour_bar(*map_scale(m.values, m.signed, limit), m.unit, side, text_size=text_size - 1)
     out = Image.new("RGB", (side, text_size + 6 + side + bar.height), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     draw.text((side // 2, 2), fit_text(draw, title, head, side), fill=(0, 0, 0), font=head, anchor="ma")
@@ -139,12 +155,23 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, text_font, width: int) -> str
     return text
 
 
+def shared_limits(views: list, methods: list[str]) -> dict[str, float | None]:
+    """Per map type, the largest magnitude over the views' maps of that type: one colour bar for all of them."""
+    out: dict[str, float | None] = {}
+    for name in methods:
+        values = [float(np.abs(v.maps[name].values).max()) for v in views if name in v.maps]
+        out[name] = max(values) if values else None
+    return out
+
+
 def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -> Image.Image:
-    """One row per model: the face crop, its STN view and each map with its colour bar; the model, its top class
-    and the explained class above. `methods`: which maps, in order (default: every map of the first view)."""
+    """One row per model: the face crop, its STN view and each map with its colour bar (one scale per map type,
+    shared by the rows); the model, its top class and the explained class above. `methods`: which maps, in order
+    (default: every map of the first view)."""
     from .explainers import EXPLAINERS
 
     methods = methods or (list(views[0].maps) if views else [])
+    limits = shared_limits(views, methods)  # one colour scale per map type, so rows compare
     side = 48 * scale
     text_size = max(12, scale * 3)
     tiles_per_row = []
@@ -154,7 +181,7 @@ def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -
                      else _titled(Image.new("RGB", (side, side), (235, 235, 235)), "no STN", text_size))
         for name in methods:
             if name in v.maps:
-                tiles.append(map_tile(face.crop, v.maps[name], EXPLAINERS[name].title, scale, text_size))
+                tiles.append(map_tile(face.crop, v.maps[name], EXPLAINERS[name].title, scale, text_size, limits[name]))
         tiles_per_row.append(tiles)
     header = text_size + 10
     heights = [max(t.height for t in row) for row in tiles_per_row]

@@ -103,9 +103,15 @@ def test_architecture_names_the_network():
     assert architecture({"model_config": ModelConfig(batch_norm=True, channels=16).to_dict()}) == "paper + batch_norm, 16 filters"
 
 
-def test_default_models_are_the_paper_ones():
-    from deep_emotion.checkpoints import default_models
+def test_default_models_are_the_paper_ones_trained_on_photos_from_the_wild():
+    from deep_emotion.checkpoints import default_models, model_order
 
-    paper, wide = {"model_config": ModelConfig().to_dict()}, {"model_config": ModelConfig(stages=(8,)).to_dict()}
-    assert default_models({"fer2013": paper, "fer2013-wide": wide, "jaffe": paper}) == ["fer2013", "jaffe"]
-    assert default_models({"fer2013-wide": wide}) == ["fer2013-wide"]  # nothing else to show
+    def card(dataset, **config):
+        return {"dataset": dataset, "model_config": ModelConfig(**config).to_dict()}
+
+    cards = {"jaffe": card("jaffe"), "fer2013": card("fer2013"), "fer2013-wide": card("fer2013", stages=(8,)),
+             "ckplus": card("ckplus"), "ferplus": card("ferplus")}
+    assert default_models(cards) == ["fer2013", "ferplus"]  # posed sets and -wide models one click away
+    assert model_order(cards) == ["fer2013", "fer2013-wide", "ferplus", "ckplus", "jaffe"]
+    assert default_models({"jaffe": card("jaffe"), "x-wide": card("fer2013", stages=(8,))}) == ["jaffe"]
+    assert default_models({"x-wide": card("fer2013", stages=(8,))}) == ["x-wide"]  # nothing else to show

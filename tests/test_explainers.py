@@ -166,6 +166,17 @@ def test_methods_that_do_not_apply_are_skipped_with_a_reason():
     assert set(maps) == {"occlusion-drop"}
     assert "convolution" in skipped["gradcam"] and "spatial transformer" in skipped["stn"]
 
+    @explainers.register_explainer("test-broken", "Broken", "Fails.")
+    def broken(model, x, target, ctx):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied\n(long trace)")
+
+    try:
+        maps, skipped = explain_face(NoConv().eval(), torch.rand(1, 1, 48, 48), 1, ["test-broken", "occlusion-drop"])
+        assert set(maps) == {"occlusion-drop"}
+        assert skipped["test-broken"] == "failed on this model (RuntimeError: mat1 and mat2 shapes cannot be multiplied)"
+    finally:
+        del EXPLAINERS["test-broken"]
+
 
 def test_a_registered_method_reaches_analyze(astronaut_path):
     @explainers.register_explainer("test-brightness", "Brightness", "The face itself.")

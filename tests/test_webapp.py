@@ -13,7 +13,7 @@ from deep_emotion.checkpoints import default_models, list_checkpoints, read_card
 
 APP = str(Path(__file__).resolve().parent.parent / "webapp" / "app.py")
 MODELS = list_checkpoints()
-DEFAULT = default_models({name: read_card(resolve(name)) for name in MODELS})  # the paper-architecture models
+DEFAULT = default_models({name: read_card(resolve(name)) for name in MODELS})  # paper networks, photos from the wild
 
 
 def app(monkeypatch, example: Path | None = None, **query):
@@ -41,6 +41,10 @@ def test_example_photo_gives_a_prediction_per_model(monkeypatch):
     assert "441 occluded forward passes" in cost_caption(at)
 
 
+def test_defaults_are_the_models_for_photos_from_the_wild():
+    assert DEFAULT == ["fer2013", "ferplus"]
+
+
 def test_changing_window_and_stride_recomputes(monkeypatch):
     at = app(monkeypatch, models=MODELS[0])
     before = [c.value for c in at.caption if "label flips from" in c.value]
@@ -51,6 +55,29 @@ def test_changing_window_and_stride_recomputes(monkeypatch):
     assert "9 occluded forward passes" in cost_caption(at)  # 3 x 3 windows of 24 at stride 12
     after = [c.value for c in at.caption if "label flips from" in c.value]
     assert len(after) == 1 and after != before
+    assert at.query_params["window"] == "24" and at.query_params["stride"] == "12"  # the URL follows
+
+
+def test_a_bad_url_parameter_clears_once_a_control_moves(monkeypatch):
+    at = app(monkeypatch, window="eight", models=MODELS[0])
+    assert any("not a whole number" in e.value for e in at.error)
+    assert at.query_params["window"] == "8"  # replaced by the control's value
+    at.sidebar.slider[0].set_value(12).run()
+    assert not at.error and at.query_params["window"] == "12"
+
+
+def test_group_photo_gets_a_summary_of_every_face(monkeypatch, tmp_path, astronaut_path):
+    group = Image.new("RGB", (1200, 500), (90, 110, 130))
+    for i, side in enumerate((380, 300, 240)):
+        group.paste(Image.open(astronaut_path).convert("RGB").resize((side, side)), (20 + i * 400, 40))
+    path = tmp_path / "group.jpg"
+    group.save(path)
+    at = app(monkeypatch, example=path, models="fer2013,ferplus", methods="regions")
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table.index) == [1, 2, 3] and list(table.columns) == ["fer2013", "ferplus"]
+    assert all(v.split()[-1].endswith("%") for v in table.to_numpy().ravel())
+    assert [s.value for s in at.subheader] == ["fer2013", "ferplus"]
 
 
 def test_photo_without_face(monkeypatch, tmp_path):
@@ -90,7 +117,8 @@ def test_gradio_handler_returns_every_output():
 
     example = Path(APP).parent / "examples" / "astronaut.jpg"
     methods = ["occlusion-drop", "gradcam", "regions", "stn"]
-    boxes, panel, label, figures, message = gradio_app.handle(str(example), MODELS, methods, 8, 4, True, 1, False)
+    boxes, panel, label, table, figures, message = gradio_app.handle(str(example), MODELS, methods, 8, 4, True, 1, False)
+    assert table["headers"] == ["face"] + MODELS and len(table["data"]) == 1 and table["data"][0][0] == 1
     assert isinstance(boxes, Image.Image) and isinstance(panel, Image.Image)
     assert panel.height >= len(MODELS) * 192 and panel.width >= (2 + len(methods)) * 192
     for view in figures["faces"][0]["models"].values():

@@ -19,17 +19,21 @@ import streamlit as st
 from PIL import Image
 
 from deep_emotion import explain, explainers, render
-from deep_emotion.analysis import DEFAULT_METHODS, Analysis, AnalysisOptions, FaceAnalysis, ModelView, analyze, find_faces
-from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint
+from deep_emotion.analysis import (DEFAULT_METHODS, Analysis, AnalysisOptions, FaceAnalysis, ModelView, analyze,
+                                   find_faces, input_size, summarize)
+from deep_emotion.classes import canonical
+from deep_emotion.checkpoints import checkpoint_dir, default_models, list_checkpoints, load_checkpoint, model_order
 from deep_emotion.errors import DeepEmotionError
-from deep_emotion.faces import Face
+from deep_emotion.faces import DEFAULT_FRAMING, Face, crop_face
 from deep_emotion.images import load_image
+from deep_emotion.preprocess import to_grey_square
 
 # the example photo; hosts may point DEEP_EMOTION_EXAMPLE at another one
 EXAMPLE = Path(os.environ.get("DEEP_EMOTION_EXAMPLE") or Path(__file__).parent / "examples" / "astronaut.jpg")
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
-MAX_WINDOW, MAX_STRIDE = 48, 24
 PREVIEW_SIDE = 1024
+MAP_SIDE = 288  # pixels of the face's square under each map (6x the model's 48)
+MAPS_PER_ROW = 4  # models side by side before wrapping to the next row
 
 
 @st.cache_resource(show_spinner="Loading models…")
@@ -47,12 +51,35 @@ def cached_faces(image_bytes: bytes, detect: bool, name: str) -> tuple[list[Face
     return find_faces(image, detect=detect), image.size, preview, scale
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_face_picture(image_bytes: bytes, name: str, index: int, detect: bool) -> np.ndarray:
+    """The face's square of the photo in grey at MAP_SIDE pixels (the same square as the 48x48 crop): the maps
+    are drawn over it at the photo's resolution."""
+    image = load_image(image_bytes, name=name)
+    face = cached_faces(image_bytes, detect, name)[0][index]
+    if not face.detected:
+        return to_grey_square(image, MAP_SIDE)
+    return crop_face(image, face.box, size=MAP_SIDE, landmarks=face.landmarks, framing=DEFAULT_FRAMING)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_summary(image_bytes: bytes, name: str, detect: bool, models: tuple[str, ...]) -> list[dict]:
+    """`analysis.summarize`: every face x every chosen model, top class and probability."""
+    faces = cached_faces(image_bytes, detect, name)[0]
+    return summarize(faces, {m: load_models()[m] for m in models})
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def cached_view(name: str, image_bytes: bytes, label: str, detect: bool, pick: int, options_json: str) -> ModelView:
     """One model's view of one face: `analyze` on the cached faces (per model, so adding a model costs only it)."""
     faces = cached_faces(image_bytes, detect, label)[0]
     options = AnalysisOptions.from_dict(json.loads(options_json))
     return analyze(None, {name: load_models()[name]}, options, faces=faces, face_indices=[pick]).faces[0].views[name]
+
+
+def summary_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"face": r["face"], **{m: f"{v['top']} {v['probability']:.0%}" for m, v in r["models"].items()}}
+                         for r in rows]).set_index("face")
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -70,6 +97,8 @@ def params_from_query() -> dict:
     for key in ("models", "methods"):
         if key in q:
             out[key] = [m for m in q[key].split(",") if m]
+    if "target" in q:
+        out["target"] = q["target"]
     return {"values": out, "errors": errors}
 
 
@@ -85,25 +114,30 @@ def input_ui() -> tuple[bytes | None, str]:
     return EXAMPLE.read_bytes(), EXAMPLE.name
 
 
-def controls_ui(names: list[str], defaults: list[str], classes: list[str], query: dict) -> dict:
+def controls_ui(names: list[str], defaults: list[str], classes: list[str], side: int, query: dict) -> dict:
+    """The sidebar; `side`: the models' input size (window up to it, stride up to half of it)."""
     q = query["values"]
     chosen = st.sidebar.multiselect("Models", names, default=[m for m in q.get("models", defaults) if m in names] or defaults,
-                                    help="The -wide models (a wider attentional network) are more accurate and "
+                                    help="fer2013 and ferplus learnt from photos of every kind, as uploads are. "
+                                         "ckplus and jaffe learnt from posed expressions in a lab: for such photos. "
+                                         "The -wide models (a wider attentional network) are more accurate and "
                                          "~12x slower to explain with occlusion.")
     titles = {n: m.title for n, m in explainers.EXPLAINERS.items()}
     methods = st.sidebar.multiselect("Maps", list(titles), format_func=titles.get,
                                      default=[m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS),
                                      help="How each model's answer is explained; see 'About the maps' below.")
-    target = st.sidebar.selectbox("Explain the class", ["predicted"] + classes,
+    choices = ["predicted"] + classes
+    target = st.sidebar.selectbox("Explain the class", choices,
+                                  index=choices.index(q["target"]) if q.get("target") in choices else 0,
                                   help="The maps show evidence for this class (for each model, its own top class "
                                        "when 'predicted').")
-    window = st.sidebar.slider("Occlusion window (pixels of the 48x48 face)", 1, MAX_WINDOW,
-                               min(max(q.get("window", 8), 1), MAX_WINDOW))
-    stride = st.sidebar.slider("Stride", 1, MAX_STRIDE, min(max(q.get("stride", 2), 1), MAX_STRIDE))
+    window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side,
+                               min(max(q.get("window", 8), 1), side))
+    stride = st.sidebar.slider("Stride", 1, side // 2, min(max(q.get("stride", 2), 1), side // 2))
     faithfulness = st.sidebar.checkbox("Score the maps' faithfulness", value=True,
                                        help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
                                             "them and follow the class's probability.")
-    passes = explain.n_windows(48, window, stride)
+    passes = explain.n_windows(side, window, stride)
     occluding = [m for m in methods if m.startswith("occlusion") or m == "captum-occlusion"]
     st.sidebar.caption(f"Occlusion cost: {passes} occluded forward passes per face and model" if occluding else
                        "No occlusion map chosen.")
@@ -111,13 +145,23 @@ def controls_ui(names: list[str], defaults: list[str], classes: list[str], query
             "target": None if target == "predicted" else target, "faithfulness": faithfulness}
 
 
-def validate(controls: dict, query: dict, known: list[str]) -> list[str]:
+def sync_url(controls: dict) -> None:
+    """Write the controls into the URL's query (only what differs from it, so an unchanged URL causes no rerun)."""
+    wanted = {"window": str(controls["window"]), "stride": str(controls["stride"]),
+              "models": ",".join(controls["models"]), "methods": ",".join(controls["methods"])}
+    if controls["target"]:
+        wanted["target"] = controls["target"]
+    if {k: st.query_params.get(k) for k in set(wanted) | set(st.query_params)} != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def validate(controls: dict, query: dict, known: list[str], side: int) -> list[str]:
     errors = list(query["errors"])
     q = query["values"]
-    if "window" in q and not 1 <= q["window"] <= MAX_WINDOW:
-        errors.append(f"window {q['window']} is outside 1..{MAX_WINDOW}")
-    if "stride" in q and not 1 <= q["stride"] <= MAX_STRIDE:
-        errors.append(f"stride {q['stride']} is outside 1..{MAX_STRIDE}")
+    if "window" in q and not 1 <= q["window"] <= side:
+        errors.append(f"window {q['window']} is outside 1..{side}")
+    if "stride" in q and not 1 <= q["stride"] <= side // 2:
+        errors.append(f"stride {q['stride']} is outside 1..{side // 2}")
     unknown = [m for m in q.get("models", []) if m not in known]
     if unknown:
         errors.append(f"unknown model(s) {', '.join(unknown)}; bundled: {', '.join(known)}")
@@ -143,44 +187,56 @@ def probability_chart(view: ModelView) -> alt.Chart:
     ).properties(height=28 * len(df))
 
 
+def rows_of(items: list, n: int = MAPS_PER_ROW) -> list[list]:
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
 def probabilities_ui(views: list[ModelView]) -> None:
-    for col, view in zip(st.columns(len(views)), views):
-        with col:
-            st.subheader(view.model)
-            st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
-            st.altair_chart(probability_chart(view), width="stretch")
+    for row in rows_of(views):
+        for col, view in zip(st.columns(MAPS_PER_ROW if len(views) > MAPS_PER_ROW else len(row)), row):
+            with col:
+                st.subheader(view.model)
+                st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
+                st.altair_chart(probability_chart(view), width="stretch")
 
 
-def maps_ui(face: FaceAnalysis, views: list[ModelView], methods: list[str]) -> None:
-    """One tab per map, the models side by side in it; then the input and STN views."""
+def maps_ui(picture: np.ndarray, views: list[ModelView], methods: list[str]) -> None:
+    """One tab per map type, the models side by side in it (rows of MAPS_PER_ROW), drawn over the face's square of
+    the photo with one colour scale per tab; then the input and STN views."""
     tabs = st.tabs([explainers.EXPLAINERS[m].title for m in methods] + ["Input and STN view"])
+    limits = render.shared_limits(views, methods)
+    width = MAPS_PER_ROW if len(views) > MAPS_PER_ROW else len(views)
     for tab, method in zip(tabs, methods):
         with tab:
-            st.caption(explainers.EXPLAINERS[method].about)
-            for col, view in zip(st.columns(len(views)), views):
-                with col:
-                    m = view.maps.get(method)
-                    if m is None:
-                        st.info(f"{view.model}: {view.skipped.get(method, 'not computed')}")
-                        continue
-                    st.image(render.map_tile(face.crop, m, f"{view.model} · {view.target}", scale=6), width="stretch")
-                    st.caption(map_caption(view.model, m))
-                    if method == "regions":
-                        st.caption(explainers.region_sentence(m, view.target) +
-                                   ("" if not m.note else f" ({m.note})"))
-                    elif method == "occlusion-flip" and float(m.values.max()) == 0:
-                        st.caption("No window changes the predicted label: the answer is robust to occlusion here.")
+            st.caption(explainers.EXPLAINERS[method].about + " One colour scale for all models.")
+            for row in rows_of(views):
+                for col, view in zip(st.columns(width), row):
+                    with col:
+                        m = view.maps.get(method)
+                        if m is None:
+                            st.info(f"{view.model}: {view.skipped.get(method, 'not computed')}")
+                            continue
+                        st.image(render.map_tile(picture, m, f"{view.model} · {view.target}", scale=1, text_size=18,
+                                                 limit=limits[method]), width="stretch")
+                        st.caption(map_caption(view.model, m))
+                        if method == "regions":
+                            st.caption(explainers.region_sentence(m, view.target) +
+                                       ("" if not m.note else f" ({m.note})"))
+                        elif method == "occlusion-flip" and float(m.values.max()) == 0:
+                            st.caption("No window changes the predicted label: the answer is robust to occlusion here.")
     with tabs[-1]:
-        for col, view in zip(st.columns(len(views)), views):
-            with col:
-                st.markdown(f"**{view.model}**")
-                a, b = st.columns(2)
-                a.image(render.grey_image(face.crop, 6), caption="48x48 input", width="stretch")
-                if view.stn_view is None:
-                    b.info("This model has no spatial transformer.")
-                else:
-                    b.image(render.grey_image(view.stn_view, 6), caption="STN-warped view", width="stretch")
-                    st.caption("θ = " + np.array2string(view.theta, precision=2, suppress_small=True))
+        for row in rows_of(views):
+            for col, view in zip(st.columns(width), row):
+                with col:
+                    st.markdown(f"**{view.model}**")
+                    a, b = st.columns(2)
+                    a.image(render.grey_image(picture, 1), caption="the face (the model reads it at 48x48)",
+                            width="stretch")
+                    if view.stn_view is None:
+                        b.info("This model has no spatial transformer.")
+                    else:
+                        b.image(render.grey_image(view.stn_view, 6), caption="STN-warped view", width="stretch")
+                        st.caption("θ = " + np.array2string(view.theta, precision=2, suppress_small=True))
 
 
 def map_caption(model: str, m) -> str:
@@ -199,7 +255,8 @@ def faithfulness_ui(views: list[ModelView]) -> None:
     if not scored:
         return
     titles = {n: m.title for n, m in explainers.EXPLAINERS.items()} | {"random": "random map (baseline)"}
-    rows = sorted({n for v in scored for n in v.faithfulness}, key=lambda n: (n == "random", n))
+    order = list(explainers.EXPLAINERS) + ["random"]
+    rows = sorted({n for v in scored for n in v.faithfulness}, key=order.index)
     df = pd.DataFrame({v.model: [v.faithfulness.get(n, {}).get("difference") for n in rows] for v in scored},
                       index=[titles.get(n, n) for n in rows])
     st.markdown("**Which map to trust for this face** — insertion minus deletion area (higher: the map's top "
@@ -208,9 +265,14 @@ def faithfulness_ui(views: list[ModelView]) -> None:
     st.caption("; ".join(f"{v.model}: most faithful **{titles[v.most_faithful()]}**" for v in scored if v.most_faithful()))
 
 
-def agreement_ui(views: list[ModelView]) -> None:
-    from deep_emotion.classes import canonical
+def panel_png(face: Face, views: list[ModelView], methods: list[str]) -> bytes:
+    """The panel of every map of every model, built only when downloaded."""
+    png = io.BytesIO()
+    render.panel(face, views, methods).save(png, format="PNG")
+    return png.getvalue()
 
+
+def agreement_ui(views: list[ModelView]) -> None:
     said = {v.model: v.top for v in views}
     line = "; ".join(f"**{m}**: {t}" for m, t in said.items())
     if len({canonical(t) for t in said.values()}) > 1:
@@ -254,11 +316,18 @@ def about_ui(models: dict) -> None:
             rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
             df = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "share": rows[i, j], "count": int(cm[i, j])}
                                for i in range(len(classes)) for j in range(len(classes))])
-            st.altair_chart(alt.Chart(df).mark_rect().encode(
-                x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes),
-                color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1])),
+            axis = alt.Axis(labelOverlap=False, labelLimit=140)
+            a, b = st.columns(2)
+            a.altair_chart(alt.Chart(df).mark_rect().encode(
+                x=alt.X("predicted:N", sort=classes, axis=axis), y=alt.Y("true:N", sort=classes, axis=axis),
+                color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of row"),
                 tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".2f")],
-            ).properties(width=300, height=300, title=f"{name}: confusion (rows: true class)"))
+            ).properties(width=300, height=300, title=f"{name}: confusion on its test split (rows: true class)"),
+                width="content")
+            reliability = checkpoint_dir() / f"{name}_reliability.png"
+            if reliability.is_file():
+                b.image(str(reliability), caption=f"{name}: reliability (are 70 % answers right 70 % of the time?)",
+                        width=360)
 
 
 def main() -> None:
@@ -271,11 +340,14 @@ def main() -> None:
         return
     query = params_from_query()
     data, label = input_ui()
-    classes = sorted({c for _, card in models.values() for c in card["classes"]})
-    controls = controls_ui(list(models), default_models({n: card for n, (_, card) in models.items()}), classes, query)
-    errors = validate(controls, query, list(models))
+    classes = sorted({canonical(c) for _, card in models.values() for c in card["classes"]})
+    side = min(input_size(loaded) for loaded in models.values())
+    cards = {n: card for n, (_, card) in models.items()}
+    controls = controls_ui(model_order(cards), default_models(cards), classes, side, query)
+    errors = validate(controls, query, list(models), side)
     for e in errors:
         st.error(e)
+    sync_url(controls)  # the URL follows the controls (shareable); a bad parameter is replaced, so its error clears
     if errors:
         return
     if data is None:
@@ -299,12 +371,20 @@ def main() -> None:
         st.warning("No face was found, but the picture is small and square like a cut-out face, so all of it was "
                    "read as one face. If it holds no face, the predictions below mean nothing.")
 
+    chosen = tuple(controls["models"])
+    summary = cached_summary(data, label, detect, chosen)
+    tops = [row["majority"] for row in summary]
     left, right = st.columns([1, 2])
     with left:
-        labels = [f"face {i + 1} ({f.box[2] - f.box[0]:.0f}x{f.box[3] - f.box[1]:.0f} px)" for i, f in enumerate(faces)]
+        labels = [f"face {i + 1}: {tops[i]} ({f.box[2] - f.box[0]:.0f}x{f.box[3] - f.box[1]:.0f} px)"
+                  for i, f in enumerate(faces)]
         pick = st.selectbox("Face", range(len(faces)), format_func=lambda i: labels[i]) if len(faces) > 1 else 0
         boxes = [tuple(v * scale for v in f.box) for f in faces]
-        st.image(render.draw_boxes(preview, boxes, pick), caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}")
+        st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=420),
+                 caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}", width="stretch")
+        if len(faces) > 1:
+            st.caption("Every face, every chosen model (top class and its probability):")
+            st.dataframe(summary_table(summary), width="stretch")
     face = faces[pick]
 
     options = AnalysisOptions(tuple(controls["methods"]), controls["window"], controls["stride"], controls["target"],
@@ -312,22 +392,21 @@ def main() -> None:
     views = []
     with right:
         progress = st.progress(0.0, text="Explaining…")
-        for k, name in enumerate(controls["models"]):
-            progress.progress(k / len(controls["models"]), text=f"Explaining with {name}…")
+        for k, name in enumerate(chosen):
+            progress.progress(k / len(chosen), text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})…")
             views.append(cached_view(name, data, label, detect, pick, json.dumps(options.to_dict())))
         progress.empty()
         agreement_ui(views)
         probabilities_ui(views)
-    maps_ui(FaceAnalysis(pick, face.box, face.probability, face.crop, {}, face.detected), views, controls["methods"])
+    maps_ui(cached_face_picture(data, label, pick, detect), views, controls["methods"])
     faithfulness_ui(views)
 
     analysis = Analysis([FaceAnalysis(pick, face.box, face.probability, face.crop, {v.model: v for v in views},
                                       face.detected)], detect and face.detected, size, options)
-    png = io.BytesIO()
-    render.panel(face, views, controls["methods"]).save(png, format="PNG")
     a, b = st.columns(2)
     digest = hashlib.sha1(data).hexdigest()[:8]
-    a.download_button("Download panel (PNG)", png.getvalue(), f"deep-emotion-{digest}.png", "image/png")
+    a.download_button("Download panel (PNG)", lambda: panel_png(face, views, controls["methods"]),
+                      f"deep-emotion-{digest}.png", "image/png")
     b.download_button("Download figures (JSON)", json.dumps({"image": label, **analysis.to_dict()}, indent=2),
                       f"deep-emotion-{digest}.json", "application/json")
     about_ui(models)

@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 
 from deep_emotion import explainers, render
-from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze, find_faces
-from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint
+from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze, find_faces, summarize
+from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint, model_order
 from deep_emotion.classes import canonical
 from deep_emotion.errors import DeepEmotionError
 from deep_emotion.images import load_image
@@ -27,8 +27,9 @@ def models() -> dict:
 
 def handle(image_path: str | None, chosen: list[str], methods: list[str], window: int, stride: int,
            faithfulness: bool, face_no: int, whole_image: bool):
-    """Returns (photo with boxes, panel, top-class label of the first model, figures as JSON, message)."""
-    empty = (None, None, None, None)
+    """Returns (photo with boxes, panel, top-class label of the first model, every face x model table, figures as
+    JSON, message)."""
+    empty = (None, None, None, None, None)
     if not image_path:
         return (*empty, "Upload a photo or pick the example.")
     if not chosen:
@@ -40,17 +41,18 @@ def handle(image_path: str | None, chosen: list[str], methods: list[str], window
         photo = load_image(image_path)
         faces = find_faces(photo, detect=not whole_image)
         if not faces:
-            return (render.draw_boxes(photo, []), None, None, None,
+            return (render.draw_boxes(photo, []), None, None, None, None,
                     "No face was found. Tick 'whole image is the face' to classify the whole image.")
         index = int(face_no) - 1
         if not 0 <= index < len(faces):
-            return (render.draw_boxes(photo, [f.box for f in faces]), None, None, None,
+            return (render.draw_boxes(photo, [f.box for f in faces]), None, None, None, None,
                     f"Face {face_no} does not exist: {len(faces)} face(s) found.")
         loaded = models()
         unknown = [m for m in chosen if m not in loaded]
         if unknown:
             raise ValueError(f"unknown model(s): {', '.join(unknown)}")
         result = analyze(photo, {m: loaded[m] for m in chosen}, options, faces=faces, face_indices=[index])
+        rows = summarize(faces, {m: loaded[m] for m in chosen})
     except (DeepEmotionError, ValueError) as e:
         return (*empty, f"Error: {e}")
     face = result.faces[0]
@@ -68,21 +70,25 @@ def handle(image_path: str | None, chosen: list[str], methods: list[str], window
         if best:
             lines.append(f"{v.model}: most faithful map for this face: {explainers.EXPLAINERS[best].title}")
         lines += [f"{v.model}: {explainers.EXPLAINERS[m].title} skipped — {why}" for m, why in v.skipped.items()]
-    return (render.draw_boxes(photo, [f.box for f in faces], index), render.panel(face, views, list(options.methods)),
-            views[0].probabilities, result.to_dict(), "\n\n".join(lines))
+    table = [[r["face"]] + [f"{r['models'][m]['top']} {r['models'][m]['probability']:.0%}" for m in chosen] for r in rows]
+    return (render.draw_boxes(photo, [f.box for f in faces], index, [r["majority"] for r in rows]),
+            render.panel(face, views, list(options.methods)), views[0].probabilities,
+            {"headers": ["face"] + list(chosen), "data": table}, result.to_dict(), "\n\n".join(lines))
 
 
 def build() -> gr.Blocks:
     loaded = models()
-    names = list(loaded)
+    cards = {n: card for n, (_, card) in loaded.items()}
+    names = model_order(cards)
     with gr.Blocks(title="Deep-Emotion explorer") as demo:
         gr.Markdown("# Deep-Emotion explorer\nWhat each model predicts, and where it looks (the STN's view, the "
                     "paper's occlusion map, Captum's attributions, facial regions), with how faithful each map is.")
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam"])
-                chosen = gr.CheckboxGroup(names, value=default_models({n: card for n, (_, card) in loaded.items()}),
-                                          label="Models", info="-wide: a wider attentional network, more accurate, ~12x slower to explain")
+                chosen = gr.CheckboxGroup(names, value=default_models(cards), label="Models",
+                                          info="fer2013/ferplus: photos of every kind; ckplus/jaffe: posed lab "
+                                               "expressions; -wide: a wider network, more accurate, ~12x slower to explain")
                 methods = gr.CheckboxGroup([(m.title, n) for n, m in explainers.EXPLAINERS.items()],
                                            value=list(DEFAULT_METHODS), label="Maps")
                 window = gr.Slider(1, 48, value=8, step=1, label="Occlusion window")
@@ -97,9 +103,10 @@ def build() -> gr.Blocks:
                 boxes = gr.Image(label="Faces found", type="pil")
                 panel = gr.Image(label="Input, STN view and maps (one row per model)", type="pil")
                 label = gr.Label(label="Probabilities (first model)")
+                summary = gr.Dataframe(label="Every face, every chosen model", interactive=False)
                 figures = gr.JSON(label="Figures")
         inputs = [image, chosen, methods, window, stride, faithfulness, face_no, whole]
-        outputs = [boxes, panel, label, figures, message]
+        outputs = [boxes, panel, label, summary, figures, message]
         run.click(handle, inputs, outputs)
         for slider in (window, stride):  # re-compute when a slider is let go, not on every tick
             slider.release(handle, inputs, outputs)
