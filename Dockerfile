@@ -8,6 +8,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends make libgl1 lib
 RUN useradd -m -u 1000 user
 USER user
 ENV HOME=/home/user PATH=/home/user/app/.venv/bin:$PATH PYTHONUNBUFFERED=1
+# fewer glibc malloc arenas: with several visitors at once the app's peak memory stays lower (measured with
+# benchmarks/load.py, README "Under load")
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /home/user/app
 
 # the same install as `make run` (make install), with PyTorch's CPU wheels instead of the CUDA build

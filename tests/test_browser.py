@@ -80,3 +80,61 @@ def test_upload_in_browser_shows_predictions(server, astronaut_path):
             page.screenshot(path=str(artifacts / "browser.png"), full_page=True)
             browser.close()
     assert (artifacts / "browser.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
+    """A group photo at desktop and phone sizes: progress while it works, maps large enough to read, no
+    horizontal overflow, every picture loaded, and the URL following a slider. Screenshots in artifacts/."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make test installs Debian's package when run as root)")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    group = Image.new("RGB", (1200, 500), (90, 110, 130))
+    for i, side in enumerate((380, 300, 240)):
+        group.paste(Image.open(astronaut_path).convert("RGB").resize((side, side)), (20 + i * 400, 40))
+    photo = tmp_path / "group.jpg"
+    group.save(photo)
+    width, height = viewport
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    four = "fer2013,ferplus,ckplus,jaffe"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        try:
+            page.goto(f"{server}/?models={four}&methods=occlusion-flip,regions,stn", timeout=60_000)
+            page.get_by_text("astronaut.jpg: ").first.wait_for(timeout=240_000)  # the example, analysed
+            if width < 600:
+                page.locator('[data-testid="stExpandSidebarButton"]').first.click(timeout=30_000)
+            page.get_by_text("Upload", exact=True).click(timeout=60_000)
+            page.locator("input[type=file]").set_input_files(str(photo), timeout=60_000)
+            # feedback while it works: a spinner or a progress bar naming the step
+            page.get_by_text("Finding faces…").or_(page.get_by_text("Explaining face")).first.wait_for(timeout=60_000)
+            page.get_by_text("group.jpg: 3 face(s)").wait_for(timeout=240_000)
+            page.get_by_text("All models agree").or_(page.get_by_text("The models disagree")).first.wait_for(
+                timeout=240_000)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stProgress]')", timeout=240_000)
+            if width < 600:
+                close = page.locator('[data-testid="stSidebarCollapseButton"] button')
+                if close.count():
+                    close.first.click()
+            page.wait_for_function("() => [...document.images].length >= 5 && [...document.images].every("
+                                   "i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+            maps = page.evaluate("() => [...document.querySelectorAll('.st-key-maps img')]"
+                                 ".map(i => i.getBoundingClientRect().width).filter(w => w > 0)")
+            assert len(maps) == 4  # the map shown: one per model
+            assert min(maps) >= (192 if width >= 1280 else 300), maps
+            assert page.get_by_text("Every face, every chosen model").count() == 1
+            page.screenshot(path=str(artifacts / f"app-{width}x{height}.png"), full_page=True)
+            # the URL follows the controls: move the window slider with the keyboard
+            if width >= 1280:
+                slider = page.get_by_role("slider").first
+                slider.focus()
+                slider.press("ArrowRight")
+                page.wait_for_function("() => location.search.includes('window=9')", timeout=60_000)
+        finally:
+            page.screenshot(path=str(artifacts / f"app-{width}x{height}-last.png"))
+            browser.close()

@@ -58,6 +58,19 @@ def test_changing_window_and_stride_recomputes(monkeypatch):
     assert at.query_params["window"] == "24" and at.query_params["stride"] == "12"  # the URL follows
 
 
+def test_only_the_map_shown_is_computed_and_faithfulness_scores_them_all(monkeypatch):
+    at = app(monkeypatch, models="fer2013", methods="occlusion-flip,regions,gradcam")
+    assert any("label flips from" in c.value for c in at.caption)
+    assert not at.dataframe  # no faithfulness table by default
+    next(r for r in at.radio if r.label == "Map").set_value("regions").run()
+    assert not at.exception
+    assert any(c.value.startswith("blurring") for c in at.caption)
+    at.sidebar.checkbox[0].check().run()
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["fer2013"]
+    assert set(table.index) == {"Occlusion (paper, flip)", "Facial regions", "Grad-CAM", "random map (baseline)"}
+
+
 def test_a_bad_url_parameter_clears_once_a_control_moves(monkeypatch):
     at = app(monkeypatch, window="eight", models=MODELS[0])
     assert any("not a whole number" in e.value for e in at.error)

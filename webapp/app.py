@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from pathlib import Path
 
 import altair as alt
@@ -36,6 +37,23 @@ MAP_SIDE = 288  # pixels of the face's square under each map (6x the model's 48)
 MAPS_PER_ROW = 4  # models side by side before wrapping to the next row
 
 
+@st.cache_resource
+def work_slots() -> threading.BoundedSemaphore:
+    """Process-wide limit on photos analysed at once (DEEP_EMOTION_WORKERS, default 1): on a small CPU, analyses
+    that run side by side only share the cores, so waits grow in order instead, and large photos do not stack
+    their memory. Cached results need no slot."""
+    return threading.BoundedSemaphore(max(1, int(os.environ.get("DEEP_EMOTION_WORKERS", "1"))))
+
+
+def busy() -> bool:
+    """Whether every slot is taken (another visitor's photo is being analysed)."""
+    slots = work_slots()
+    if slots.acquire(blocking=False):
+        slots.release()
+        return False
+    return True
+
+
 @st.cache_resource(show_spinner="Loading models…")
 def load_models() -> dict:
     # as the cards ship them: flip averaging, class-prior adjustment and temperature where they helped on validation
@@ -45,6 +63,11 @@ def load_models() -> dict:
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_faces(image_bytes: bytes, detect: bool, name: str) -> tuple[list[Face], tuple[int, int], Image.Image, float]:
     """Faces of the photo, its size, and a preview (longer side <= 1024) with the factor to draw boxes on it."""
+    with work_slots():
+        return _faces(image_bytes, detect, name)
+
+
+def _faces(image_bytes: bytes, detect: bool, name: str) -> tuple[list[Face], tuple[int, int], Image.Image, float]:
     image = load_image(image_bytes, name=name)
     scale = min(1.0, PREVIEW_SIDE / max(image.size))
     preview = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
@@ -74,7 +97,8 @@ def cached_view(name: str, image_bytes: bytes, label: str, detect: bool, pick: i
     """One model's view of one face: `analyze` on the cached faces (per model, so adding a model costs only it)."""
     faces = cached_faces(image_bytes, detect, label)[0]
     options = AnalysisOptions.from_dict(json.loads(options_json))
-    return analyze(None, {name: load_models()[name]}, options, faces=faces, face_indices=[pick]).faces[0].views[name]
+    with work_slots():
+        return analyze(None, {name: load_models()[name]}, options, faces=faces, face_indices=[pick]).faces[0].views[name]
 
 
 def summary_table(rows: list[dict]) -> pd.DataFrame:
@@ -134,9 +158,10 @@ def controls_ui(names: list[str], defaults: list[str], classes: list[str], side:
     window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side,
                                min(max(q.get("window", 8), 1), side))
     stride = st.sidebar.slider("Stride", 1, side // 2, min(max(q.get("stride", 2), 1), side // 2))
-    faithfulness = st.sidebar.checkbox("Score the maps' faithfulness", value=True,
+    faithfulness = st.sidebar.checkbox("Score every map's faithfulness", value=False,
                                        help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
-                                            "them and follow the class's probability.")
+                                            "them and follow the class's probability. Computes every chosen map: "
+                                            "about 3x the work of all maps, 5x that of one.")
     passes = explain.n_windows(side, window, stride)
     occluding = [m for m in methods if m.startswith("occlusion") or m == "captum-occlusion"]
     st.sidebar.caption(f"Occlusion cost: {passes} occluded forward passes per face and model" if occluding else
@@ -177,14 +202,17 @@ def validate(controls: dict, query: dict, known: list[str], side: int) -> list[s
 
 # --- drawing --------------------------------------------------------------------------------
 
-def probability_chart(view: ModelView) -> alt.Chart:
+def probability_chart(view: ModelView, rows: int) -> alt.Chart:
+    """Bars of the classes' probabilities, the top one red; `rows` bars' height for every model, so that charts of
+    7- and 8-class models line up."""
     df = pd.DataFrame({"class": list(view.probabilities), "probability": list(view.probabilities.values())})
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=None,
+                axis=alt.Axis(format="%", values=[0, 0.5, 1])),
         y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=120)),
         color=alt.condition(alt.datum["class"] == view.top, alt.value("#d62728"), alt.value("#4c78a8")),
         tooltip=["class", alt.Tooltip("probability:Q", format=".3f")],
-    ).properties(height=28 * len(df))
+    ).properties(height=22 * rows)
 
 
 def rows_of(items: list, n: int = MAPS_PER_ROW) -> list[list]:
@@ -197,41 +225,37 @@ def probabilities_ui(views: list[ModelView]) -> None:
             with col:
                 st.subheader(view.model)
                 st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
-                st.altair_chart(probability_chart(view), width="stretch")
+                st.altair_chart(probability_chart(view, max(len(v.probabilities) for v in views)), width="stretch")
 
 
-def maps_ui(picture: np.ndarray, views: list[ModelView], methods: list[str]) -> None:
-    """One tab per map type, the models side by side in it (rows of MAPS_PER_ROW), drawn over the face's square of
-    the photo with one colour scale per tab; then the input and STN views."""
-    tabs = st.tabs([explainers.EXPLAINERS[m].title for m in methods] + ["Input and STN view"])
-    limits = render.shared_limits(views, methods)
+def maps_ui(picture: np.ndarray, views: list[ModelView], method: str) -> None:
+    """The chosen map type for every model, side by side (rows of MAPS_PER_ROW), drawn over the face's square of the
+    photo with one colour scale; the input and STN views below."""
+    limit = render.shared_limits(views, [method])[method]
     width = MAPS_PER_ROW if len(views) > MAPS_PER_ROW else len(views)
-    for tab, method in zip(tabs, methods):
-        with tab:
-            st.caption(explainers.EXPLAINERS[method].about + " One colour scale for all models.")
-            for row in rows_of(views):
-                for col, view in zip(st.columns(width), row):
-                    with col:
-                        m = view.maps.get(method)
-                        if m is None:
-                            st.info(f"{view.model}: {view.skipped.get(method, 'not computed')}")
-                            continue
-                        st.image(render.map_tile(picture, m, f"{view.model} · {view.target}", scale=1, text_size=18,
-                                                 limit=limits[method]), width="stretch")
-                        st.caption(map_caption(view.model, m))
-                        if method == "regions":
-                            st.caption(explainers.region_sentence(m, view.target) +
-                                       ("" if not m.note else f" ({m.note})"))
-                        elif method == "occlusion-flip" and float(m.values.max()) == 0:
-                            st.caption("No window changes the predicted label: the answer is robust to occlusion here.")
-    with tabs[-1]:
+    with st.container(key="maps"):
+        st.caption(explainers.EXPLAINERS[method].about + " One colour scale for all models.")
+        for row in rows_of(views):
+            for col, view in zip(st.columns(width), row):
+                with col:
+                    m = view.maps.get(method)
+                    if m is None:
+                        st.info(f"{view.model}: {view.skipped.get(method, 'not computed')}")
+                        continue
+                    st.image(render.map_tile(picture, m, f"{view.model} · {view.target}", scale=1, text_size=18,
+                                             limit=limit), width="stretch")
+                    st.caption(map_caption(view.model, m))
+                    if method == "regions":
+                        st.caption(explainers.region_sentence(m, view.target) + ("" if not m.note else f" ({m.note})"))
+                    elif method == "occlusion-flip" and float(m.values.max()) == 0:
+                        st.caption("No window changes the predicted label: the answer is robust to occlusion here.")
+    with st.expander("The face as each model reads it, and the STN's view"):
         for row in rows_of(views):
             for col, view in zip(st.columns(width), row):
                 with col:
                     st.markdown(f"**{view.model}**")
                     a, b = st.columns(2)
-                    a.image(render.grey_image(picture, 1), caption="the face (the model reads it at 48x48)",
-                            width="stretch")
+                    a.image(render.grey_image(picture, 1), caption="the face (read at 48x48)", width="stretch")
                     if view.stn_view is None:
                         b.info("This model has no spatial transformer.")
                     else:
@@ -355,6 +379,9 @@ def main() -> None:
         return
 
     detect = True
+    waiting = st.empty()
+    if busy():
+        waiting.info("Another photo is being analysed on this server; yours is queued and starts when it is done…")
     try:
         with st.spinner("Finding faces…"):
             faces, size, preview, scale = cached_faces(data, True, label)
@@ -380,15 +407,21 @@ def main() -> None:
                   for i, f in enumerate(faces)]
         pick = st.selectbox("Face", range(len(faces)), format_func=lambda i: labels[i]) if len(faces) > 1 else 0
         boxes = [tuple(v * scale for v in f.box) for f in faces]
-        st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=420),
+        st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
                  caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}", width="stretch")
         if len(faces) > 1:
             st.caption("Every face, every chosen model (top class and its probability):")
             st.dataframe(summary_table(summary), width="stretch")
     face = faces[pick]
 
-    options = AnalysisOptions(tuple(controls["methods"]), controls["window"], controls["stride"], controls["target"],
-                              controls["faithfulness"], detect)
+    methods = controls["methods"]
+    with right:
+        shown = st.radio("Map", methods, format_func=lambda m: explainers.EXPLAINERS[m].title, horizontal=True,
+                         help="Only the map shown is computed (each one once per face and model); scoring "
+                                         "faithfulness computes them all.")
+    # the work of this page: the map shown, or every map when their faithfulness is asked for
+    options = AnalysisOptions(tuple(methods) if controls["faithfulness"] else (shown,), controls["window"],
+                              controls["stride"], controls["target"], controls["faithfulness"], detect)
     views = []
     with right:
         progress = st.progress(0.0, text="Explaining…")
@@ -396,16 +429,17 @@ def main() -> None:
             progress.progress(k / len(chosen), text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})…")
             views.append(cached_view(name, data, label, detect, pick, json.dumps(options.to_dict())))
         progress.empty()
+        waiting.empty()
         agreement_ui(views)
         probabilities_ui(views)
-    maps_ui(cached_face_picture(data, label, pick, detect), views, controls["methods"])
+    maps_ui(cached_face_picture(data, label, pick, detect), views, shown)
     faithfulness_ui(views)
 
     analysis = Analysis([FaceAnalysis(pick, face.box, face.probability, face.crop, {v.model: v for v in views},
                                       face.detected)], detect and face.detected, size, options)
     a, b = st.columns(2)
     digest = hashlib.sha1(data).hexdigest()[:8]
-    a.download_button("Download panel (PNG)", lambda: panel_png(face, views, controls["methods"]),
+    a.download_button("Download panel (PNG)", lambda: panel_png(face, views, list(options.methods)),
                       f"deep-emotion-{digest}.png", "image/png")
     b.download_button("Download figures (JSON)", json.dumps({"image": label, **analysis.to_dict()}, indent=2),
                       f"deep-emotion-{digest}.json", "application/json")

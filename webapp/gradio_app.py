@@ -5,6 +5,7 @@ Run: `python webapp/gradio_app.py` (serves on 0.0.0.0:7860).
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,4 +117,7 @@ def build() -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    build().launch(server_name="0.0.0.0", server_port=7860)
+    # one analysis at a time by default, as the Streamlit app (DEEP_EMOTION_WORKERS): on a small CPU, requests run
+    # side by side only share the cores; queued, they finish in order
+    workers = max(1, int(os.environ.get("DEEP_EMOTION_WORKERS", "1")))
+    build().queue(default_concurrency_limit=workers).launch(server_name="0.0.0.0", server_port=7860)

@@ -1,0 +1,155 @@
+"""The Streamlit app under load: N browser sessions upload photos at once. Prints JSON.
+
+Starts the app on a free localhost port (nothing else is contacted), opens N headless Chromium sessions (Debian's
+`chromium`; Playwright drives it), and has each upload M photos one after another (the public-domain astronaut,
+each copy made unique by one pixel, so no upload is served from another's cache). Per upload: the seconds from
+choosing the file to the finished result (faces found, every model's maps, no progress bar). For the server: CPU
+seconds per upload (from /proc) and its peak resident memory. Bounded: at most 8 sessions, 20 photos each, and
+--timeout seconds in all.
+
+    python benchmarks/load.py --sessions 4 --photos 5 [--models fer2013,ferplus] [--malloc-arena-max 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import environment  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def photos(session: int, count: int, folder: Path) -> list[Path]:
+    from PIL import Image
+    from skimage import data
+
+    base = Image.fromarray(data.astronaut())
+    out = []
+    for k in range(count):
+        im = base.copy()
+        im.putpixel((session, k), (session * 7 % 256, k * 13 % 256, 0))
+        path = folder / f"s{session}-p{k}.jpg"
+        im.save(path, quality=92)
+        out.append(path)
+    return out
+
+
+def session(url: str, files: list[Path], latencies: list[float], errors: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(url, timeout=300_000)
+            page.get_by_text("astronaut.jpg: ").first.wait_for(timeout=300_000)
+            page.get_by_text("Upload", exact=True).click(timeout=60_000)
+            for path in files:
+                t = time.perf_counter()
+                page.locator("input[type=file]").set_input_files(str(path), timeout=60_000)
+                page.get_by_text(f"{path.name}: 1 face(s)").wait_for(timeout=300_000)
+                page.wait_for_function("() => !document.querySelector('[data-testid=stProgress]') && "
+                                       "!document.querySelector('[data-testid=stSpinner]')", timeout=300_000)
+                latencies.append(time.perf_counter() - t)
+        except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
+            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        finally:
+            browser.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=4)
+    ap.add_argument("--photos", type=int, default=5)
+    ap.add_argument("--models", default="", help="comma-separated, in the URL (default: the app's defaults)")
+    ap.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: unset)")
+    ap.add_argument("--timeout", type=float, default=900)
+    args = ap.parse_args()
+    if not 1 <= args.sessions <= 8 or not 1 <= args.photos <= 20:
+        ap.error("--sessions 1..8, --photos 1..20")
+    if not Path(CHROMIUM).exists():
+        sys.exit("chromium is not installed (make test installs Debian's package)")
+    import tempfile
+
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if args.malloc_arena_max:
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "webapp" / "app.py"),
+                               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/" + (f"?models={args.models}" if args.models else "")
+    latencies: list[float] = []
+    errors: list[str] = []
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with tempfile.TemporaryDirectory() as tmp:
+            # one warm-up session: models loaded, the example analysed (not counted)
+            session(url, [], [], errors)
+            cpu0 = cpu_seconds(server.pid)
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=session, args=(url, photos(s, args.photos, Path(tmp)), latencies, errors))
+                       for s in range(args.sessions)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=max(1.0, args.timeout - (time.perf_counter() - t0)))
+            wall = time.perf_counter() - t0
+            cpu = cpu_seconds(server.pid) - cpu0
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lat = sorted(latencies)
+    pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
+    print(json.dumps({
+        "benchmark": "load", "sessions": args.sessions, "photos_per_session": args.photos,
+        "models": args.models or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,
+        "uploads_done": len(lat), "errors": errors, "wall_s": round(wall, 1),
+        "latency_s": {"median": round(statistics.median(lat), 2) if lat else None, "p90": pct(0.9), "max": pct(1.0)},
+        "server_cpu_s_per_upload": round(cpu / max(1, len(lat)), 3),
+        "target_server_cpu_s_per_upload": 0.5, "target_p90_s_4_sessions": 3.0,
+        "server_peak_rss_mb": round(rss, 1), "environment": environment()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
