@@ -3,8 +3,9 @@
 Starts the app on a free localhost port (nothing else is contacted), opens N headless Chromium sessions (Debian's
 `chromium`; Playwright drives it), and has each upload M photos one after another (the public-domain astronaut,
 each copy made unique by one pixel, so no upload is served from another's cache). Per upload: the seconds from
-choosing the file to the finished result (faces found, every model's maps, no progress bar). For the server: CPU
-seconds per upload (from /proc) and its peak resident memory. Bounded: at most 8 sessions, 20 photos each, and
+choosing the file to the finished result (faces found, every model's map, no progress bar). For the server: CPU
+seconds per upload (from /proc, counted from the moment every session's page is open) and its peak resident
+memory. Bounded: at most 8 sessions, 20 photos each, and
 --timeout seconds in all.
 
     python benchmarks/load.py --sessions 4 --photos 5 [--models fer2013,ferplus] [--malloc-arena-max 2]
@@ -68,7 +69,8 @@ def photos(session: int, count: int, folder: Path) -> list[Path]:
     return out
 
 
-def session(url: str, files: list[Path], latencies: list[float], errors: list[str]) -> None:
+def session(url: str, files: list[Path], latencies: list[float], errors: list[str],
+            ready: threading.Barrier | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -78,6 +80,8 @@ def session(url: str, files: list[Path], latencies: list[float], errors: list[st
             page.goto(url, timeout=300_000)
             page.get_by_text("astronaut.jpg: ").first.wait_for(timeout=300_000)
             page.get_by_text("Upload", exact=True).click(timeout=60_000)
+            if ready is not None:
+                ready.wait(timeout=300)  # every session's page is open: the uploads start together
             for path in files:
                 t = time.perf_counter()
                 page.locator("input[type=file]").set_input_files(str(path), timeout=60_000)
@@ -125,12 +129,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             # one warm-up session: models loaded, the example analysed (not counted)
             session(url, [], [], errors)
-            cpu0 = cpu_seconds(server.pid)
-            t0 = time.perf_counter()
-            threads = [threading.Thread(target=session, args=(url, photos(s, args.photos, Path(tmp)), latencies, errors))
-                       for s in range(args.sessions)]
+            ready = threading.Barrier(args.sessions + 1)
+            threads = [threading.Thread(target=session, args=(url, photos(s, args.photos, Path(tmp)), latencies, errors,
+                                                              ready)) for s in range(args.sessions)]
             for t in threads:
                 t.start()
+            ready.wait(timeout=300)  # pages open (not counted); from here on, uploads only
+            cpu0 = cpu_seconds(server.pid)
+            t0 = time.perf_counter()
             for t in threads:
                 t.join(timeout=max(1.0, args.timeout - (time.perf_counter() - t0)))
             wall = time.perf_counter() - t0

@@ -177,3 +177,12 @@ def test_gradio_blocks_build_with_the_default_models():
     groups = [b for b in demo.blocks.values() if isinstance(b, gr.CheckboxGroup)]
     assert len(groups) == 2 and groups[0].value == DEFAULT
     assert {c[0] for c in groups[0].choices} == set(MODELS)  # every bundled model can be chosen
+
+
+def test_about_shows_every_model_when_asked(monkeypatch):
+    at = app(monkeypatch, models=MODELS[0], methods="stn")
+    assert not at.exception
+    assert not any("test accuracy" in m.value for m in at.markdown)  # built only when asked
+    at.toggle(key="about_models").set_value(True).run()
+    assert not at.exception
+    assert sum("test accuracy" in m.value for m in at.markdown) == len(MODELS)

@@ -274,7 +274,7 @@ def map_caption(model: str, m) -> str:
 
 
 def faithfulness_ui(views: list[ModelView]) -> None:
-    """Insertion - deletion AUC of every map per model, the random map as baseline; the best per model first."""
+    """Insertion - deletion AUC of every map per model, the random map as baseline; the best per model marked."""
     scored = [v for v in views if v.faithfulness]
     if not scored:
         return
@@ -325,6 +325,8 @@ def about_ui(models: dict) -> None:
             "validation faces: averaged with the mirrored face, shifted against the training set's class "
             "frequencies (so that rare expressions such as disgust are not drowned), and tempered so that a 70 % "
             "answer is right about 70 % of the time.")
+        if not st.toggle("Each model's accuracy, confusion matrix and reliability", key="about_models"):
+            return  # built only when asked: seven charts and pictures on every rerun cost the server
         for name, (_, card) in models.items():
             test = card["metrics"]["test"]
             shipped = card.get("posthoc", {}).get("metrics", {}).get("test", {}).get("posthoc")
