@@ -205,7 +205,9 @@ def summarize(faces: list[Face], models: Mapping[str, Loaded]) -> list[dict[str,
 
     rows: list[dict[str, Any]] = [{"face": i + 1, "models": {}} for i in range(len(faces))]
     for name, (model, card) in models.items():
-        for row, p in zip(rows, classify(model, card["classes"], faces)):
+        with model_lock(model):  # Grad-CAM may hold hooks on this model in another thread
+            predictions = classify(model, card["classes"], faces)
+        for row, p in zip(rows, predictions):
             row["models"][name] = {"top": p.top, "probability": round(p.probabilities[p.top], 4)}
     for row in rows:
         row["majority"] = majority([m["top"] for m in row["models"].values()])

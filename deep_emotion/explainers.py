@@ -230,11 +230,13 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, ctx: Co
         attr, delta = IntegratedGradients(_probability(model)).attribute(
             xg, baselines=ctx.baseline, target=target, n_steps=ctx.ig_steps, internal_batch_size=ctx.ig_steps,
             return_convergence_delta=True)
-    n = ctx.ig_steps * images_per_face(model) + 2 * images_per_face(model)  # the path, then face and baseline
+    k = images_per_face(model)
     gap = float(delta.reshape(-1)[0])
     note = (f"the attributions add up to {float(attr.sum()):.3f}, {gap:+.3f} off the probability the face gains "
             f"over black ({ctx.ig_steps} steps; more steps close the gap)")
-    return Map("integrated-gradients", _values(attr), True, "probability", n, n, note=note)
+    # forward: the path's points, then face and baseline for the completeness check; backward: the path's points
+    return Map("integrated-gradients", _values(attr), True, "probability", (ctx.ig_steps + 2) * k, ctx.ig_steps * k,
+               note=note)
 
 
 @register_explainer("smoothgrad", "SmoothGrad",
@@ -294,6 +296,57 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return _CAM_LAYERS[model]
 
 
+_CELLS: "weakref.WeakKeyDictionary[nn.Module, tuple[float, float, int]]" = weakref.WeakKeyDictionary()
+
+
+def cam_cells(model: nn.Module, layer: nn.Module, size: int) -> tuple[float, float, int]:
+    """Where the Grad-CAM layer's cells sit on the features' input: (centre of the first cell, step between
+    cells, cells per side), in pixel indices, found once per model by following the gradient of the first and
+    last cell back to a random input (the middle of each one's receptive field). Convolutions without padding
+    (the paper network's) leave the grid short of the border: its 9 cells are centred at pixels 7.5 ... 39.5,
+    not spread over 0 ... 47 as plain upsampling would put them."""
+    if model in _CELLS:
+        return _CELLS[model]
+    out: dict[str, torch.Tensor] = {}
+
+    def keep(module, inputs) -> None:  # the layer's input, copied before an in-place ReLU gates it
+        out.setdefault("a", inputs[0].clone())
+
+    def keep_output(module, inputs, output) -> None:
+        out.setdefault("a", output)
+
+    # a ReLU keeps its input's grid: its input, not gated to zero, shows the whole field
+    hook = (layer.register_forward_pre_hook(keep) if isinstance(layer, nn.ReLU)
+            else layer.register_forward_hook(keep_output))
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            z = torch.randn(16, 1, size, size, generator=torch.Generator().manual_seed(0)).requires_grad_()
+            model.features(z)
+            a = out["a"]
+            n = a.shape[-1]
+            cells = (max(0, n // 2 - 1), min(n - 1, n // 2 + 1))  # inner cells: fields not cut by the border
+            centres = []
+            for idx in cells:
+                g, = torch.autograd.grad(a[:, :, idx, idx].sum(), z, retain_graph=True)
+                rows = torch.nonzero(g.abs().sum((0, 1, 3)) > 0).flatten()
+                centres.append((float(rows.min()) + float(rows.max())) / 2)
+    finally:
+        hook.remove()
+    step = (centres[1] - centres[0]) / max(1, cells[1] - cells[0]) if n > 1 else float(size)
+    _CELLS[model] = (centres[0] - cells[0] * step, step, n)
+    return _CELLS[model]
+
+
+def place_cells(cam: torch.Tensor, first: float, step: float, size: int) -> torch.Tensor:
+    """A (B, 1, n, n) grid of cells onto (B, 1, size, size) pixels, bilinear between cell centres at
+    first + k * step (pixel indices); pixels beyond the outer centres take the outer cells' values."""
+    n = cam.shape[-1]
+    t = (torch.arange(size, dtype=cam.dtype) - first) / step  # each pixel's position in cell units
+    g = 2 * t / max(1, n - 1) - 1
+    grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1)[None].expand(cam.shape[0], size, size, 2)
+    return F.grid_sample(cam, grid.to(cam.device), mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def _stn(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     out = model.stn_view(x) if hasattr(model, "stn_view") else None
     return out
@@ -312,21 +365,22 @@ def to_input_frame(values: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 @register_explainer("gradcam", "Grad-CAM",
                     "Where the last convolution's class-relevant features are, carried back through the STN.")
 def gradcam(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
-    """Grad-CAM (Selvaraju et al.) of the network's logit on its last feature conv, upsampled to the input
-    size. With flip averaging, the mean of the face's map and the mirrored face's map mirrored back (the
+    """Grad-CAM (Selvaraju et al.) of the network's logit on its last feature conv, each cell placed over the
+    middle of the pixels it sees (`cam_cells`). With flip averaging, the mean of the face's map and the mirrored face's map mirrored back (the
     logit adjustment shifts logits by constants and does not change the gradients; a temperature only scales)."""
-    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import LayerGradCam
 
     layer = cam_layer(model)
     network = getattr(model, "network", model)
-    size = x.shape[-2:]
+    size = x.shape[-1]
+    first, step, _ = cam_cells(model, layer, size)
     branches = [x, x.flip(-1)] if images_per_face(model) == 2 else [x]
     maps = []
     with _Gradients(x) as xg:
         for k, inp in enumerate(branches):
             inp = xg if k == 0 else xg.flip(-1)
             cam = LayerGradCam(network, layer).attribute(inp, target=target, relu_attributions=True)
-            cam = LayerAttribution.interpolate(cam.detach(), tuple(size), "bilinear")
+            cam = place_cells(cam.detach(), first, step, size)  # each cell over the pixels it sees
             stn = _stn(model, inp.detach())
             if stn is not None:
                 cam = to_input_frame(cam, stn[1])

@@ -277,3 +277,25 @@ def test_a_model_without_stn_is_explained_and_says_so(tmp_path, astronaut_path):
     assert "spatial transformer" in view.skipped["stn"] and view.stn_view is None and view.theta is None
     assert view.to_dict()["skipped"] == view.skipped and view.to_dict()["theta"] is None
     assert isinstance(explainers.cam_layer(loaded[0]), type(loaded[0].features[-3]))
+
+
+def test_gradcam_cells_sit_over_the_pixels_they_see():
+    """The paper network's convolutions have no padding: its 9x9 grid covers pixels 7.5 ... 39.5 (each cell the
+    middle of its 16-pixel field), not 0 ... 47; the wide network pads, so its 12x12 grid is plain upsampling."""
+    from deep_emotion.explainers import cam_cells, cam_layer, place_cells
+
+    paper, _ = load_checkpoint("fer2013")
+    wide, _ = load_checkpoint("fer2013-wide")
+    assert cam_cells(paper, cam_layer(paper), 48) == (7.5, 4.0, 9)
+    assert cam_cells(wide, cam_layer(wide), 48) == (1.5, 4.0, 12)
+    cam = torch.zeros(1, 1, 9, 9)
+    cam[0, 0, 0, 4] = 1.0  # the top row's middle cell
+    placed = place_cells(cam, 7.5, 4.0, 48)[0, 0]
+    # column 23 is 3.875 cells from the first centre: 0.875 of cell 4; rows 0..7 lie before the first row of
+    # centres (7.5) and take its value; row 11 is 0.875 cells past it: 0.125 of it
+    assert float(placed[0, 23]) == pytest.approx(0.875) and float(placed[7, 23]) == pytest.approx(0.875)
+    assert float(placed[11, 23]) == pytest.approx(0.125 * 0.875)
+    assert float(placed[0, 3]) == 0.0 and float(placed[30, 23]) == 0.0
+    grid = torch.arange(12.0).view(1, 1, 1, 12).expand(1, 1, 12, 12)
+    torch.testing.assert_close(place_cells(grid, 1.5, 4.0, 48),
+                               torch.nn.functional.interpolate(grid, size=(48, 48), mode="bilinear"), atol=1e-5, rtol=0)

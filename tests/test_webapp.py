@@ -186,3 +186,20 @@ def test_about_shows_every_model_when_asked(monkeypatch):
     at.toggle(key="about_models").set_value(True).run()
     assert not at.exception
     assert sum("test accuracy" in m.value for m in at.markdown) == len(MODELS)
+
+
+def test_every_change_of_a_control_sticks(monkeypatch):
+    """Widgets keep their state under a key and the URL only seeds them: three changes in a row all hold."""
+    at = app(monkeypatch, models=MODELS[0], methods="stn", window="10")
+    assert at.sidebar.slider[0].value == 10
+    for value in (12, 16, 20):
+        at.sidebar.slider[0].set_value(value).run()
+        assert at.sidebar.slider[0].value == value and at.query_params["window"] == str(value)
+    at.sidebar.multiselect[0].select(MODELS[1]).run()
+    at.sidebar.multiselect[0].unselect(MODELS[0]).run()
+    assert at.sidebar.multiselect[0].value == [MODELS[1]] and at.query_params["models"] == MODELS[1]
+
+
+def test_a_bad_target_is_reported(monkeypatch):
+    at = app(monkeypatch, models=MODELS[0], target="bored")
+    assert any("target 'bored' is not a class" in e.value for e in at.error)

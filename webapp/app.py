@@ -89,7 +89,8 @@ def cached_face_picture(image_bytes: bytes, name: str, index: int, detect: bool)
 def cached_summary(image_bytes: bytes, name: str, detect: bool, models: tuple[str, ...]) -> list[dict]:
     """`analysis.summarize`: every face x every chosen model, top class and probability."""
     faces = cached_faces(image_bytes, detect, name)[0]
-    return summarize(faces, {m: load_models()[m] for m in models})
+    with work_slots():
+        return summarize(faces, {m: load_models()[m] for m in models})
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -141,33 +142,43 @@ def input_ui() -> tuple[bytes | None, str]:
 def controls_ui(names: list[str], defaults: list[str], classes: list[str], side: int, query: dict) -> dict:
     """The sidebar; `side`: the models' input size (window up to it, stride up to half of it)."""
     q = query["values"]
-    chosen = st.sidebar.multiselect("Models", names, default=[m for m in q.get("models", defaults) if m in names] or defaults,
+    titles = {n: m.title for n, m in explainers.EXPLAINERS.items()}
+    choices = ["predicted"] + classes
+    # widgets keep their state under a key; the URL only seeds it, once per session (a default read from the URL
+    # on every run would make a changed widget a new widget, and every second change would snap back)
+    seed("models", [m for m in q.get("models", defaults) if m in names] or defaults)
+    seed("methods", [m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS))
+    seed("target", q["target"] if q.get("target") in choices else "predicted")
+    seed("window", min(max(q.get("window", 8), 1), side))
+    seed("stride", min(max(q.get("stride", 2), 1), side // 2))
+    chosen = st.sidebar.multiselect("Models", names, key="models",
                                     help="fer2013 and ferplus learnt from photos of every kind, as uploads are. "
                                          "ckplus and jaffe learnt from posed expressions in a lab: for such photos. "
                                          "The -wide models (a wider attentional network) are more accurate and "
                                          "~12x slower to explain with occlusion.")
-    titles = {n: m.title for n, m in explainers.EXPLAINERS.items()}
-    methods = st.sidebar.multiselect("Maps", list(titles), format_func=titles.get,
-                                     default=[m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS),
+    methods = st.sidebar.multiselect("Maps", list(titles), format_func=titles.get, key="methods",
                                      help="How each model's answer is explained; see 'About the maps' below.")
-    choices = ["predicted"] + classes
-    target = st.sidebar.selectbox("Explain the class", choices,
-                                  index=choices.index(q["target"]) if q.get("target") in choices else 0,
+    target = st.sidebar.selectbox("Explain the class", choices, key="target",
                                   help="The maps show evidence for this class (for each model, its own top class "
                                        "when 'predicted').")
-    window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side,
-                               min(max(q.get("window", 8), 1), side))
-    stride = st.sidebar.slider("Stride", 1, side // 2, min(max(q.get("stride", 2), 1), side // 2))
-    faithfulness = st.sidebar.checkbox("Score every map's faithfulness", value=False,
+    window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side, key="window")
+    stride = st.sidebar.slider("Stride", 1, side // 2, key="stride")
+    faithfulness = st.sidebar.checkbox("Score every map's faithfulness", value=False, key="faithfulness",
                                        help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
-                                            "them and follow the class's probability. Computes every chosen map: "
-                                            "about 3x the work of all maps, 5x that of one.")
+                                            "them and follow the class's probability. Computes and scores every "
+                                            "chosen map: about 3x the work of showing one.")
     passes = explain.n_windows(side, window, stride)
     occluding = [m for m in methods if m.startswith("occlusion") or m == "captum-occlusion"]
     st.sidebar.caption(f"Occlusion cost: {passes} occluded forward passes per face and model" if occluding else
                        "No occlusion map chosen.")
     return {"models": chosen, "window": window, "stride": stride, "methods": methods,
             "target": None if target == "predicted" else target, "faithfulness": faithfulness}
+
+
+def seed(key: str, value) -> None:
+    """A widget's first value in this session (from the URL or the default)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
 
 
 def sync_url(controls: dict) -> None:
@@ -180,7 +191,7 @@ def sync_url(controls: dict) -> None:
         st.query_params.from_dict(wanted)
 
 
-def validate(controls: dict, query: dict, known: list[str], side: int) -> list[str]:
+def validate(controls: dict, query: dict, known: list[str], side: int, classes: list[str]) -> list[str]:
     errors = list(query["errors"])
     q = query["values"]
     if "window" in q and not 1 <= q["window"] <= side:
@@ -190,6 +201,8 @@ def validate(controls: dict, query: dict, known: list[str], side: int) -> list[s
     unknown = [m for m in q.get("models", []) if m not in known]
     if unknown:
         errors.append(f"unknown model(s) {', '.join(unknown)}; bundled: {', '.join(known)}")
+    if "target" in q and q["target"] not in classes:
+        errors.append(f"target {q['target']!r} is not a class of the bundled models ({', '.join(classes)})")
     unknown = [m for m in q.get("methods", []) if m not in explainers.EXPLAINERS]
     if unknown:
         errors.append(f"unknown map(s) {', '.join(unknown)}; known: {', '.join(explainers.EXPLAINERS)}")
@@ -370,7 +383,7 @@ def main() -> None:
     side = min(input_size(loaded) for loaded in models.values())
     cards = {n: card for n, (_, card) in models.items()}
     controls = controls_ui(model_order(cards), default_models(cards), classes, side, query)
-    errors = validate(controls, query, list(models), side)
+    errors = validate(controls, query, list(models), side, classes)
     for e in errors:
         st.error(e)
     sync_url(controls)  # the URL follows the controls (shareable); a bad parameter is replaced, so its error clears
@@ -387,6 +400,7 @@ def main() -> None:
     try:
         with st.spinner("Finding faces…"):
             faces, size, preview, scale = cached_faces(data, True, label)
+        waiting.empty()
     except DeepEmotionError as e:
         st.error(str(e))
         return
@@ -445,6 +459,7 @@ def main() -> None:
                       f"deep-emotion-{digest}.png", "image/png")
     b.download_button("Download figures (JSON)", json.dumps({"image": label, **analysis.to_dict()}, indent=2),
                       f"deep-emotion-{digest}.json", "application/json")
+    st.caption(f"{label}: face {pick + 1} of {len(faces)} explained by {len(views)} model(s).")
     about_ui(models)
 
 
