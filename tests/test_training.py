@@ -117,3 +117,18 @@ def test_device_resolution():
     assert training.resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(ValueError):
         training.resolve_device("tpu")
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_announced(capsys, monkeypatch):
+    import torch
+
+    from deep_emotion.training import warn_slow_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    warn_slow_bf16("bf16", torch.device("cpu"))
+    assert "no native bf16" in capsys.readouterr().err
+    warn_slow_bf16("fp32", torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    warn_slow_bf16("bf16", torch.device("cpu"))
+    assert capsys.readouterr().err == ""
