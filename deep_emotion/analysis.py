@@ -140,13 +140,6 @@ class Analysis:
                            "models": {n: v.to_dict() for n, v in f.views.items()}} for f in self.faces]}
 
 
-def map_summary(m: np.ndarray) -> dict[str, Any]:
-    """A map's range and where its peak lies (row, column of the 48x48 crop)."""
-    peak = np.unravel_index(int(np.argmax(m)), m.shape)
-    return {"min": round(float(m.min()), 5), "max": round(float(m.max()), 5), "mean": round(float(m.mean()), 5),
-            "peak": [int(peak[0]), int(peak[1])]}
-
-
 def find_faces(image: Image.Image, detect: bool = True, margin: float = DEFAULT_MARGIN) -> list[Face]:
     """MTCNN's faces, largest first (maybe none; a small, square picture without one is read as one face:
     `faces.or_whole_picture`), or the whole image as one face when `detect` is False."""

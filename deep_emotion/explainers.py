@@ -186,36 +186,36 @@ def _values(a: torch.Tensor) -> np.ndarray:
 OCCLUSION_SHARED = "shares one set of occluded passes with the other occlusion maps"
 
 
+def _occlusion_map(model: nn.Module, x: torch.Tensor, target: int, ctx: Context, mode: str, method: str) -> Map:
+    """The paper's map of `mode` ("flip" or "drop") from the shared occluded passes, as method `method`."""
+    p0, p, masks = ctx.occluded(model, x)
+    values = explain.maps_from_probabilities(p0, p, masks, target)[mode]
+    signed = mode == "drop"
+    return Map(method, _values(values), signed, "probability" if signed else "label flips",
+               len(masks) * images_per_face(model), 0, note=OCCLUSION_SHARED)
+
+
 @register_explainer("occlusion-flip", "Occlusion (paper, flip)",
                     "How many sliding black windows over a pixel change the predicted label (the paper's map).")
 def occlusion_flip(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
-    p0, p, masks = ctx.occluded(model, x)
-    values = explain.maps_from_probabilities(p0, p, masks, target)["flip"]
-    return Map("occlusion-flip", _values(values), False, "label flips", len(masks) * images_per_face(model), 0,
-               note=OCCLUSION_SHARED)
+    return _occlusion_map(model, x, target, ctx, "flip", "occlusion-flip")
 
 
 @register_explainer("occlusion-drop", "Occlusion (paper, drop)",
                     "The average fall of the class's probability when a black window hides the pixel.")
 def occlusion_drop(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
-    p0, p, masks = ctx.occluded(model, x)
-    values = explain.maps_from_probabilities(p0, p, masks, target)["drop"]
-    return Map("occlusion-drop", _values(values), True, "probability", len(masks) * images_per_face(model), 0,
-               note=OCCLUSION_SHARED)
+    return _occlusion_map(model, x, target, ctx, "drop", "occlusion-drop")
 
 
 @register_explainer("captum-occlusion", "Captum Occlusion",
                     "Captum's sliding-window occlusion on the softmax: equal to the paper's drop map by definition.")
 def captum_occlusion(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
-    if ctx.captum_itself:
-        values = explain.captum_occlusion(model, x, ctx.window, ctx.stride, target, ctx.baseline,
-                                          perturbations_per_eval=ctx.batch_size)
-        n = explain.n_windows(x.shape[-1], ctx.window, ctx.stride) + 1
-        return Map("captum-occlusion", _values(values), True, "probability", n * images_per_face(model), 0)
-    p0, p, masks = ctx.occluded(model, x)
-    values = explain.maps_from_probabilities(p0, p, masks, target)["drop"]
-    return Map("captum-occlusion", _values(values), True, "probability", len(masks) * images_per_face(model), 0,
-               note=OCCLUSION_SHARED)
+    if not ctx.captum_itself:  # the drop map of the shared passes (tests check it against Captum's own run)
+        return _occlusion_map(model, x, target, ctx, "drop", "captum-occlusion")
+    values = explain.captum_occlusion(model, x, ctx.window, ctx.stride, target, ctx.baseline,
+                                      perturbations_per_eval=ctx.batch_size)
+    n = explain.n_windows(x.shape[-1], ctx.window, ctx.stride) + 1
+    return Map("captum-occlusion", _values(values), True, "probability", n * images_per_face(model), 0)
 
 
 # --- gradients (Captum) --------------------------------------------------------------------
@@ -374,10 +374,10 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map
     network = getattr(model, "network", model)
     size = x.shape[-1]
     first, step, _ = cam_cells(model, layer, size)
-    branches = [x, x.flip(-1)] if images_per_face(model) == 2 else [x]
+    n = images_per_face(model)  # with flip averaging: the face, then the mirrored face
     maps = []
     with _Gradients(x) as xg:
-        for k, inp in enumerate(branches):
+        for k in range(n):
             inp = xg if k == 0 else xg.flip(-1)
             cam = LayerGradCam(network, layer).attribute(inp, target=target, relu_attributions=True)
             cam = place_cells(cam.detach(), first, step, size)  # each cell over the pixels it sees
@@ -389,7 +389,6 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map
     post = getattr(model, "posthoc", None)
     if post is not None and not model.training:
         values = values / post.temperature
-    n = len(branches)
     return Map("gradcam", _values(values), False, "class-weighted activation (ReLU)", n, n)
 
 

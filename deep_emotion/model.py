@@ -34,8 +34,22 @@ from .architectures import register_model
 from .fold import FoldCache, compose_convs, conv_pool, folds, phase_kernel
 
 
+class ConfigDict:
+    """A model config dataclass to and from the card's `model_config` (unknown keys refused)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigDict):
     num_classes: int = 7  # set from the data set's class list
     input_size: int = 48  # square grey input, pixels
     channels: int = 10  # filters of each of the four 3x3 feature convs (paper: 10)
@@ -47,16 +61,6 @@ class ModelConfig:
     init_std: float = 0.05  # Gaussian init of conv and FC weights (paper: sigma 0.05)
     mean: float = 0.5  # input normalisation, pixel scale [0, 1]
     std: float = 0.5
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
 
     def __post_init__(self) -> None:
         if not isinstance(self.stages, tuple):  # TOML and JSON give lists; keep the config hashable

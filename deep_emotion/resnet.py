@@ -8,16 +8,17 @@ Registered as "ResNetSmall"; recipe: train/ablations/fer2013-resnet.toml.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from .architectures import register_model
+from .model import ConfigDict
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(ConfigDict):
     num_classes: int = 7  # set from the data set's class list
     input_size: int = 48  # square grey input, pixels
     stem: int = 32  # channels of the stem conv
@@ -27,16 +28,6 @@ class ResNetConfig:
     dropout: float = 0.0  # before the linear layer; off in eval()
     mean: float = 0.5  # input normalisation, pixel scale [0, 1]
     std: float = 0.5
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ResNetConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
 
     def __post_init__(self) -> None:
         for key in ("widths", "strides"):  # TOML and JSON give lists; keep the config hashable
