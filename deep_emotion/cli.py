@@ -24,7 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     train(load_recipe(args.recipe), args.data_dir, epochs=args.epochs, device=args.device, resume=args.resume,
-          run_dir=args.run_dir, out_dir=args.out, progress=args.progress)
+          run_dir=args.run_dir, out_dir=args.out, progress=args.progress, compile=args.compile)
     return 0
 
 
@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="where the checkpoint and card go (default checkpoints/)")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on GPUs)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy, per-class recall and confusion of a model on a split")

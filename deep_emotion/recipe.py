@@ -43,7 +43,8 @@ class Recipe:
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 2
     class_balance: bool = False  # weight the loss by inverse class frequency
-    precision: str = "fp32"  # "bf16": autocast the forward pass while training (CPUs with AVX512-BF16, GPUs); eval stays fp32
+    precision: str = "fp32"  # "bf16": autocast the forward pass while training (GPUs, CPUs with AVX512-BF16);
+    # "fp16": autocast with a gradient scaler (GPUs only); evaluation stays fp32
     init_from: str = ""  # start from this checkpoint's weights (name or path); "" = the family's own init
     architecture: str = architectures.DEFAULT_ARCHITECTURE  # model family, see architectures.list_models()
     model: Any = None  # the family's config (ModelConfig for DeepEmotion); None = its defaults
@@ -90,8 +91,8 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     recipe = _build(Recipe, {**data, "model": model, "augment": augment}, where)
     if recipe.schedule not in ("cosine", "constant"):
         raise RecipeError(f"{where}: schedule must be 'cosine' or 'constant', not {recipe.schedule!r}")
-    if recipe.precision not in ("fp32", "bf16"):
-        raise RecipeError(f"{where}: precision must be 'fp32' or 'bf16', not {recipe.precision!r}")
+    if recipe.precision not in ("fp32", "bf16", "fp16"):
+        raise RecipeError(f"{where}: precision must be 'fp32', 'bf16' or 'fp16', not {recipe.precision!r}")
     if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
         raise RecipeError(f"{where}: epochs, batch_size and lr must be positive")
     return recipe
