@@ -34,7 +34,8 @@ from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  #
 FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries
             "inside-edge": Framing(pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
             "pad-edge": Framing(pad="edge"), "pad-black": Framing(pad="black"),  # cut-off faces padded
-            "default": DEFAULT_FRAMING, "align": Framing(align=True)}
+            "default": DEFAULT_FRAMING, "align": Framing(align=True),
+            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02)}  # margins from train/fit_framing.py
 
 
 def data_sets(models: list[str]) -> dict[tuple, list[str]]:

@@ -55,8 +55,8 @@ class Framing:
     align: bool = False  # rotate the square so the eyes are level
 
     def __post_init__(self) -> None:
-        if not 0 <= self.margin <= 2:
-            raise ValueError(f"margin must be in [0, 2], not {self.margin}")
+        if not -0.25 <= self.margin <= 2:
+            raise ValueError(f"margin must be in [-0.25, 2], not {self.margin}")
         if self.pad not in PAD_MODES:
             raise ValueError(f"pad must be one of {PAD_MODES}, not {self.pad!r}")
         if self.pad == "none" and not self.inside:
