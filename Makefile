@@ -6,7 +6,7 @@ PYTHON ?= python3
 PIP_ARGS ?=
 PORT ?= 8501
 
-.PHONY: run gradio test test-fast bench install install-test browser clean
+.PHONY: run gradio test test-fast bench install install-test browser web static clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.txt
 
 install: $(VENV)/.runtime
 
-install-test: $(VENV)/.test browser
+install-test: $(VENV)/.test browser web
+
+# onnxruntime-web from npm for the in-browser page (vendored into space-static/ by `make static`)
+web: web/node_modules/.installed
+web/node_modules/.installed: web/package.json web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "note: npm is missing: the in-browser page cannot be built and its tests will be skipped"; fi
+
+# the static Hugging Face Space: every model and MTCNN as ONNX, the page, onnxruntime-web's wasm
+static: $(VENV)/.test web
+	$(PY) web/build.py space-static
 
 # Debian's Chromium for the browser test (Playwright drives it; nothing is downloaded by Playwright itself)
 browser:
@@ -54,4 +64,4 @@ bench: install
 	else echo "photo protocol and faithfulness skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache artifacts
+	rm -rf $(VENV) runs .pytest_cache artifacts space-static web/node_modules

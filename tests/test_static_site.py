@@ -1,0 +1,220 @@
+"""The static Space (web/, built by web/build.py): ONNX graphs against PyTorch, and the page in headless
+Chromium against the Python pipeline — MTCNN boxes, crops, probabilities and occlusion maps — with no request
+to any other host, and bad input answered with a message."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "web"))
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is installed by `make install-test`")
+pytest.importorskip("onnxscript", reason="onnxscript (the ONNX exporter's) is installed by `make install-test`")
+
+from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
+from deep_emotion.onnx_export import export_all, mtcnn_networks  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("onnx")
+    export_all(out)
+    return out
+
+
+def test_every_model_exports_with_the_outputs_pytorch_gives(onnx_dir):
+    x = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    names = [m["name"] for m in __import__("json").loads((onnx_dir / "models.json").read_text())["models"]]
+    assert sorted(names) == sorted(list_checkpoints())
+    for name in names:
+        model, _ = load_checkpoint(name, posthoc=True)
+        with torch.no_grad():
+            p = model(x).softmax(-1)
+            view, theta = model.stn_view(x)
+        got = ort.InferenceSession(str(onnx_dir / f"{name}.onnx")).run(None, {"face": x.numpy()})
+        assert np.abs(got[0] - p.numpy()).max() < 1e-5, name
+        assert np.abs(got[1] - theta.numpy()).max() < 1e-5, name
+        assert np.abs(got[2] - view.numpy()).max() < 1e-4, name
+
+
+def test_mtcnn_networks_export_with_dynamic_sizes(onnx_dir):
+    nets = mtcnn_networks()
+    g = torch.Generator().manual_seed(1)
+    for name, shapes in (("pnet", [(1, 3, 37, 53), (2, 3, 120, 90)]), ("rnet", [(7, 3, 24, 24)]), ("onet", [(3, 3, 48, 48)])):
+        session = ort.InferenceSession(str(onnx_dir / f"{name}.onnx"))
+        for shape in shapes:
+            x = torch.rand(*shape, generator=g) * 255
+            with torch.no_grad():
+                ref = nets[name]((x - 127.5) * 0.0078125)
+            for a, b in zip(session.run(None, {"image": x.numpy()}), ref):
+                assert a.shape == tuple(b.shape) and np.abs(a - b.numpy()).max() < 1e-4, (name, shape)
+
+
+# --- the page in Chromium ---------------------------------------------------------------------------------
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("Debian's chromium is not installed (`make install-test` installs it as root)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site(onnx_dir, tmp_path_factory):
+    import build
+
+    if not (ROOT / "web" / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("onnxruntime-web is not installed: `make install-test` runs `npm ci` in web/")
+    out = build.build(tmp_path_factory.mktemp("site") / "space", exported=onnx_dir)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", out
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def page(site):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 800})
+        requests: list[str] = []
+        errors: list[str] = []
+        pg.on("request", lambda r: requests.append(r.url))
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(site[0] + "/index.html")
+        pg.evaluate("deepEmotion.ready")
+        pg.requests, pg.errors = requests, errors
+        yield pg
+        browser.close()
+
+
+def _photos() -> dict[str, Image.Image]:
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    head = astronaut.crop((140, 20, 360, 280))
+    group = Image.new("RGB", (900, 420), (90, 110, 130))
+    for i, scale in enumerate((1.0, 0.8, 0.6)):
+        h = head.resize((int(head.width * scale), int(head.height * scale)))
+        group.paste(h, (20 + 300 * i, 60))
+    tilted = astronaut.rotate(20, Image.Resampling.BILINEAR, fillcolor=(128, 128, 128))
+    return {"astronaut": astronaut, "group": group, "tilted": tilted, "tight": head.crop((30, 40, 190, 220)),
+            "dark": Image.eval(astronaut, lambda v: int(v * 0.35))}
+
+
+def _rgba(im: Image.Image) -> list[int]:
+    return np.asarray(im.convert("RGBA"), dtype=np.uint8).ravel().tolist()
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_js_mtcnn_finds_the_boxes_facenet_pytorch_finds(page):
+    from deep_emotion.faces import _mtcnn, detect_faces
+
+    for name, im in _photos().items():
+        boxes, probs = _mtcnn().detect(im)
+        py = [] if boxes is None else [b for b, p in zip(boxes, probs)]
+        js = page.evaluate("([d, w, h]) => deepEmotion.mtcnn(d, w, h)", [_rgba(im), im.width, im.height])
+        assert len(js) == len(py), name
+        for b in py:  # every facenet-pytorch box has its twin
+            assert max(_iou(b, f["box"]) for f in js) >= 0.9, name
+        # the whole pipeline (thresholds, retries, largest first), as the app frames faces
+        ours = detect_faces(im)
+        theirs = page.evaluate("([d, w, h]) => deepEmotion.detect(d, w, h)", [_rgba(im), im.width, im.height])
+        assert len(theirs) == len(ours) > 0, name
+        for a, b in zip(ours, theirs):
+            assert _iou(a.box, b["box"]) >= 0.9, name
+            crop = np.array(page.evaluate("([d, w, h, b]) => deepEmotion.cropFace(d, w, h, b)",
+                                          [_rgba(im), im.width, im.height, list(a.box)]), dtype=np.int16).reshape(48, 48)
+            assert np.abs(crop - a.crop.astype(np.int16)).mean() < 1.5, name  # PIL's resize, re-implemented
+
+
+def test_js_probabilities_and_maps_match_python_on_the_same_crop(page):
+    from deep_emotion.analysis import AnalysisOptions, analyze
+    from deep_emotion.faces import detect_faces
+
+    face = detect_faces(_photos()["astronaut"])[0]
+    for name in ("fer2013", "ferplus-wide", "ckplus"):
+        if name not in list_checkpoints():
+            continue
+        loaded = load_checkpoint(name, posthoc=True)
+        for window, stride in ((8, 2), (12, 5)):
+            view = analyze(None, {name: loaded}, AnalysisOptions(methods=("occlusion-flip", "occlusion-drop"),
+                                                                 window=window, stride=stride),
+                           faces=[face]).faces[0].views[name]
+            js = page.evaluate("([c, n, w, s]) => deepEmotion.analyzeCrop(c, n, w, s)",
+                               [face.crop.ravel().tolist(), name, window, stride])
+            p = np.array([view.probabilities[c] for c in loaded[1]["classes"]])
+            assert np.abs(np.array(js["probabilities"]) - p).max() <= 1e-3, name
+            assert np.abs(np.array(js["theta"]).reshape(2, 3) - view.theta).max() <= 1e-3, name
+            assert np.abs(np.array(js["view"]).reshape(48, 48) - view.stn_view).max() <= 1e-2, name
+            for js_key, method in (("flip", "occlusion-flip"), ("drop", "occlusion-drop")):
+                diff = np.abs(np.array(js[js_key]).reshape(48, 48) - view.maps[method].values).max()
+                assert diff <= 1e-2, (name, method, window, stride, diff)
+
+
+def _wait_done(page, timeout: int = 180_000) -> None:
+    """Until the page says it explained the face, or shows an error (then fail with it)."""
+    page.wait_for_function("document.getElementById('status').textContent.includes('explained by') || "
+                           "!document.getElementById('error').hidden", timeout=timeout)
+    assert page.locator("#error").is_hidden(), page.inner_text("#error")
+
+
+def test_the_page_explains_the_example_without_leaving_its_host(page, site):
+    page.requests.clear()
+    page.click("#example")
+    _wait_done(page)
+    assert page.locator("#cards article").count() >= 1
+    assert "happy" in page.inner_text("#cards")
+    host = site[0].split("/")[2]
+    assert page.requests and all(u.split("/")[2] == host for u in page.requests if u.startswith("http")), page.requests
+    assert "stays in your browser" in page.inner_text("header")
+    # a slider change recomputes the maps with the new window
+    page.evaluate("() => { const w = document.getElementById('window'); w.value = '12'; "
+                  "w.dispatchEvent(new Event('change')); }")
+    _wait_done(page)
+    assert "window 12" in page.inner_text("#cards")
+    assert not page.errors
+
+
+@pytest.mark.parametrize("what", ["not-an-image", "huge", "no-face"])
+def test_bad_input_gets_a_message(page, tmp_path, what):
+    if what == "not-an-image":
+        path, expect = tmp_path / "notes.jpg", "not a readable image"
+        path.write_bytes(b"this is text, not a picture" * 10)
+    elif what == "huge":  # a PNG header that declares 20000 x 20000 pixels: refused before decoding
+        path, expect = tmp_path / "huge.png", "megapixels"
+        import struct
+        import zlib
+        ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+                         + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+    else:
+        from skimage import data
+
+        path, expect = tmp_path / "coffee.png", "No face was found"
+        Image.fromarray(data.coffee()).save(path)
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
+    assert expect in page.inner_text("#error")
+    assert not page.errors

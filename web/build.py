@@ -1,0 +1,79 @@
+"""Build the static Space: `python web/build.py OUT` (or `make static`, which writes space-static/).
+
+OUT gets index.html, style.css, src/*.js, the example photo, ort/ (onnxruntime-web's script and wasm, copied from
+web/node_modules: run `npm ci` in web/ first; nothing is fetched from a CDN at run time), models/ (every shipped
+model and MTCNN as ONNX, models.json) and README.md with the Space's front matter (`sdk: static`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+WEB = Path(__file__).resolve().parent
+ROOT = WEB.parent
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
+
+README = """---
+title: Deep-Emotion in your browser
+emoji: 🙂
+colorFrom: blue
+colorTo: green
+sdk: static
+app_file: index.html
+pinned: false
+license: mit
+short_description: Facial expressions and occlusion maps, in your browser
+---
+
+# Deep-Emotion, in your browser
+
+Upload a photo or take one with the camera: the faces are found (MTCNN), each chosen model gives its
+probabilities, the spatial transformer's view (and the area it samples), and the paper's occlusion map with the
+window and stride you set. Everything runs in the visitor's browser with ONNX Runtime Web: **photos never leave
+the device**. Built by `make static` from the Deep-Emotion project (models, cards and their evaluation protocols
+are described in its README).
+"""
+
+
+def build(out: Path, models: list[str] | None = None, exported: Path | None = None) -> Path:
+    """Assemble the page in `out`; `exported`: a folder already holding `export_all`'s files (copied, not redone)."""
+    from deep_emotion.onnx_export import export_all
+
+    dist = WEB / "node_modules" / "onnxruntime-web" / "dist"
+    missing = [f for f in ORT_FILES if not (dist / f).is_file()]
+    if missing:
+        raise SystemExit(f"onnxruntime-web is not installed ({', '.join(missing)} missing): run `npm ci` in {WEB}")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "src").mkdir(parents=True)
+    (out / "ort").mkdir()
+    for name in ("index.html", "style.css"):
+        shutil.copy(WEB / name, out / name)
+    for js in (WEB / "src").glob("*.js"):
+        shutil.copy(js, out / "src" / js.name)
+    for name in ORT_FILES:
+        shutil.copy(dist / name, out / "ort" / name)
+    shutil.copy(ROOT / "webapp" / "examples" / "astronaut.jpg", out / "example.jpg")
+    (out / "README.md").write_text(README)
+    if exported:
+        shutil.copytree(exported, out / "models")
+    else:
+        export_all(out / "models", models)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, nargs="?", default=ROOT / "space-static")
+    ap.add_argument("--models", help="comma-separated (default: every shipped model)")
+    args = ap.parse_args()
+    out = build(args.out, args.models.split(",") if args.models else None)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"{out}: {size / 2**20:.1f} MB, ready to push to a static Space", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

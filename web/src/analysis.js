@@ -1,0 +1,91 @@
+// One face through one model in the browser: probabilities (with the card's post-hoc corrections, inside the
+// ONNX graph), the STN's θ and warped view, and the paper's occlusion maps (deep_emotion/explain.py): a
+// window x window square set to black (0) slides with `stride` (top-left corners 0, s, 2s, ... up to
+// 48 - window); "flip" counts, per pixel, the covering windows that change the predicted label; "drop" averages
+// the fall of the predicted class's probability over them, which is Captum's Occlusion on the softmax.
+
+export const SIZE = 48;
+const CHUNK = 128;
+
+export function checkWindow(window, stride) {
+  if (!Number.isInteger(window) || window < 1 || window > SIZE) throw new Error(`window must be a whole number of pixels from 1 to ${SIZE}`);
+  if (!Number.isInteger(stride) || stride < 1) throw new Error("stride must be a whole number of pixels, at least 1");
+}
+
+export function windowPositions(window, stride) {
+  checkWindow(window, stride);
+  const out = [];
+  for (let p = 0; p < SIZE - window + stride; p += stride) out.push(p);
+  return out;
+}
+
+/** Pixels in [0, 1] of a 48x48 uint8 crop. */
+export function toInput(crop) {
+  const x = new Float32Array(SIZE * SIZE);
+  for (let i = 0; i < x.length; i++) x[i] = crop[i] / 255;
+  return x;
+}
+
+async function run(session, faces, n) {
+  const ort = globalThis.ort;
+  const out = await session.run({ face: new ort.Tensor("float32", faces, [n, 1, SIZE, SIZE]) });
+  return out;
+}
+
+const argmax = (p) => p.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
+
+/** Probabilities, θ (2x3, row-major) and the STN view (48x48 in [0, 1]) of one crop. */
+export async function classify(session, crop) {
+  const out = await run(session, toInput(crop), 1);
+  return { probabilities: Array.from(out.probabilities.data), theta: Array.from(out.theta.data),
+    view: Float32Array.from(out.view.data) };
+}
+
+/** Both occlusion maps (Float32Array 48x48, row-major) from one set of occluded passes, for `target`
+ * (default: the predicted class). `progress(done, total)` is called after every chunk. */
+export async function occlusion(session, crop, window, stride, target = null, progress = null) {
+  const pos = windowPositions(window, stride);
+  const x = toInput(crop);
+  const windows = [];
+  for (const top of pos) for (const left of pos) windows.push([top, left]);
+  const first = await run(session, x, 1);
+  const p0 = Array.from(first.probabilities.data);
+  const k = p0.length;
+  const t = target == null ? argmax(p0) : target;
+  const flip = new Float32Array(SIZE * SIZE), drop = new Float32Array(SIZE * SIZE), count = new Float32Array(SIZE * SIZE);
+  for (let start = 0; start < windows.length; start += CHUNK) {
+    const part = windows.slice(start, start + CHUNK);
+    const batch = new Float32Array(part.length * SIZE * SIZE);
+    part.forEach(([top, left], i) => {
+      const copy = batch.subarray(i * SIZE * SIZE, (i + 1) * SIZE * SIZE);
+      copy.set(x);
+      for (let y = top; y < Math.min(top + window, SIZE); y++) copy.fill(0, y * SIZE + left, y * SIZE + Math.min(left + window, SIZE));
+    });
+    const out = await run(session, batch, part.length);
+    const p = out.probabilities.data;
+    part.forEach(([top, left], i) => {
+      const row = p.subarray(i * k, (i + 1) * k);
+      const changed = argmax(row) !== t ? 1 : 0;
+      const fall = p0[t] - row[t];
+      for (let y = top; y < Math.min(top + window, SIZE); y++) {
+        for (let xx = left; xx < Math.min(left + window, SIZE); xx++) {
+          flip[y * SIZE + xx] += changed;
+          drop[y * SIZE + xx] += fall;
+          count[y * SIZE + xx] += 1;
+        }
+      }
+    });
+    if (progress) progress(Math.min(start + CHUNK, windows.length), windows.length);
+  }
+  for (let i = 0; i < drop.length; i++) drop[i] = count[i] > 0 ? drop[i] / count[i] : 0;
+  return { flip, drop, target: t, passes: windows.length + 1 };
+}
+
+/** The quadrilateral the STN samples, in crop pixels: θ maps output corners (-1/+1, align_corners=False) to
+ * input coordinates. Corners in order top-left, top-right, bottom-right, bottom-left. */
+export function stnQuad(theta, size = SIZE) {
+  return [[-1, -1], [1, -1], [1, 1], [-1, 1]].map(([u, v]) => {
+    const xs = theta[0] * u + theta[1] * v + theta[2], ys = theta[3] * u + theta[4] * v + theta[5];
+    return [((xs + 1) * size) / 2, ((ys + 1) * size) / 2];
+  });
+}

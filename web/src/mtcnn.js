@@ -1,0 +1,187 @@
+// MTCNN face detection in the browser: a port of facenet-pytorch 2.5.3's detect_face
+// (models/utils/detect_face.py) onto onnxruntime-web, with the same image pyramid (min face 20 px, factor 0.709),
+// stage thresholds, NMS rules (IoU 0.5 per scale, 0.7 across scales and after R-Net, "Min" 0.7 after O-Net),
+// box regression and squaring. Resizing is PyTorch's "area" interpolation (adaptive average pooling).
+// Images are {data: Float32Array (3, H, W) planar RGB 0-255, width, height}; the networks scale pixels themselves.
+
+export const MIN_FACE = 20;
+export const FACTOR = 0.709;
+export const THRESHOLDS = [0.6, 0.7, 0.7];
+
+const f32 = Math.fround;
+
+/** (3, H, W) region [y0, y1) x [x0, x1) of `img`, resized to (oh, ow) by adaptive average pooling. */
+export function areaResize(img, oh, ow, y0 = 0, y1 = img.height, x0 = 0, x1 = img.width) {
+  const ih = y1 - y0, iw = x1 - x0, plane = img.width * img.height;
+  const out = new Float32Array(3 * oh * ow);
+  const ys = [], xs = [];
+  for (let i = 0; i < oh; i++) ys.push([Math.floor((i * ih) / oh), Math.ceil(((i + 1) * ih) / oh)]);
+  for (let j = 0; j < ow; j++) xs.push([Math.floor((j * iw) / ow), Math.ceil(((j + 1) * iw) / ow)]);
+  for (let c = 0; c < 3; c++) {
+    const base = c * plane;
+    for (let i = 0; i < oh; i++) {
+      const [a, b] = ys[i];
+      for (let j = 0; j < ow; j++) {
+        const [l, r] = xs[j];
+        let s = 0;
+        for (let y = a; y < b; y++) {
+          const row = base + (y0 + y) * img.width + x0;
+          for (let x = l; x < r; x++) s += img.data[row + x];
+        }
+        out[c * oh * ow + i * ow + j] = s / ((b - a) * (r - l));
+      }
+    }
+  }
+  return out;
+}
+
+/** Indices kept by non-maximum suppression, highest score first. `min`: overlap over the smaller area and
+ * areas with +1 (facenet-pytorch's numpy NMS); otherwise torchvision's IoU. A box is dropped when its overlap
+ * with a kept one is above `threshold` (or, "Min", not at most it). */
+export function nms(boxes, threshold, min = false) {
+  const order = boxes.map((_, i) => i).sort((a, b) => boxes[b][4] - boxes[a][4]);
+  const plus = min ? 1 : 0;
+  const area = boxes.map((b) => (b[2] - b[0] + plus) * (b[3] - b[1] + plus));
+  const keep = [];
+  const removed = new Uint8Array(boxes.length);
+  for (const i of order) {
+    if (removed[i]) continue;
+    keep.push(i);
+    for (const j of order) {
+      if (removed[j] || j === i || keep.includes(j)) continue;
+      const w = Math.max(0, Math.min(boxes[i][2], boxes[j][2]) - Math.max(boxes[i][0], boxes[j][0]) + plus);
+      const h = Math.max(0, Math.min(boxes[i][3], boxes[j][3]) - Math.max(boxes[i][1], boxes[j][1]) + plus);
+      const inter = w * h;
+      const o = min ? inter / Math.min(area[i], area[j]) : inter / (area[i] + area[j] - inter);
+      if (min ? !(o <= threshold) : o > threshold) removed[j] = 1;
+    }
+  }
+  return keep;
+}
+
+/** Squares around each box's centre (side = its longer side), in place (facenet-pytorch's rerec). */
+function rerec(boxes) {
+  for (const b of boxes) {
+    const h = f32(b[3] - b[1]), w = f32(b[2] - b[0]);
+    const l = Math.max(w, h);
+    b[0] = f32(f32(b[0] + f32(w * 0.5)) - f32(l * 0.5));
+    b[1] = f32(f32(b[1] + f32(h * 0.5)) - f32(l * 0.5));
+    b[2] = f32(b[0] + l);
+    b[3] = f32(b[1] + l);
+  }
+  return boxes;
+}
+
+/** Box regression with +1 sizes (facenet-pytorch's bbreg), in place. */
+function bbreg(b, reg) {
+  const w = f32(f32(b[2] - b[0]) + 1), h = f32(f32(b[3] - b[1]) + 1);
+  b[0] = f32(b[0] + f32(reg[0] * w));
+  b[1] = f32(b[1] + f32(reg[1] * h));
+  b[2] = f32(b[2] + f32(reg[2] * w));
+  b[3] = f32(b[3] + f32(reg[3] * h));
+}
+
+/** 1-based inclusive crop bounds inside the image (facenet-pytorch's pad: no padding, the part inside). */
+function bounds(b, w, h) {
+  const x = Math.max(Math.trunc(b[0]), 1), y = Math.max(Math.trunc(b[1]), 1);
+  const ex = Math.min(Math.trunc(b[2]), w), ey = Math.min(Math.trunc(b[3]), h);
+  return ey > y - 1 && ex > x - 1 ? [y, ey, x, ex] : null;
+}
+
+async function cropsThrough(session, img, boxes, size) {
+  const kept = [], parts = [];
+  boxes.forEach((b, k) => {
+    const r = bounds(b, img.width, img.height);
+    if (!r) return;
+    const [y, ey, x, ex] = r;
+    kept.push(k);
+    parts.push(areaResize(img, size, size, y - 1, ey, x - 1, ex));
+  });
+  if (!parts.length) return { kept, out: null };
+  const data = new Float32Array(parts.length * 3 * size * size);
+  parts.forEach((p, i) => data.set(p, i * p.length));
+  const ort = globalThis.ort;
+  const out = await session.run({ image: new ort.Tensor("float32", data, [parts.length, 3, size, size]) });
+  return { kept, out };
+}
+
+/** Faces in one image: [{box: [x0, y0, x1, y1], probability, landmarks: [[x, y] x 5]}], in O-Net's order
+ * (highest score first after NMS). `nets`: {pnet, rnet, onet} onnxruntime-web sessions. */
+export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_FACE, factor = FACTOR) {
+  const ort = globalThis.ort;
+  const { width: w, height: h } = img;
+  const m = 12.0 / minFace;
+  let minl = Math.min(h, w) * m;
+  const scales = [];
+  let s = m;
+  while (minl >= 12) {
+    scales.push(s);
+    s *= factor;
+    minl *= factor;
+  }
+  // stage 1: P-Net over the pyramid; NMS 0.5 within each scale
+  let boxes = [];
+  for (const scale of scales) {
+    const hs = Math.trunc(h * scale + 1), ws = Math.trunc(w * scale + 1);
+    const data = areaResize(img, hs, ws);
+    const out = await nets.pnet.run({ image: new ort.Tensor("float32", data, [1, 3, hs, ws]) });
+    const reg = out.regression.data, prob = out.probabilities.data;
+    const [, , oh, ow] = out.probabilities.dims;
+    const found = [];
+    const sc = f32(scale);
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++) {
+        const p = prob[oh * ow + y * ow + x];
+        if (!(p >= thresholds[0])) continue;
+        const r = [0, 1, 2, 3].map((k) => reg[k * oh * ow + y * ow + x]);
+        found.push([Math.floor(f32((2 * x + 1) / sc)), Math.floor(f32((2 * y + 1) / sc)),
+          Math.floor(f32((2 * x + 12) / sc)), Math.floor(f32((2 * y + 12) / sc)), p, ...r]);
+      }
+    }
+    for (const k of nms(found, 0.5)) boxes.push(found[k]);
+  }
+  boxes = nms(boxes, 0.7).map((k) => boxes[k]);
+  boxes = boxes.map((b) => {
+    const rw = f32(b[2] - b[0]), rh = f32(b[3] - b[1]);
+    return [f32(b[0] + f32(b[5] * rw)), f32(b[1] + f32(b[6] * rh)), f32(b[2] + f32(b[7] * rw)),
+      f32(b[3] + f32(b[8] * rh)), b[4]];
+  });
+  rerec(boxes);
+  if (!boxes.length) return [];
+
+  // stage 2: R-Net on 24x24 crops
+  let { kept, out } = await cropsThrough(nets.rnet, img, boxes, 24);
+  if (!out) return [];
+  let cand = [];
+  kept.forEach((k, i) => {
+    const score = out.probabilities.data[2 * i + 1];
+    if (score > thresholds[1]) {
+      cand.push({ b: [...boxes[k].slice(0, 4), score], reg: Array.from(out.regression.data.slice(4 * i, 4 * i + 4)) });
+    }
+  });
+  cand = nms(cand.map((c) => c.b), 0.7).map((k) => cand[k]);
+  boxes = cand.map((c) => {
+    bbreg(c.b, c.reg);
+    return c.b;
+  });
+  rerec(boxes);
+  if (!boxes.length) return [];
+
+  // stage 3: O-Net on 48x48 crops: score, landmarks, regression; NMS "Min" 0.7
+  ({ kept, out } = await cropsThrough(nets.onet, img, boxes, 48));
+  if (!out) return [];
+  const faces = [];
+  kept.forEach((k, i) => {
+    const score = out.probabilities.data[2 * i + 1];
+    if (!(score > thresholds[2])) return;
+    const b = [...boxes[k].slice(0, 4), score];
+    const wi = f32(f32(b[2] - b[0]) + 1), hi = f32(f32(b[3] - b[1]) + 1);
+    const lm = out.landmarks.data.slice(10 * i, 10 * i + 10);
+    const landmarks = [0, 1, 2, 3, 4].map((j) => [f32(f32(wi * lm[j]) + b[0]) - 1, f32(f32(hi * lm[5 + j]) + b[1]) - 1]);
+    bbreg(b, out.regression.data.slice(4 * i, 4 * i + 4));
+    faces.push({ b, landmarks });
+  });
+  return nms(faces.map((f) => f.b), 0.7, true).map((k) => ({
+    box: faces[k].b.slice(0, 4), probability: faces[k].b[4], landmarks: faces[k].landmarks,
+  }));
+}
