@@ -35,7 +35,8 @@ FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding
             "inside-edge": Framing(pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
             "pad-edge": Framing(pad="edge"), "pad-black": Framing(pad="black"),  # cut-off faces padded
             "default": DEFAULT_FRAMING, "align": Framing(align=True),
-            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02)}  # margins from train/fit_framing.py
+            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02),  # margins from train/fit_framing.py
+            "m0.1": Framing(margin=0.1)}  # the margin before the fit (the "default" of the rows before 2026-11-29)
 
 
 def data_sets(models: list[str]) -> dict[tuple, list[str]]:

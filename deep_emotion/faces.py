@@ -1,7 +1,7 @@
 """Finding faces (MTCNN from facenet-pytorch) and framing them the way the training faces look.
 
-FER2013's faces fill most of the 48x48 frame: a square around MTCNN's box, widened by `margin` of its size
-on each side, then grey and resized to 48x48. The framing rules (`Framing`, measured with the photo protocol,
+FER2013's faces fill the whole 48x48 frame: a square around MTCNN's box, `margin` of its size added on each side
+(slightly negative: the data sets' own crops are a little tighter than MTCNN's box), then grey and resized to 48x48. The framing rules (`Framing`, measured with the photo protocol,
 `photo_protocol.py`):
 - the square stays inside the photo: it is shifted, then shrunk, rather than padded with black where the photo
   has pixels (a tight selfie or an uploaded face crop used to lose up to half its square to a black border);
@@ -26,7 +26,9 @@ from PIL import Image
 
 from .preprocess import INPUT_SIZE, to_grey_square
 
-DEFAULT_MARGIN = 0.1  # fraction of the box size added on each side; chosen by train/calibrate_margin.py
+DEFAULT_MARGIN = -0.02  # fraction of the box size added on each side (negative: the square is a little smaller than
+# MTCNN's box): FER2013's, FERPlus's and CK+'s own crops are 0.96x MTCNN's box on their training faces
+# (train/fit_framing.py -> train/framing_fit.json); on validation photos this beat 0.0 and the former 0.1
 MIN_PROBABILITY = 0.9  # MTCNN's own face threshold for its last stage
 DETECT_MAX_SIDE = 1280  # larger photos are detected on a downscaled copy; boxes are mapped back
 CONTEXT_PAD = 0.25  # the retry's added context, per side, as a fraction of the photo's longer side
@@ -82,13 +84,14 @@ class Framing:
 
     def card(self) -> dict:
         return {"detector": "facenet-pytorch 2.5.3 MTCNN", **asdict(self), "square": True,
-                "margin_chosen_by": "train/calibrate_margin.py -> train/margin_calibration.json",
+                "margin_chosen_by": "train/fit_framing.py -> train/framing_fit.json (training faces); "
+                                    "benchmarks/photo_protocol.py --framings default,m0,fit (validation photos)",
                 "framing_chosen_by": "benchmarks/photo_protocol.py (README, Real photos)",
                 "min_probability": MIN_PROBABILITY, "resize": "bilinear, antialiased, to 48x48"}
 
 
 DEFAULT_FRAMING = Framing()
-LEGACY_FRAMING = Framing(inside=False, pad="black", context_retry=False, rotate_retry=0.0)  # before framing rules
+LEGACY_FRAMING = Framing(margin=0.1, inside=False, pad="black", context_retry=False, rotate_retry=0.0)  # before the rules
 FACE_CROP = DEFAULT_FRAMING.card()
 
 
