@@ -6,7 +6,7 @@ PYTHON ?= python3
 PIP_ARGS ?=
 PORT ?= 8501
 
-.PHONY: run gradio test test-fast bench install install-test browser web static clean
+.PHONY: run gradio test test-fast bench install install-test browser web static space-gradio docker-check clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "note: npm is missing: the in-browser page cannot be built and its tests will be skipped"; fi
 
+# a Gradio Space for ZeroGPU (free for personal accounts); pick ZeroGPU hardware in the Space's settings
+space-gradio: install
+	$(PY) tools/build_gradio_space.py space-gradio
+
+# the Dockerfile replayed without Docker (uid 1000, fresh venv, the CMD started and asked for its page)
+docker-check:
+	$(PYTHON) tools/docker_dry_run.py
+
 # the static Hugging Face Space: every model and MTCNN as ONNX, the page, onnxruntime-web's wasm
 static: $(VENV)/.test web
 	$(PY) web/build.py space-static
@@ -43,6 +51,7 @@ run: install
 	$(VENV)/bin/streamlit run webapp/app.py --server.port $(PORT)
 
 gradio: install
+	$(PY) -m pip install -q gradio
 	$(PY) webapp/gradio_app.py
 
 test: install-test
@@ -64,4 +73,4 @@ bench: install
 	else echo "photo protocol and faithfulness skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache artifacts space-static web/node_modules
+	rm -rf $(VENV) runs .pytest_cache artifacts space-static space-gradio web/node_modules

@@ -214,7 +214,8 @@ def view_face(name: str, loaded: Loaded, crop: np.ndarray, options: AnalysisOpti
     in `skipped` with its reason. A target class the model does not know falls back to its top class."""
     model, card = loaded
     options.check(input_size(loaded))
-    x = to_tensor(crop)  # (1, 1, H, W)
+    device = next(model.parameters()).device  # CPU, or a GPU where a host moved the model (ZeroGPU Spaces)
+    x = to_tensor(crop).to(device)  # (1, 1, H, W)
     classes = card["classes"]
     with model_lock(model):
         with torch.no_grad():
@@ -226,11 +227,11 @@ def view_face(name: str, loaded: Loaded, crop: np.ndarray, options: AnalysisOpti
         stn = model.stn_view(x)
         faith = None
         if options.faithfulness and maps:
-            scored = {n: torch.from_numpy(m.values) for n, m in maps.items()}
-            scored["random"] = explain.random_map(x.shape[-1])
+            scored = {n: torch.from_numpy(m.values).to(device) for n, m in maps.items()}
+            scored["random"] = explain.random_map(x.shape[-1]).to(device)
             faith = explain.faithfulness(model, x, scored, target)
     return ModelView(name, {c: float(v) for c, v in zip(classes, p0)}, classes[int(p0.argmax())], classes[target],
-                     None if stn is None else stn[1][0].numpy(), None if stn is None else stn[0][0, 0].numpy(),
+                     None if stn is None else stn[1][0].cpu().numpy(), None if stn is None else stn[0][0, 0].cpu().numpy(),
                      maps, skipped, faith)
 
 

@@ -110,11 +110,20 @@ class Face:
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
 
-@lru_cache(maxsize=2)
-def _mtcnn(thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)):
+_DETECTOR_DEVICE = "cpu"
+
+
+def use_detector_device(device: str) -> None:
+    """Run MTCNN on `device` from now on ("cpu", or "cuda" where a host holds a GPU, e.g. a ZeroGPU Space)."""
+    global _DETECTOR_DEVICE
+    _DETECTOR_DEVICE = str(device)
+
+
+@lru_cache(maxsize=4)
+def _mtcnn(thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), device: str = "cpu"):
     from facenet_pytorch import MTCNN  # weights ship inside the package: nothing is downloaded
 
-    return MTCNN(keep_all=True, device="cpu", post_process=False, thresholds=list(thresholds))
+    return MTCNN(keep_all=True, device=device, post_process=False, thresholds=list(thresholds))
 
 
 def eye_angle(landmarks: np.ndarray | None) -> float:
@@ -254,7 +263,7 @@ def _run_mtcnn(copies: list[Image.Image], thresholds: tuple[float, float, float]
         if min(small.size) >= 20:  # below MTCNN's smallest face (20 px) its image pyramid is empty: no face
             groups.setdefault(small.size, []).append(i)
     for idx in groups.values():
-        boxes, probs, points = _mtcnn(thresholds).detect([copies[i] for i in idx], landmarks=True)
+        boxes, probs, points = _mtcnn(thresholds, _DETECTOR_DEVICE).detect([copies[i] for i in idx], landmarks=True)
         for j, i in enumerate(idx):
             out[i] = (boxes[j], probs[j], points[j])
     return out

@@ -5,7 +5,6 @@ family's config."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -99,6 +98,10 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
+    try:
+        import tomllib  # Python 3.11+; the rest of the library also runs on 3.10 (ZeroGPU Spaces' Python)
+    except ModuleNotFoundError as e:  # pragma: no cover - Python 3.10
+        raise RecipeError("reading recipes needs Python 3.11 or later (tomllib)") from e
     path = Path(path)
     try:
         with open(path, "rb") as f:

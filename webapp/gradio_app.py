@@ -1,6 +1,8 @@
 """Deep-Emotion explorer, Gradio twin of webapp/app.py over the same analysis function.
 
-Run: `python webapp/gradio_app.py` (serves on 0.0.0.0:7860).
+Run: `python webapp/gradio_app.py` (serves on 0.0.0.0:7860, or $GRADIO_SERVER_PORT). On a ZeroGPU Space
+(`make space-gradio`) the function that runs the networks holds a GPU while it runs (`spaces.GPU`); elsewhere
+that decorator is absent and everything runs on the CPU.
 """
 
 from __future__ import annotations
@@ -10,8 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
+import torch
 
-from deep_emotion import explainers, render
+try:  # Hugging Face's ZeroGPU: a GPU is attached while a decorated function runs
+    import spaces
+except ImportError:  # not on a Space: no decorator, the CPU
+    spaces = None
+
+from deep_emotion import explainers, faces as face_finder, render
 from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze, find_faces, summarize
 from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint, model_order
 from deep_emotion.classes import canonical
@@ -24,6 +32,27 @@ EXAMPLE = Path(__file__).parent / "examples" / "astronaut.jpg"
 @lru_cache(maxsize=1)
 def models() -> dict:
     return {name: load_checkpoint(name, posthoc=True) for name in list_checkpoints()}  # calibrated as carded
+
+
+def on_gpu(fn):
+    """`spaces.GPU` on a ZeroGPU Space (60 s at most per call), the function itself elsewhere."""
+    return spaces.GPU(duration=60)(fn) if spaces is not None else fn
+
+
+@on_gpu
+def run_networks(photo, chosen: list[str], options: AnalysisOptions, index: int):
+    """Detection and every chosen model's analysis of one face, on the GPU when one is attached (the models and
+    MTCNN move there inside this call, as ZeroGPU requires), else on the CPU."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    face_finder.use_detector_device(device)
+    loaded = {m: models()[m] for m in chosen}
+    for model, _ in loaded.values():
+        model.to(device)
+    found = find_faces(photo, detect=options.detect)
+    if not found or not 0 <= index < len(found):
+        return found, None, None
+    result = analyze(photo, loaded, options, faces=found, face_indices=[index])
+    return found, result, summarize(found, loaded)
 
 
 def handle(image_path: str | None, chosen: list[str], methods: list[str], window: int, stride: int,
@@ -40,20 +69,17 @@ def handle(image_path: str | None, chosen: list[str], methods: list[str], window
                                   not whole_image)
         options.check()
         photo = load_image(image_path)
-        faces = find_faces(photo, detect=not whole_image)
+        unknown = [m for m in chosen if m not in models()]
+        if unknown:
+            raise ValueError(f"unknown model(s): {', '.join(unknown)}")
+        index = int(face_no) - 1
+        faces, result, rows = run_networks(photo, list(chosen), options, index)
         if not faces:
             return (render.draw_boxes(photo, []), None, None, None, None,
                     "No face was found. Tick 'whole image is the face' to classify the whole image.")
-        index = int(face_no) - 1
-        if not 0 <= index < len(faces):
+        if result is None:
             return (render.draw_boxes(photo, [f.box for f in faces]), None, None, None, None,
                     f"Face {face_no} does not exist: {len(faces)} face(s) found.")
-        loaded = models()
-        unknown = [m for m in chosen if m not in loaded]
-        if unknown:
-            raise ValueError(f"unknown model(s): {', '.join(unknown)}")
-        result = analyze(photo, {m: loaded[m] for m in chosen}, options, faces=faces, face_indices=[index])
-        rows = summarize(faces, {m: loaded[m] for m in chosen})
     except (DeepEmotionError, ValueError) as e:
         return (*empty, f"Error: {e}")
     face = result.faces[0]
@@ -120,4 +146,5 @@ if __name__ == "__main__":
     # one analysis at a time by default, as the Streamlit app (DEEP_EMOTION_WORKERS): on a small CPU, requests run
     # side by side only share the cores; queued, they finish in order
     workers = max(1, int(os.environ.get("DEEP_EMOTION_WORKERS", "1")))
-    build().queue(default_concurrency_limit=workers).launch(server_name="0.0.0.0", server_port=7860)
+    port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    build().queue(default_concurrency_limit=workers).launch(server_name="0.0.0.0", server_port=port)
