@@ -6,7 +6,7 @@ One JSON line per (data set, framing, variant) goes to --out (appended; --resume
 then a summary; --markdown prints README's tables from --out.
 
     python benchmarks/photo_protocol.py --data-dir ../shared/data --split val --limit 300 --models fer2013,fer2013-wide \
-        --framings legacy,inside-edge,default,align --out docs/photo_framings_val.jsonl         # choosing
+        --framings legacy,inside-edge,m0.1,align,m0,fit --out docs/photo_framings_val.jsonl     # choosing
     python benchmarks/photo_protocol.py --markdown docs/photo_framings_val.jsonl --compare-framings --columns raw
     python benchmarks/photo_protocol.py --data-dir ../shared/data --out docs/photo_protocol.jsonl      # reporting
     python benchmarks/photo_protocol.py --markdown docs/photo_protocol.jsonl                           # the tables
@@ -31,12 +31,13 @@ from deep_emotion.data import card_data  # noqa: E402
 from deep_emotion.faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa: E402
 from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
 
-FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries
-            "inside-edge": Framing(pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
-            "pad-edge": Framing(pad="edge"), "pad-black": Framing(pad="black"),  # cut-off faces padded
-            "default": DEFAULT_FRAMING, "align": Framing(align=True),
-            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02),  # margins from train/fit_framing.py
-            "m0.1": Framing(margin=0.1)}  # the margin before the fit (the "default" of the rows before 2026-11-29)
+FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries, margin 0.1
+            # the rows of the framing rules' choice, all at the margin of that time (0.1)
+            "inside-edge": Framing(margin=0.1, pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
+            "pad-edge": Framing(margin=0.1, pad="edge"), "pad-black": Framing(margin=0.1, pad="black"),
+            "align": Framing(margin=0.1, align=True), "m0.1": Framing(margin=0.1),
+            # the margin's choice (train/fit_framing.py): 0.0 and the fitted -0.02, which ships ("default")
+            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02), "default": DEFAULT_FRAMING}
 
 
 def data_sets(models: list[str]) -> dict[tuple, list[str]]:

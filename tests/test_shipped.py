@@ -8,7 +8,7 @@ import pytest
 
 from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
 from deep_emotion.cli import main
-from deep_emotion.faces import FACE_CROP, LEGACY_FRAMING, Framing
+from deep_emotion.faces import FACE_CROP, Framing
 
 SHIPPED = list_checkpoints()
 FLOORS = {"fer2013": 0.56, "ferplus-wide": 0.80, "jaffe-wide": 0.928}  # issue floors met by the shipped models
@@ -26,10 +26,8 @@ def test_card_is_complete(name):
         assert key in card, key
     assert model.config.num_classes == len(card["classes"])
     assert card["metrics"]["test"]["protocol"] == card["protocol"]
-    # the framing of uploads; JAFFE's photos were cropped (and its models trained) with the framing before the
-    # framing rules, which its cards keep so that `evaluate` reads the same crops
-    expected = LEGACY_FRAMING.card() if card["dataset"] == "jaffe" else FACE_CROP
-    assert card["face_crop"] == expected
+    # the framing of uploads; JAFFE's photos are cropped with it too (its models were retrained when it changed)
+    assert card["face_crop"] == FACE_CROP
     assert Framing.from_card(card["face_crop"]).card() == card["face_crop"]
 
 
