@@ -31,6 +31,7 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 
 # a Gradio Space for ZeroGPU (free for personal accounts); pick ZeroGPU hardware in the Space's settings
 space-gradio: install
+	$(PY) -m pip install -q gradio
 	$(PY) tools/build_gradio_space.py space-gradio
 
 # the Dockerfile replayed without Docker (uid 1000, fresh venv, the CMD started and asked for its page)

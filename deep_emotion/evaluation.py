@@ -13,8 +13,10 @@ from .preprocess import to_tensor
 
 @torch.no_grad()
 def predict_proba(model: EmotionModel, images: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
-                  device: torch.device | str = "cpu") -> np.ndarray:
-    """Softmax probabilities (N, C) for uint8 faces (N, 48, 48); eval mode, restored afterwards."""
+                  device: torch.device | str | None = None) -> np.ndarray:
+    """Softmax probabilities (N, C) for uint8 faces (N, 48, 48); eval mode, restored afterwards. `device`: where
+    the faces go (default: where the model's weights are)."""
+    device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []

@@ -282,7 +282,7 @@ def cam_layer(model: nn.Module) -> nn.Module:
     size = int(model.config.input_size)
     try:
         with torch.no_grad():
-            getattr(model, "network", model)(torch.zeros(1, 1, size, size))
+            getattr(model, "network", model)(torch.zeros(1, 1, size, size, device=next(model.parameters()).device))
     finally:
         for h in hooks:
             h.remove()
@@ -320,7 +320,8 @@ def cam_cells(model: nn.Module, layer: nn.Module, size: int) -> tuple[float, flo
             else layer.register_forward_hook(keep_output))
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            z = torch.randn(16, 1, size, size, generator=torch.Generator().manual_seed(0)).requires_grad_()
+            z = torch.randn(16, 1, size, size, generator=torch.Generator().manual_seed(0))
+            z = z.to(next(model.parameters()).device).requires_grad_()
             model.features(z)
             a = out["a"]
             n = a.shape[-1]

@@ -298,6 +298,8 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
     ds, split = data.ds, data.split
     n = len(data.y)
     model = build_model(recipe, ds.classes, dev)
+    if proc.distributed and dev.type == "cuda":  # BatchNorm over the global batch, as in one process (NCCL only)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt, sched = build_optimiser(model, recipe, math.ceil(n / recipe.batch_size))
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == "fp16" else None
 
@@ -309,6 +311,8 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, best_val, best_nll, elapsed = state["epoch"], state["best_val"], state.get("best_nll", float("inf")), state["elapsed"]
         if proc.is_main:
             print(f"resuming {recipe.name} at epoch {start_epoch + 1}/{recipe.epochs} (best val {best_val:.4f})")
@@ -342,7 +346,8 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         print(f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f} train(aug) {row['train_acc_augmented']:.4f} "
               f"val {row['val_acc']:.4f} best {best_val:.4f} ({row['seconds']:.1f}s)", flush=True)
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "epoch": epoch + 1, "best_val": best_val, "best_nll": best_nll, "elapsed": elapsed, "recipe": recipe.to_dict()},
+                      "epoch": epoch + 1, "best_val": best_val, "best_nll": best_nll, "elapsed": elapsed, "recipe": recipe.to_dict(),
+                      **({"scaler": scaler.state_dict()} if scaler is not None else {})},
                      state_path)
 
     if not proc.is_main:

@@ -173,13 +173,17 @@ def main() -> int:
             while time.perf_counter() - t0 < args.timeout and proc.poll() is None:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{serve}/_stcore/health", timeout=2) as r:
-                        answered = r.status == 200
-                    if answered:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{serve}/", timeout=5) as r:
-                            answered = r.status == 200 and b"<html" in r.read(2000).lower()
-                        break
+                        healthy = r.status == 200
                 except OSError:
                     time.sleep(1)
+                    continue
+                if healthy:  # then the page itself must load
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{serve}/", timeout=5) as r:
+                            answered = r.status == 200 and b"<html" in r.read(2000).lower()
+                    except OSError as e:
+                        report["notes"].append(f"the page did not load: {e}")
+                    break
         finally:
             proc.terminate()
             try:

@@ -3,7 +3,7 @@
 // Everything runs here with onnxruntime-web; nothing is sent anywhere.
 
 import { classify, checkWindow, occlusion, SIZE, stnQuad } from "./analysis.js";
-import { cropFace, findFaces, grey, looksLikeFaceCrop, squareBounds } from "./framing.js";
+import { cropFace, findFaces, grey, looksLikeFaceCrop, resizeGrey, squareBounds } from "./framing.js";
 import { readPhoto } from "./images.js";
 import { colourBar, drawBoxes, drawOutline, drawOverlay, greyCanvas, mapScale, setColourMaps } from "./render.js";
 
@@ -20,8 +20,10 @@ const MAPS = {
 };
 const FACE_PX = 240;
 
+// photoRun: the photo being read and searched; analysisRun: the analysis being computed. A newer one of either
+// supersedes an older one of the same kind; the photo and its faces are replaced together.
 const state = { index: null, sessions: new Map(), nets: null, photo: null, faces: [], face: 0, crop: null,
-  results: new Map(), run: 0, whole: false };
+  results: new Map(), photoRun: 0, analysisRun: 0, whole: false };
 
 function status(text, busy = true) {
   $("status").textContent = text;
@@ -35,19 +37,22 @@ function showError(text) {
 
 async function session(file) {
   if (!state.sessions.has(file)) {
-    state.sessions.set(file, ort.InferenceSession.create(new URL(`../models/${file}`, import.meta.url).href,
-      { executionProviders: ["wasm"] }));
+    const created = ort.InferenceSession.create(new URL(`../models/${file}`, import.meta.url).href,
+      { executionProviders: ["wasm"] });
+    created.catch(() => state.sessions.delete(file)); // a failed load is tried again next time
+    state.sessions.set(file, created);
   }
-  return state.sessions.get(file);
+  try {
+    return await state.sessions.get(file);
+  } catch (e) {
+    throw new Error(`The model file ${file} could not be loaded (${e.message || e}). Reload the page to try again.`);
+  }
 }
 
 async function nets() {
-  if (!state.nets) {
-    const m = state.index.mtcnn;
-    state.nets = Promise.all([session(m.pnet), session(m.rnet), session(m.onet)])
-      .then(([pnet, rnet, onet]) => ({ pnet, rnet, onet }));
-  }
-  return state.nets;
+  const m = state.index.mtcnn;
+  const [pnet, rnet, onet] = await Promise.all([session(m.pnet), session(m.rnet), session(m.onet)]);
+  return { pnet, rnet, onet };
 }
 
 function chosenModels() {
@@ -77,7 +82,7 @@ function buildControls() {
     $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
     $(id).addEventListener("change", () => analyse({ mapsOnly: true }));
   }
-  $("map").addEventListener("change", () => render());
+  $("map").addEventListener("change", () => { if (state.photo && state.faces.length) render(); });
   $("file").addEventListener("change", (e) => e.target.files[0] && usePhoto(e.target.files[0]));
   $("camera").addEventListener("change", (e) => e.target.files[0] && usePhoto(e.target.files[0]));
   $("example").addEventListener("click", async () => {
@@ -88,27 +93,27 @@ function buildControls() {
 }
 
 async function usePhoto(file) {
-  const run = ++state.run;
+  const run = ++state.photoRun;
+  state.analysisRun++; // whatever was being computed belongs to the previous photo
   showError("");
   $("results").classList.add("stale");
   status(`Reading ${file.name}…`);
   try {
     const photo = await readPhoto(file, state.index.framing.detect_max_side);
-    if (run !== state.run) return;
-    state.photo = { ...photo, name: file.name };
+    if (run !== state.photoRun) return;
     status("Finding faces…");
     const faces = await findFaces(await nets(), photo.canvas, state.index.framing);
-    if (run !== state.run) return;
-    state.whole = false;
+    if (run !== state.photoRun) return;
+    let whole = false;
     if (!faces.length) {
       const g = grey(photo.canvas.getContext("2d").getImageData(0, 0, photo.canvas.width, photo.canvas.height));
       if (looksLikeFaceCrop(g, state.index.framing)) {
-        state.whole = true;
+        whole = true;
         faces.push({ box: [0, 0, photo.canvas.width, photo.canvas.height], probability: 1, detected: false });
       }
     }
-    state.faces = faces;
-    state.face = 0;
+    Object.assign(state, { photo: { ...photo, name: file.name }, faces, face: 0, whole });
+    state.results.clear();
     const picker = $("face");
     picker.innerHTML = "";
     faces.forEach((f, i) => picker.append(new Option(`face ${i + 1}`, i)));
@@ -123,7 +128,7 @@ async function usePhoto(file) {
     }
     await analyse();
   } catch (e) {
-    if (run !== state.run) return;
+    if (run !== state.photoRun) return;
     status("", false);
     showError(e.message || String(e));
   }
@@ -135,9 +140,19 @@ function drawPhoto(labels) {
 }
 
 /** Classify the chosen face with every chosen model and compute its maps (or only the maps). */
-async function analyse({ mapsOnly = false } = {}) {
+async function analyse(opts = {}) {
+  try {
+    await analyseFace(opts);
+  } catch (e) {
+    status("", false);
+    $("results").classList.remove("stale");
+    showError(e.message || String(e));
+  }
+}
+
+async function analyseFace({ mapsOnly = false } = {}) {
   if (!state.photo || !state.faces.length) return;
-  const run = ++state.run;
+  const run = ++state.analysisRun;
   let opts;
   try {
     opts = controls();
@@ -149,7 +164,8 @@ async function analyse({ mapsOnly = false } = {}) {
   $("results").classList.add("stale");
   const face = state.faces[state.face];
   const g = grey(state.photo.canvas.getContext("2d").getImageData(0, 0, state.photo.canvas.width, state.photo.canvas.height));
-  state.crop = cropFace(g, face.box, state.index.framing.margin);
+  // a face MTCNN found: its square; the whole picture read as a face: all of it, squeezed to 48x48 (as Python)
+  state.crop = face.detected === false ? resizeGrey(g, SIZE, SIZE).data : cropFace(g, face.box, state.index.framing.margin);
   const models = chosenModels();
   if (!models.length) {
     status("", false);
@@ -158,7 +174,7 @@ async function analyse({ mapsOnly = false } = {}) {
   }
   const t0 = performance.now();
   for (const [i, m] of models.entries()) {
-    if (run !== state.run) return;
+    if (run !== state.analysisRun) return;
     status(`${m.name}: loading the model (${i + 1} of ${models.length})…`);
     const s = await session(m.file);
     const key = m.name;
@@ -168,9 +184,9 @@ async function analyse({ mapsOnly = false } = {}) {
     }
     status(`${m.name}: occlusion map (${i + 1} of ${models.length})…`);
     const maps = await occlusion(s, state.crop, opts.window, opts.stride, null, (done, total) => {
-      if (run === state.run) status(`${m.name}: occlusion map, ${done} of ${total} windows (${i + 1} of ${models.length} models)…`);
+      if (run === state.analysisRun) status(`${m.name}: occlusion map, ${done} of ${total} windows (${i + 1} of ${models.length} models)…`);
     });
-    if (run !== state.run) return;
+    if (run !== state.analysisRun) return;
     state.results.set(key, { ...r, maps, window: opts.window, stride: opts.stride });
   }
   const ms = performance.now() - t0;
@@ -180,7 +196,9 @@ async function analyse({ mapsOnly = false } = {}) {
 
 function faceSquare() {
   const { canvas } = state.photo;
-  const [l, t, r, b] = squareBounds(state.faces[state.face].box, canvas.width, canvas.height, state.index.framing.margin);
+  const face = state.faces[state.face];
+  const [l, t, r, b] = face.detected === false ? [0, 0, canvas.width, canvas.height]
+    : squareBounds(face.box, canvas.width, canvas.height, state.index.framing.margin);
   const c = document.createElement("canvas");
   c.width = c.height = FACE_PX;
   c.getContext("2d").drawImage(canvas, l, t, r - l, b - t, 0, 0, FACE_PX, FACE_PX);

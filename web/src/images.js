@@ -59,6 +59,8 @@ export async function readPhoto(file, maxSide) {
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
   canvas.height = Math.max(1, Math.round(bitmap.height * scale));
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.fillStyle = "#fff"; // transparent pixels count as white, as the Python pipeline flattens alpha on white
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.imageSmoothingQuality = "high";
   ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   const original = { width: bitmap.width, height: bitmap.height };

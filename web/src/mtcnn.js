@@ -44,11 +44,13 @@ export function nms(boxes, threshold, min = false) {
   const area = boxes.map((b) => (b[2] - b[0] + plus) * (b[3] - b[1] + plus));
   const keep = [];
   const removed = new Uint8Array(boxes.length);
-  for (const i of order) {
+  for (let a = 0; a < order.length; a++) {
+    const i = order[a];
     if (removed[i]) continue;
     keep.push(i);
-    for (const j of order) {
-      if (removed[j] || j === i || keep.includes(j)) continue;
+    for (let c = a + 1; c < order.length; c++) { // only lower scores: the higher ones are kept or gone already
+      const j = order[c];
+      if (removed[j]) continue;
       const w = Math.max(0, Math.min(boxes[i][2], boxes[j][2]) - Math.max(boxes[i][0], boxes[j][0]) + plus);
       const h = Math.max(0, Math.min(boxes[i][3], boxes[j][3]) - Math.max(boxes[i][1], boxes[j][1]) + plus);
       const inter = w * h;
