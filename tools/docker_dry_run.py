@@ -92,11 +92,12 @@ def main() -> int:
     base = args.keep or Path(tempfile.mkdtemp(prefix="docker-dry-run-"))
     home = base / "home" / "user"
     home.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and shutil.which("setpriv"):
         for p in (base / "home", home):
             os.chown(p, UID, UID)
+        report["notes"].append(f"steps after USER run as uid {UID} (setpriv)")
     else:
-        report["notes"].append("not root: steps run as this user, not uid 1000")
+        report["notes"].append("not root (or no setpriv): steps run as this user, not uid 1000")
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
     cwd, user, port, cmd = home, "root", None, None
 
