@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import list_checkpoints, load_checkpoint
+from .checkpoints import list_checkpoints, load_checkpoint, read_card, resolve
 
 OPSET = 18
 MAX_BATCH = 4096
@@ -60,7 +60,7 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, inputs: 
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, (example,), dynamo=True, optimize=True, verbose=False,
                                     input_names=inputs, output_names=outputs, opset_version=OPSET,
-                                    dynamic_shapes=({k: v for k, v in dynamic.items()},))
+                                    dynamic_shapes=(dynamic,))
     program.save(str(path), external_data=False)
 
 
@@ -129,7 +129,7 @@ def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = names or list_checkpoints()
-    cards = {n: load_checkpoint(n)[1] for n in names}
+    cards = {n: read_card(resolve(n)) for n in names}  # the cards alone: weights are read once, below
     models = [export_model(n, folder / f"{n}.onnx") for n in model_order(cards)]
     index = {"models": models, "default_models": default_models(cards), "mtcnn": export_mtcnn(folder),
              "framing": framing_rules(), "colour_maps": colour_maps(), "input_size": 48}

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "web"))
 
+from docker_dry_run import free_port, front_matter  # noqa: E402
+
 # a stand-in for Hugging Face's `spaces` package: its GPU decorator records each call it wraps
 FAKE_SPACES = '''
 import functools, os
@@ -33,36 +35,20 @@ def GPU(duration=60):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _front_matter(path: Path) -> dict[str, str]:
-    block = path.read_text().split("---", 2)[1]
-    return {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in block.splitlines() if ":" in ln)}
-
-
 def test_front_matter_is_what_the_hub_accepts(tmp_path):
     import build_gradio_space
 
-    readme = _front_matter(ROOT / "README.md")
+    readme = front_matter((ROOT / "README.md").read_text())
     assert readme["sdk"] == "docker" and readme["app_port"] == "7860"
-    gradio_space = _front_matter(build_gradio_space.build(tmp_path / "g") / "README.md")
+    gradio_space = front_matter((build_gradio_space.build(tmp_path / "g") / "README.md").read_text())
     assert gradio_space["sdk"] == "gradio" and gradio_space["app_file"] == "app.py"
     assert gradio_space["python_version"] == "3.10.13"
-    static = _front_matter_text(__import__("build").README)
+    static = front_matter(__import__("build").README)
     assert static["sdk"] == "static"
     for meta in (readme, gradio_space, static):
         assert len(meta["short_description"]) <= 60, meta["short_description"]
     pins = (tmp_path / "g" / "requirements.txt").read_text()
     assert "torch==2.8.0" in pins and "spaces" in pins  # a PyTorch release ZeroGPU lists
-
-
-def _front_matter_text(text: str) -> dict[str, str]:
-    block = text.split("---", 2)[1]
-    return {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in block.splitlines() if ":" in ln)}
 
 
 def test_gradio_space_starts_and_analyses_the_example(tmp_path):
@@ -75,7 +61,7 @@ def test_gradio_space_starts_and_analyses_the_example(tmp_path):
     fake.mkdir()
     (fake / "spaces.py").write_text(FAKE_SPACES)
     log = tmp_path / "gpu.log"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": str(fake), "FAKE_SPACES_LOG": str(log),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=subprocess.PIPE,

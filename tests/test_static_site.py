@@ -24,6 +24,7 @@ pytest.importorskip("onnxscript", reason="onnxscript (the ONNX exporter's) is in
 
 from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
 from deep_emotion.onnx_export import export_all, mtcnn_networks  # noqa: E402
+from deep_emotion.photo_protocol import iou as _iou  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -121,19 +122,12 @@ def _rgba(im: Image.Image) -> list[int]:
     return np.asarray(im.convert("RGBA"), dtype=np.uint8).ravel().tolist()
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def test_js_mtcnn_finds_the_boxes_facenet_pytorch_finds(page):
     from deep_emotion.faces import _mtcnn, detect_faces
 
     for name, im in _photos().items():
-        boxes, probs = _mtcnn().detect(im)
-        py = [] if boxes is None else [b for b, p in zip(boxes, probs)]
+        boxes, _ = _mtcnn().detect(im)
+        py = [] if boxes is None else list(boxes)
         js = page.evaluate("([d, w, h]) => deepEmotion.mtcnn(d, w, h)", [_rgba(im), im.width, im.height])
         assert len(js) == len(py), name
         for b in py:  # every facenet-pytorch box has its twin

@@ -46,8 +46,8 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def front_matter(readme: Path) -> dict[str, str]:
-    text = readme.read_text()
+def front_matter(text: str) -> dict[str, str]:
+    """The YAML front matter of a Space's README as flat key: value pairs."""
     if not text.startswith("---"):
         return {}
     block = text.split("---", 2)[1]
@@ -85,7 +85,7 @@ def main() -> int:
     report: dict = {"steps": [], "notes": []}
     failures: list[str] = []
 
-    meta = front_matter(ROOT / "README.md")
+    meta = front_matter((ROOT / "README.md").read_text())
     if len(meta.get("short_description", "")) > 60:
         failures.append(f"README short_description is {len(meta['short_description'])} characters (the Hub allows 60)")
 

@@ -32,7 +32,7 @@ async function run(session, faces, n) {
   return out;
 }
 
-const argmax = (p) => p.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
+export const argmax = (p) => p.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
 
 /** Probabilities, θ (2x3, row-major) and the STN view (48x48 in [0, 1]) of one crop. */
 export async function classify(session, crop) {
@@ -42,14 +42,14 @@ export async function classify(session, crop) {
 }
 
 /** Both occlusion maps (Float32Array 48x48, row-major) from one set of occluded passes, for `target`
- * (default: the predicted class). `progress(done, total)` is called after every chunk. */
-export async function occlusion(session, crop, window, stride, target = null, progress = null) {
+ * (default: the predicted class). `p0`: the face's own probabilities when already known (saves a pass).
+ * `progress(done, total)` is called after every chunk. */
+export async function occlusion(session, crop, window, stride, target = null, progress = null, p0 = null) {
   const pos = windowPositions(window, stride);
   const x = toInput(crop);
   const windows = [];
   for (const top of pos) for (const left of pos) windows.push([top, left]);
-  const first = await run(session, x, 1);
-  const p0 = Array.from(first.probabilities.data);
+  p0 = p0 || Array.from((await run(session, x, 1)).probabilities.data);
   const k = p0.length;
   const t = target == null ? argmax(p0) : target;
   const flip = new Float32Array(SIZE * SIZE), drop = new Float32Array(SIZE * SIZE), count = new Float32Array(SIZE * SIZE);

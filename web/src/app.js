@@ -2,8 +2,8 @@
 // view with the quadrilateral it samples, and the paper's occlusion map with the user's window and stride.
 // Everything runs here with onnxruntime-web; nothing is sent anywhere.
 
-import { classify, checkWindow, occlusion, SIZE, stnQuad } from "./analysis.js";
-import { cropFace, findFaces, grey, looksLikeFaceCrop, resizeGrey, squareBounds } from "./framing.js";
+import { argmax, classify, checkWindow, occlusion, SIZE, stnQuad } from "./analysis.js";
+import { cropFace, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey, squareBounds } from "./framing.js";
 import { readPhoto } from "./images.js";
 import { colourBar, drawBoxes, drawOutline, drawOverlay, greyCanvas, mapScale, setColourMaps } from "./render.js";
 
@@ -80,7 +80,7 @@ function buildControls() {
   }
   for (const id of ["window", "stride"]) {
     $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
-    $(id).addEventListener("change", () => analyse({ mapsOnly: true }));
+    $(id).addEventListener("change", () => analyse());
   }
   $("map").addEventListener("change", () => { if (state.photo && state.faces.length) render(); });
   $("file").addEventListener("change", (e) => e.target.files[0] && usePhoto(e.target.files[0]));
@@ -89,7 +89,7 @@ function buildControls() {
     const blob = await (await fetch(new URL("../example.jpg", import.meta.url))).blob();
     usePhoto(new File([blob], "example.jpg", { type: blob.type }));
   });
-  $("face").addEventListener("change", () => { state.face = Number($("face").value); analyse(); });
+  $("face").addEventListener("change", () => { state.face = Number($("face").value); state.crop = null; analyse(); });
 }
 
 async function usePhoto(file) {
@@ -105,14 +105,14 @@ async function usePhoto(file) {
     const faces = await findFaces(await nets(), photo.canvas, state.index.framing);
     if (run !== state.photoRun) return;
     let whole = false;
+    const g = grey(photo.canvas.getContext("2d").getImageData(0, 0, photo.canvas.width, photo.canvas.height));
     if (!faces.length) {
-      const g = grey(photo.canvas.getContext("2d").getImageData(0, 0, photo.canvas.width, photo.canvas.height));
       if (looksLikeFaceCrop(g, state.index.framing)) {
         whole = true;
         faces.push({ box: [0, 0, photo.canvas.width, photo.canvas.height], probability: 1, detected: false });
       }
     }
-    Object.assign(state, { photo: { ...photo, name: file.name }, faces, face: 0, whole });
+    Object.assign(state, { photo: { ...photo, name: file.name, grey: g }, faces, face: 0, whole, crop: null });
     state.results.clear();
     const picker = $("face");
     picker.innerHTML = "";
@@ -140,9 +140,9 @@ function drawPhoto(labels) {
 }
 
 /** Classify the chosen face with every chosen model and compute its maps (or only the maps). */
-async function analyse(opts = {}) {
+async function analyse() {
   try {
-    await analyseFace(opts);
+    await analyseFace();
   } catch (e) {
     status("", false);
     $("results").classList.remove("stale");
@@ -150,7 +150,7 @@ async function analyse(opts = {}) {
   }
 }
 
-async function analyseFace({ mapsOnly = false } = {}) {
+async function analyseFace() {
   if (!state.photo || !state.faces.length) return;
   const run = ++state.analysisRun;
   let opts;
@@ -163,9 +163,11 @@ async function analyseFace({ mapsOnly = false } = {}) {
   showError("");
   $("results").classList.add("stale");
   const face = state.faces[state.face];
-  const g = grey(state.photo.canvas.getContext("2d").getImageData(0, 0, state.photo.canvas.width, state.photo.canvas.height));
-  // a face MTCNN found: its square; the whole picture read as a face: all of it, squeezed to 48x48 (as Python)
-  state.crop = face.detected === false ? resizeGrey(g, SIZE, SIZE).data : cropFace(g, face.box, state.index.framing.margin);
+  // made once per photo and face (the grey photo once per photo): a face MTCNN found, its square; the whole
+  // picture read as a face, all of it squeezed to 48x48 (as Python)
+  const g = state.photo.grey;
+  state.crop = state.crop || (face.detected === false ? resizeGrey(g, SIZE, SIZE).data
+    : cropFace(g, face.box, state.index.framing.margin));
   const models = chosenModels();
   if (!models.length) {
     status("", false);
@@ -179,13 +181,14 @@ async function analyseFace({ mapsOnly = false } = {}) {
     const s = await session(m.file);
     const key = m.name;
     let r = state.results.get(key);
-    if (!mapsOnly || !r || r.crop !== state.crop) {
+    if (r && r.crop === state.crop && r.window === opts.window && r.stride === opts.stride) continue; // done
+    if (!r || r.crop !== state.crop) { // classification depends on the crop alone
       r = { crop: state.crop, ...(await classify(s, state.crop)) };
     }
     status(`${m.name}: occlusion map (${i + 1} of ${models.length})…`);
     const maps = await occlusion(s, state.crop, opts.window, opts.stride, null, (done, total) => {
       if (run === state.analysisRun) status(`${m.name}: occlusion map, ${done} of ${total} windows (${i + 1} of ${models.length} models)…`);
-    });
+    }, r.probabilities);
     if (run !== state.analysisRun) return;
     state.results.set(key, { ...r, maps, window: opts.window, stride: opts.stride });
   }
@@ -274,8 +277,6 @@ function render() {
   $("results").classList.remove("stale");
 }
 
-const argmax = (p) => p.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
-
 async function start() {
   try {
     status("Loading…");
@@ -293,8 +294,6 @@ globalThis.deepEmotion = {
   ready: start(),
   async mtcnn(rgba, width, height) {
     const { detect } = await import("./mtcnn.js");
-    const c = Object.assign(document.createElement("canvas"), { width, height });
-    const { planar } = await import("./framing.js");
     return detect(await nets(), planar(new ImageData(new Uint8ClampedArray(rgba), width, height)));
   },
   async detect(rgba, width, height) {
