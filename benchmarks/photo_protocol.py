@@ -37,7 +37,9 @@ FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding
             "pad-edge": Framing(margin=0.1, pad="edge"), "pad-black": Framing(margin=0.1, pad="black"),
             "align": Framing(margin=0.1, align=True), "m0.1": Framing(margin=0.1),
             # the margin's choice (train/fit_framing.py): 0.0 and the fitted -0.02, which ships ("default")
-            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02), "default": DEFAULT_FRAMING}
+            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02), "default": DEFAULT_FRAMING,
+            # alignment at the fitted margin: every face levelled, or only the tilt beyond 10 / 20 degrees
+            **{f"fit-align{t}": Framing(margin=-0.02, align=True, align_above=t) for t in (0, 10, 20)}}
 
 
 def data_sets(models: list[str]) -> dict[tuple, list[str]]:

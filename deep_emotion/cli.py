@@ -1,4 +1,4 @@
-"""`deep-emotion` command line: train, evaluate, predict, models. Unusable input: one line on stderr, exit 2."""
+"""`deep-emotion` command line: train, evaluate, predict, explain, video, models. Unusable input: one line on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -163,6 +163,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif writer:
         print(f"{len(results)} image(s), {sum(len(r['faces']) for r in results)} face(s) -> {args.csv}")
     return status
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    from .checkpoints import load_checkpoint
+    from .video import analyze_video, check_fps, probe
+
+    check_fps(args.fps)
+    names = [n for part in args.model for n in part.split(",") if n] or ["fer2013"]
+    info = probe(args.clip)  # over the caps or not a video: refused here, before anything is decoded
+    models = {n: load_checkpoint(n, posthoc=args.posthoc) for n in names}
+    total = round(info.seconds * args.fps) if info.seconds else None
+    with tqdm(total=total, unit="frame", desc=args.clip.name, disable=not args.progress or args.json) as bar:
+        result = analyze_video(args.clip, models, fps=args.fps, detect_every=args.detect_every, smooth=args.smooth,
+                               progress=lambda t, n: bar.update(n - bar.n))
+    if args.csv:
+        result.write_csv(args.csv)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    length = f"{info.seconds:.1f} s" if info.seconds else "unknown length"
+    print(f"{args.clip}: {info.width}x{info.height}, {length}; {result.frames} frame(s) sampled at {args.fps:g} fps, "
+          f"{len(result.faces())} face(s) followed")
+    for face in result.faces():
+        rows = [r for r in result.rows if r.face == face]
+        tops = "; ".join(f"{m}: mostly {Counter(result.classes[m][int(r.probabilities[m].argmax())] for r in rows).most_common(1)[0][0]}"
+                         for m in models)
+        print(f"  face {face}: {rows[0].time:.1f}-{rows[-1].time:.1f} s in {len(rows)} frame(s); {tops}")
+    if args.csv:
+        print(f"{len(result.records())} row(s) -> {args.csv}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -339,6 +373,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="explain the model with the card's post-hoc corrections (as the app shows it)")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_explain)
+
+    v = sub.add_parser("video", help="faces of a video clip over time: one CSV row per (time, face, model)")
+    v.add_argument("clip", type=Path, help="mp4, webm, mov, avi, mkv or gif")
+    v.add_argument("--model", action="append", default=[],
+                   help="bundled name; repeat or comma-separate for several (default: fer2013)")
+    v.add_argument("--fps", type=float, default=4.0, help="frames sampled per second of video (<= 30)")
+    v.add_argument("--detect-every", type=int, default=1,
+                   help="find faces in every k-th sampled frame only; in between each face keeps its box (faster)")
+    v.add_argument("--smooth", type=float, default=0.0,
+                   help="half-life in seconds of a moving average of each face's probabilities (0: none)")
+    v.add_argument("--csv", type=Path, help="write the rows here")
+    v.add_argument("--posthoc", action=argparse.BooleanOptionalAction, default=True,
+                   help="the card's post-hoc corrections (calibrated probabilities)")
+    v.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="a tqdm bar on stderr")
+    v.add_argument("--json", action="store_true", help="every row as JSON on stdout")
+    v.set_defaults(func=cmd_video)
 
     cv = sub.add_parser("crossval", help="subject-independent k-fold cross-validation of a recipe")
     cv.add_argument("recipe", type=Path)

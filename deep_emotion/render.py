@@ -48,9 +48,10 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], selected: int | None = None,
-               labels: list[str] | None = None, shown_width: int | None = None) -> Image.Image:
-    """The photo with every face box drawn and numbered from 1, with `labels[i]` (e.g. the top emotion) after the
-    number; the selected box in another colour. Text is sized to stay legible (about 14 px) when the picture is
+               labels: list[str] | None = None, shown_width: int | None = None,
+               numbers: list[int] | None = None) -> Image.Image:
+    """The photo with every face box drawn and numbered from 1 (or with `numbers`, e.g. a tracker's ids), with
+    `labels[i]` (e.g. the top emotion) after the number; the selected box in another colour. Text is sized to stay legible (about 14 px) when the picture is
     shown `shown_width` pixels wide (default: its own width)."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
@@ -60,7 +61,7 @@ def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = (255, 200, 0) if i == selected else (0, 220, 120)
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-        label = f"{i + 1}" + (f" {labels[i]}" if labels and i < len(labels) and labels[i] else "")
+        label = f"{numbers[i] if numbers else i + 1}" + (f" {labels[i]}" if labels and i < len(labels) and labels[i] else "")
         l, t, r, b = draw.textbbox((0, 0), label, font=text)
         pad = max(2, round(3 * k))
         w, h = (r - l) + 2 * pad, (b - t) + 2 * pad

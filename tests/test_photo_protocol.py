@@ -96,3 +96,15 @@ def test_run_protocol_with_a_model_of_three_classes(astronaut_face):
     with pytest.raises(ValueError, match="share"):
         run_protocol({"a": (model, card), "b": (model, {**card, "classes": ["x", "y"]})}, faces, labels, [],
                      DEFAULT_FRAMING)
+
+
+def test_a_face_counts_as_found_by_its_place(astronaut_face):
+    tight = make_photo(astronaut_face, "tight-x4", 0)  # 192 x 192: the face is centred, its size unknown
+    assert tight.found_by((60, 50, 150, 150))  # half the picture, over the centre: FER2013 crops frame faces so
+    assert tight.found_by((-60, -100, 280, 330))  # a face larger than the crop
+    assert not tight.found_by((8, 40, 65, 100))  # an eye at the side
+    assert not tight.found_by((90, 90, 110, 110))  # over the centre, but too small to be the face
+    context = make_photo(astronaut_face, "context", 0)
+    x0, y0, x1, y1 = context.truth
+    assert context.found_by((x0 + 2, y0 - 3, x1 + 4, y1))
+    assert not context.found_by((x1, y1, x1 + 40, y1 + 40))  # somewhere else in the frame

@@ -10,7 +10,9 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import altair as alt
@@ -27,7 +29,9 @@ from deep_emotion.checkpoints import checkpoint_dir, default_models, list_checkp
 from deep_emotion.errors import DeepEmotionError
 from deep_emotion.faces import DEFAULT_FRAMING, Face, crop_face
 from deep_emotion.images import load_image
+from deep_emotion.live import LiveReader
 from deep_emotion.preprocess import to_grey_square
+from deep_emotion.video import VIDEO_TYPES, VideoAnalysis, analyze_video, frame_at, probe, write_clip
 
 # the example photo; hosts may point DEEP_EMOTION_EXAMPLE at another one
 EXAMPLE = Path(os.environ.get("DEEP_EMOTION_EXAMPLE") or Path(__file__).parent / "examples" / "astronaut.jpg")
@@ -127,9 +131,18 @@ def params_from_query() -> dict:
     return {"values": out, "errors": errors}
 
 
-def input_ui() -> tuple[bytes | None, str]:
-    """Upload, camera or the example photo; returns the image bytes and a label."""
-    source = st.sidebar.radio("Photo", ["Example", "Upload", "Camera"], horizontal=True)
+def input_ui() -> tuple[bytes | None, str, str]:
+    """Upload, camera or the example photo: the source, the image bytes and a label ("Video": no bytes yet,
+    see `video_ui`)."""
+    source = st.sidebar.radio("Source", ["Example", "Upload", "Camera", "Video", "Live"], horizontal=True,
+                              help="A photo, a snapshot from the camera, a video clip (its faces over time), or "
+                                   "the webcam live (where the browser can reach this server directly).")
+    return (source, *photo_input(source))
+
+
+def photo_input(source: str) -> tuple[bytes | None, str]:
+    if source in ("Video", "Live"):
+        return None, ""
     if source == "Upload":
         f = st.sidebar.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES)
         return (f.getvalue(), f.name) if f else (None, "")  # the name is only shown in messages
@@ -211,6 +224,161 @@ def validate(controls: dict, query: dict, known: list[str], side: int, classes: 
     if not controls["methods"]:
         errors.append("choose at least one map")
     return errors
+
+
+# --- video ----------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False)
+def example_clip() -> bytes:
+    """Four seconds made from the example photo: a slow zoom into the face, then a pan (public domain)."""
+    photo = Image.open(EXAMPLE).convert("RGB")
+    w, h = photo.size
+    frames = []
+    for k in range(40):
+        z = 1 + 0.8 * min(k, 20) / 20  # zoom in for 2 s, then pan right for 2 s
+        cw, ch = w / z, w / z * 0.75
+        x0 = (w - cw) / 2 + (0 if k < 20 else (k - 20) * w * 0.004)
+        y0 = min(max(0.0, h * 0.32 - ch / 2), h - ch)
+        frames.append(photo.resize((480, 360), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)))
+    with tempfile.TemporaryDirectory() as folder:
+        return write_clip(Path(folder) / "example.mp4", frames, fps=10).read_bytes()
+
+
+def clip_analysis(clip: bytes, name: str, chosen: tuple[str, ...], fps: float, smooth: float) -> VideoAnalysis:
+    """`analyze_video` with a progress bar; the last clip's result is kept for this visitor (scrubbing and
+    changing the shown model cost nothing)."""
+    key = (hashlib.sha1(clip).hexdigest(), chosen, fps, smooth)
+    kept = st.session_state.get("clip_result")
+    if kept and kept[0] == key:
+        return kept[1]
+    info = probe(clip, name)  # over the caps: refused before decoding
+    total = max(1, round((info.seconds or 0) * fps))
+    bar = st.progress(0.0, text="Analysing the clip…")
+    if busy():
+        bar.progress(0.0, text="Another analysis is running on this server; the clip is queued…")
+    with work_slots():
+        result = analyze_video(clip, {m: load_models()[m] for m in chosen}, fps=fps, name=name, smooth=smooth,
+                               progress=lambda t, n: bar.progress(min(n / total, 1.0),
+                                                                  text=f"Analysing the clip: {t:.1f} s, {n} frame(s)…"))
+    bar.empty()
+    st.session_state["clip_result"] = (key, result)
+    return result
+
+
+def timeline_charts(result: VideoAnalysis, model: str, at: float) -> dict[int, alt.LayerChart]:
+    """Per face: every class's probability stacked over time, the top class as a band above it, and a rule at
+    `at` (the frame explained below)."""
+    classes = result.classes[model]
+    end = max(result.info.seconds or 0.0, max(r.time for r in result.rows) + 1 / result.fps)
+    x = alt.X("time:Q", title="time (s)", scale=alt.Scale(domain=[0, end], nice=False))
+    colour = alt.Scale(domain=classes, scheme="tableau10")
+    rule = alt.Chart(pd.DataFrame({"time": [at]})).mark_rule(color="black", strokeWidth=2).encode(x="time:Q")
+    charts = {}
+    step = 1 / result.fps
+    for face in result.faces():
+        rows = [r for r in result.rows if r.face == face]
+        # each sample holds until the face's next sample (at most one step later: a gap shows as a gap)
+        ends = [min(b.time, a.time + 1.5 * step) for a, b in zip(rows, rows[1:])] + [rows[-1].time + step]
+        probs = pd.DataFrame([{"time": t, "class": c, "probability": float(p)}
+                              for r, e in zip(rows, ends) for t in (r.time, e - 1e-3)  # a step, stacked per x
+                              for c, p in zip(classes, r.probabilities[model])])
+        tops = pd.DataFrame([{"time": r.time, "end": e, "band": 1.04, "top": 1.12,
+                              "class": classes[int(r.probabilities[model].argmax())]} for r, e in zip(rows, ends)])
+        area = alt.Chart(probs).mark_area(interpolate="linear").encode(
+            x=x, y=alt.Y("probability:Q", stack="normalize", title="probability",
+                         axis=alt.Axis(format="%", values=[0, 0.5, 1]), scale=alt.Scale(domain=[0, 1.12])),
+            color=alt.Color("class:N", scale=colour, title="class; the band above: the top one",
+                            legend=alt.Legend(orient="bottom", columns=4, titleLimit=400)), order=alt.Order("class:N"),
+            tooltip=[alt.Tooltip("time:Q", format=".2f"), "class", alt.Tooltip("probability:Q", format=".2f")])
+        band = alt.Chart(tops).mark_rect().encode(
+            x=x, x2="end:Q", y="band:Q", y2="top:Q", color=alt.Color("class:N", scale=colour),
+            tooltip=[alt.Tooltip("time:Q", format=".2f"), alt.Tooltip("class:N", title="top class")])
+        charts[face] = alt.layer(area.properties(height=150), band, rule).properties(height=150, title=f"face {face}")
+    return charts
+
+
+def video_ui(chosen: list[str]) -> tuple[bytes | None, str]:
+    """A clip's faces over time (one timeline per face), then the frame picked on the slider, as a PNG to analyse
+    like a photo: its maps are computed for that frame only."""
+    kind = st.sidebar.radio("Clip", ["Example clip", "Upload a clip"], horizontal=True, key="clip_source")
+    if kind == "Upload a clip":
+        f = st.sidebar.file_uploader("A video clip", type=list(VIDEO_TYPES),
+                                     help="Up to 15 minutes and 4K; long clips take a while on a small server.")
+        if not f:
+            st.info("Upload a clip (mp4, webm, mov, avi, mkv or gif), or pick the example clip.")
+            return None, ""
+        clip, name = f.getvalue(), f.name
+    else:
+        clip, name = example_clip(), "astronaut-clip.mp4"
+    fps = st.sidebar.select_slider("Frames analysed per second", [1, 2, 4, 8, 10], value=4, key="video_fps")
+    smooth = st.sidebar.select_slider("Smoothing half-life (s)", [0.0, 0.25, 0.5, 1.0, 2.0], value=0.0,
+                                      key="video_smooth",
+                                      help="Each face's probabilities averaged over time: a frame's weight halves "
+                                           "every this many seconds (0: each frame alone).")
+    result = clip_analysis(clip, name, tuple(chosen), float(fps), float(smooth))
+    if not result.rows:
+        st.warning(f"No face was found in {name} ({result.frames} frame(s) looked at).")
+        return None, ""
+    model = chosen[0] if len(chosen) == 1 else st.radio("Timeline of", chosen, horizontal=True, key="video_model")
+    timelines = st.container()
+    times = {f"{t:.2f} s": t for t in sorted({r.time for r in result.rows})}  # frames with a face
+    at = times[st.select_slider("Frame to explain (the black line)", list(times), key="video_at")]
+    with timelines:
+        for chart in timeline_charts(result, model, at).values():
+            st.altair_chart(chart, width="stretch", height=330)  # the plot, its axis and the legend below
+    text = io.StringIO()
+    result.write_csv(text)
+    st.download_button("Download the timeline (CSV)", text.getvalue(), f"{Path(name).stem}-emotions.csv", "text/csv")
+    st.caption(f"{name}: {result.info.width}x{result.info.height}, {result.frames} frame(s) at {result.fps:g} per "
+               f"second, {len(result.faces())} face(s) followed. Below: the frame at {at:.2f} s, explained (its "
+               "faces numbered by size, largest first).")
+    t, frame = frame_at(clip, at, name)
+    png = io.BytesIO()
+    frame.save(png, format="PNG")
+    return png.getvalue(), f"{name} at {t:.2f} s"
+
+
+def ice_servers() -> list[dict]:
+    """WebRTC relays from DEEP_EMOTION_ICE_SERVERS (JSON, e.g. a TURN server for a hosted app); none by default:
+    the browser and this server must reach each other directly (the same machine or network)."""
+    try:
+        servers = json.loads(os.environ.get("DEEP_EMOTION_ICE_SERVERS", "[]"))
+    except json.JSONDecodeError:
+        st.sidebar.warning("DEEP_EMOTION_ICE_SERVERS is not valid JSON; no relay is used.")
+        return []
+    return servers if isinstance(servers, list) else []
+
+
+def live_ui(chosen: list[str]) -> None:
+    """The webcam, live: each frame's faces boxed with their id and top class (one model, smoothed over about
+    half a second), and the largest face's occlusion map in a corner."""
+    try:
+        import av
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+    except ImportError:
+        st.info("The live webcam needs the streamlit-webrtc package (`pip install streamlit-webrtc`); the Camera "
+                "source takes a snapshot instead.")
+        return
+    model = st.sidebar.selectbox("Live model", chosen, key="live_model")
+    show_map = st.sidebar.checkbox("Live map of the largest face", value=True, key="live_map",
+                                   help="Occlusion (drop) on a 12-pixel window with stride 6: coarser than the "
+                                        "photo's, to keep up with the camera.")
+    key = (model, show_map)
+    if st.session_state.get("live_reader", (None,))[0] != key:
+        st.session_state["live_reader"] = (key, LiveReader(load_models()[model], show_map=show_map))
+    reader = st.session_state["live_reader"][1]
+    clock = time.monotonic()
+
+    def on_frame(frame: "av.VideoFrame") -> "av.VideoFrame":  # runs in streamlit-webrtc's thread: no st.* here
+        out, _ = reader.process(frame.to_image(), frame.time if frame.time is not None else time.monotonic() - clock)
+        return av.VideoFrame.from_image(out)
+
+    webrtc_streamer(key="live", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame, async_processing=True,
+                    media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+                    rtc_configuration={"iceServers": ice_servers()})
+    st.caption("Press START and allow the camera. Frames the server cannot keep up with are skipped. This works "
+               "when the browser reaches the server directly (running it on your machine); a hosted copy needs a "
+               "TURN relay (DEEP_EMOTION_ICE_SERVERS) — there, use Camera for a snapshot or Video for a clip.")
 
 
 # --- drawing --------------------------------------------------------------------------------
@@ -378,7 +546,7 @@ def main() -> None:
         st.error("No bundled checkpoints found in checkpoints/.")
         return
     query = params_from_query()
-    data, label = input_ui()
+    source, data, label = input_ui()
     classes = sorted({canonical(c) for _, card in models.values() for c in card["classes"]})
     side = min(input_size(loaded) for loaded in models.values())
     cards = {n: card for n, (_, card) in models.items()}
@@ -389,6 +557,17 @@ def main() -> None:
     sync_url(controls)  # the URL follows the controls (shareable); a bad parameter is replaced, so its error clears
     if errors:
         return
+    if source == "Live":
+        live_ui(controls["models"])
+        return
+    if source == "Video":
+        try:
+            data, label = video_ui(controls["models"])
+        except DeepEmotionError as e:
+            st.error(str(e))
+            return
+        if data is None:
+            return
     if data is None:
         st.info("Upload a photo, take one with the camera, or pick the example.")
         return
