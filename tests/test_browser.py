@@ -138,3 +138,60 @@ def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
         finally:
             page.screenshot(path=str(artifacts / f"app-{width}x{height}-last.png"))
             browser.close()
+
+
+def test_video_upload_and_live_webcam(server, astronaut_path, tmp_path):
+    """A generated clip uploaded: a timeline per face, the picked frame's maps. Then Live with Chromium's fake
+    camera playing a generated clip of the astronaut: boxes and the map drawn on the stream (a video element)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make test installs Debian's package when run as root)")
+    import av
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from deep_emotion.video import write_clip
+
+    head = Image.open(astronaut_path).convert("RGB").resize((200, 200))
+    frames = []
+    for k in range(20):
+        frame = Image.new("RGB", (320, 240), (100, 100, 100))
+        frame.paste(head, (10 + 4 * k, 20))
+        frames.append(frame)
+    clip = write_clip(tmp_path / "pan.webm", frames, fps=10)
+    camera = tmp_path / "camera.y4m"  # Chromium's fake camera reads raw YUV4MPEG
+    with av.open(str(camera), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                out.mux(packet)
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}"])
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
+        try:
+            page.goto(f"{server}/?models=fer2013&methods=occlusion-flip", timeout=60_000)
+            page.get_by_text("astronaut.jpg: ").first.wait_for(timeout=240_000)
+            page.get_by_text("Video", exact=True).click(timeout=60_000)
+            page.get_by_text("Upload a clip", exact=True).click(timeout=60_000)
+            page.locator("input[type=file]").set_input_files(str(clip), timeout=60_000)
+            page.get_by_text("pan.webm: 320x240").wait_for(timeout=240_000)
+            page.get_by_text("pan.webm at 0.00 s: face 1 of 1 explained").wait_for(timeout=240_000)
+            assert page.get_by_text("face 1", exact=True).count() >= 1  # the timeline's title
+            assert page.locator("[data-testid=stVegaLiteChart]").count() == 2  # the timeline, the probabilities
+            page.wait_for_function("() => [...document.querySelectorAll('.st-key-maps img')].length == 1 && "
+                                   "[...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+            page.screenshot(path=str(artifacts / "video-1280x900.png"), full_page=True)
+            page.get_by_text("Live", exact=True).click(timeout=60_000)
+            page.frame_locator("iframe").first.get_by_text("START").click(timeout=120_000)
+            page.wait_for_function(  # the stream comes back from the server, with the boxes drawn on it
+                "() => [...document.querySelectorAll('iframe')].some(f => { try { return [...f.contentDocument"
+                ".querySelectorAll('video')].some(v => v.readyState >= 2 && v.videoWidth == 320) } catch (e) "
+                "{ return false } })", timeout=120_000)
+            page.wait_for_timeout(3000)
+            page.screenshot(path=str(artifacts / "live-1280x900.png"))
+        finally:
+            browser.close()

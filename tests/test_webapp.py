@@ -203,3 +203,38 @@ def test_every_change_of_a_control_sticks(monkeypatch):
 def test_a_bad_target_is_reported(monkeypatch):
     at = app(monkeypatch, models=MODELS[0], target="bored")
     assert any("target 'bored' is not a class" in e.value for e in at.error)
+
+
+def test_video_source_shows_a_timeline_per_face_and_explains_the_picked_frame(monkeypatch):
+    at = app(monkeypatch, models="fer2013")
+    at.radio(key="source").set_value("Video").run()
+    assert not at.exception and not at.error
+    assert any("1 face(s) followed" in c.value for c in at.caption)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2  # the face's timeline, and the probabilities of the frame explained
+    assert any(b.label == "Download the timeline (CSV)" for b in at.get("download_button"))
+    frame = at.select_slider(key="video_at")
+    assert frame.value == "0.00 s" and len(frame.options) == 16  # 4 s at 4 frames per second
+    frame.set_value(frame.options[-1]).run()
+    assert not at.exception
+    assert any(c.value.startswith(f"astronaut-clip.mp4 at {frame.options[-1]}: face 1 of 1 explained")
+               for c in at.caption)
+    assert [s.value for s in at.subheader] == ["fer2013"]
+
+
+def test_a_clip_without_faces_or_unreadable_gets_a_message(monkeypatch, tmp_path):
+    from deep_emotion.video import write_clip
+
+    empty = write_clip(tmp_path / "sky.mp4", [Image.new("RGB", (160, 120), (110, 160, 220))] * 8, fps=4)
+    monkeypatch.setenv("DEEP_EMOTION_EXAMPLE_CLIP", str(empty))
+    at = app(monkeypatch, models="fer2013")
+    at.radio(key="source").set_value("Video").run()
+    assert not at.exception
+    assert any("No face was found in sky.mp4" in w.value for w in at.warning)
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    monkeypatch.setenv("DEEP_EMOTION_EXAMPLE_CLIP", str(bad))
+    at = app(monkeypatch, models="fer2013")
+    at.radio(key="source").set_value("Video").run()
+    assert not at.exception
+    assert any("notes.mp4: not a readable video" in e.value for e in at.error)

@@ -134,7 +134,7 @@ def params_from_query() -> dict:
 def input_ui() -> tuple[bytes | None, str, str]:
     """Upload, camera or the example photo: the source, the image bytes and a label ("Video": no bytes yet,
     see `video_ui`)."""
-    source = st.sidebar.radio("Source", ["Example", "Upload", "Camera", "Video", "Live"], horizontal=True,
+    source = st.sidebar.radio("Source", ["Example", "Upload", "Camera", "Video", "Live"], horizontal=True, key="source",
                               help="A photo, a snapshot from the camera, a video clip (its faces over time), or "
                                    "the webcam live (where the browser can reach this server directly).")
     return (source, *photo_input(source))
@@ -229,8 +229,11 @@ def validate(controls: dict, query: dict, known: list[str], side: int, classes: 
 # --- video ----------------------------------------------------------------------------------
 
 @st.cache_data(show_spinner=False)
-def example_clip() -> bytes:
-    """Four seconds made from the example photo: a slow zoom into the face, then a pan (public domain)."""
+def example_clip(chosen: str | None) -> tuple[bytes, str]:
+    """The example clip and its name: `chosen` (DEEP_EMOTION_EXAMPLE_CLIP, where a host sets it), else four seconds
+    made from the example photo (a slow zoom into the face, then a pan)."""
+    if chosen:
+        return Path(chosen).read_bytes(), Path(chosen).name
     photo = Image.open(EXAMPLE).convert("RGB")
     w, h = photo.size
     frames = []
@@ -241,7 +244,7 @@ def example_clip() -> bytes:
         y0 = min(max(0.0, h * 0.32 - ch / 2), h - ch)
         frames.append(photo.resize((480, 360), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)))
     with tempfile.TemporaryDirectory() as folder:
-        return write_clip(Path(folder) / "example.mp4", frames, fps=10).read_bytes()
+        return write_clip(Path(folder) / "example.mp4", frames, fps=10).read_bytes(), "astronaut-clip.mp4"
 
 
 def clip_analysis(clip: bytes, name: str, chosen: tuple[str, ...], fps: float, smooth: float) -> VideoAnalysis:
@@ -309,7 +312,7 @@ def video_ui(chosen: list[str]) -> tuple[bytes | None, str]:
             return None, ""
         clip, name = f.getvalue(), f.name
     else:
-        clip, name = example_clip(), "astronaut-clip.mp4"
+        clip, name = example_clip(os.environ.get("DEEP_EMOTION_EXAMPLE_CLIP"))
     fps = st.sidebar.select_slider("Frames analysed per second", [1, 2, 4, 8, 10], value=4, key="video_fps")
     smooth = st.sidebar.select_slider("Smoothing half-life (s)", [0.0, 0.25, 0.5, 1.0, 2.0], value=0.0,
                                       key="video_smooth",
