@@ -32,14 +32,16 @@ from deep_emotion.faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa:
 from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
 
 FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries, margin 0.1
-            # the rows of the framing rules' choice, all at the margin of that time (0.1)
-            "inside-edge": Framing(margin=0.1, pad="edge", rotate_retry=0.0),  # square inside, edge-padded cut-off faces
-            "pad-edge": Framing(margin=0.1, pad="edge"), "pad-black": Framing(margin=0.1, pad="black"),
-            "align": Framing(margin=0.1, align=True), "m0.1": Framing(margin=0.1),
-            # the margin's choice (train/fit_framing.py): 0.0 and the fitted -0.02, which ships ("default")
-            "m0": Framing(margin=0.0), "fit": Framing(margin=-0.02), "default": DEFAULT_FRAMING,
-            # alignment at the fitted margin: every face levelled, or only the tilt beyond 10 / 20 degrees
-            **{f"fit-align{t}": Framing(margin=-0.02, align=True, align_above=t) for t in (0, 10, 20)}}
+            # the rows of the framing rules' choice, all at the margin of that time (0.1), none turned
+            "inside-edge": Framing(margin=0.1, pad="edge", rotate_retry=0.0, align=False),  # cut-off faces edge-padded
+            "pad-edge": Framing(margin=0.1, pad="edge", align=False),
+            "pad-black": Framing(margin=0.1, pad="black", align=False),
+            "align": Framing(margin=0.1, align=True, align_above=0.0), "m0.1": Framing(margin=0.1, align=False),
+            # the margin's choice (train/fit_framing.py): 0.0 and the fitted -0.02, unturned
+            "m0": Framing(margin=0.0, align=False), "fit": Framing(margin=-0.02, align=False),
+            # turning at the fitted margin: every face levelled, or only the tilt beyond 10 (ships) / 20 degrees
+            **{f"fit-align{t}": Framing(margin=-0.02, align=True, align_above=t) for t in (0, 10, 20)},
+            "default": DEFAULT_FRAMING}
 
 
 def data_sets(models: list[str]) -> dict[tuple, list[str]]:

@@ -12,7 +12,9 @@ from .errors import DeepEmotionError
 from .explainers import list_explainers
 from .faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing
 
-FRAMINGS = {"default": DEFAULT_FRAMING, "legacy": LEGACY_FRAMING, "align": Framing(align=True)}
+FRAMINGS = {"default": DEFAULT_FRAMING, "legacy": LEGACY_FRAMING, "level": Framing(align=True, align_above=0.0),
+            "align": Framing(align=True, align_above=0.0),  # the former name of "level"
+            "unturned": Framing(align=False)}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

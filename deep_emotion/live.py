@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from . import explainers, render
+from .analysis import model_lock
 from .evaluation import predict_proba
 from .faces import crop_face
 from .preprocess import to_tensor
@@ -65,9 +66,14 @@ class LiveReader:
         """The faces of one frame taken at `time` seconds, largest first, and their Face records."""
         from .faces import detect_faces_batch
 
+        if self.last and time < max(t for t, _ in self.last.values()):  # a restarted stream: start afresh
+            self.tracker, self.last = FaceTracker(), {}
         faces = detect_faces_batch([image], framing=VIDEO_FRAMING, detect_side=self.detect_side)[0]
         ids = self.tracker.update(time, [f.box for f in faces], [f.landmarks for f in faces])
-        probs = predict_proba(self.model, np.stack([f.crop for f in faces])) if faces else []
+        with model_lock(self.model):  # the app's other visitors may be explaining with the same model
+            probs = predict_proba(self.model, np.stack([f.crop for f in faces])) if faces else []
+        alive = {t.id for t in self.tracker.tracks}
+        self.last = {k: v for k, v in self.last.items() if k in alive}
         out = []
         for fid, f, p in zip(ids, faces, probs):
             if self.smooth > 0 and fid in self.last:
@@ -82,7 +88,7 @@ class LiveReader:
         """The occlusion drop map of `face` for class `target`, over the face, with its colour bar."""
         x = to_tensor(face.crop)
         context = explainers.Context(self.window, self.stride)
-        with torch.inference_mode():
+        with torch.inference_mode(), model_lock(self.model):
             maps, _ = explainers.explain_face(self.model, x, self.classes.index(target), ("occlusion-drop",), context)
         picture = crop_face(image, face.box, size=144, landmarks=face.landmarks, framing=VIDEO_FRAMING)
         return render.map_tile(picture, maps["occlusion-drop"], f"face {number}: {target}", scale=1, text_size=14)

@@ -104,6 +104,7 @@ def framing_rules() -> dict[str, Any]:
 
     f = faces.DEFAULT_FRAMING
     return {"margin": f.margin, "context_retry": f.context_retry, "rotate_retry": f.rotate_retry,
+            "align": f.align, "align_above": f.align_above,
             "min_probability": faces.MIN_PROBABILITY, "context_pad": faces.CONTEXT_PAD,
             "retry_thresholds": list(faces.RETRY_THRESHOLDS), "retry_min_probability": faces.RETRY_MIN_PROBABILITY,
             "retry_min_share": faces.RETRY_MIN_SHARE, "detect_max_side": faces.DETECT_MAX_SIDE,

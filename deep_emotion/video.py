@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,9 @@ MAX_BYTES = 500 * 1024 * 1024
 MAX_SECONDS = 15 * 60.0  # longer clips are refused (cut them first)
 MAX_SIDE = 3840  # frames wider or taller than 4K are refused
 MAX_FPS = 30.0  # sampling rate accepted
+# containers read (FFmpeg's names); others (playlists such as HLS, which fetch other files, raw streams,
+# image sequences) are refused
+CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "gif")
 DEFAULT_FPS = 4.0
 DETECT_SIDE = 480  # faces are found on a copy this large (a 640x480 frame: faces from ~27 px are found)
 MATCH_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much ...
@@ -40,7 +44,7 @@ MAX_GAP_SECONDS = 1.0  # ... and the track was seen at most this long ago
 # video frames skip MTCNN's retries (context added, turned copies): they are for photos that are a face crop
 VIDEO_FRAMING = replace(DEFAULT_FRAMING, context_retry=False, rotate_retry=0.0)
 
-Source = str | Path | bytes | BinaryIO
+Source = str | Path | bytes | bytearray | memoryview | BinaryIO
 
 
 class VideoLoadError(DeepEmotionError):
@@ -50,7 +54,7 @@ class VideoLoadError(DeepEmotionError):
 @dataclass(frozen=True)
 class VideoInfo:
     name: str
-    width: int
+    width: int  # as stored (a clip with a display rotation is shown turned: its frames come out upright)
     height: int
     seconds: float | None  # None: the file does not say (checked while decoding)
     frame_rate: float | None
@@ -76,24 +80,31 @@ def _open(source: Source, label: str):
             raise VideoLoadError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
         target: Any = str(path)
     else:
-        data = source if isinstance(source, bytes) else source.read(MAX_BYTES + 1)
+        data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read(MAX_BYTES + 1)
         if not data:
             raise VideoLoadError(f"{label}: the file is empty")
         if len(data) > MAX_BYTES:
             raise VideoLoadError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
         target = io.BytesIO(data)
     try:
-        container = av.open(target, metadata_errors="ignore")
+        # local files only: a playlist inside an upload must not make FFmpeg fetch anything
+        container = av.open(target, metadata_errors="ignore", options={"protocol_whitelist": "file"})
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
         raise VideoLoadError(f"{label}: not a readable video: damaged, truncated or of an unknown kind "
                              f"({type(e).__name__})") from e
     fmt = container.format.name
-    if not container.streams.video:
-        container.close()
-        raise VideoLoadError(f"{label}: the file holds no video stream")
+    problem = None
     if fmt.endswith("_pipe") or fmt == "image2":
+        problem = "this is a still image, not a video: analyse it as a photo"
+    elif fmt not in CONTAINERS:
+        problem = f"videos in {fmt!r} files are not read; use mp4, webm, mov, avi, mkv or gif"
+    elif not [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]:
+        problem = "the file holds no video stream (at most a cover picture)"
+    elif container.streams.video[0].codec_context is None:
+        problem = "its video codec cannot be decoded here"
+    if problem:
         container.close()
-        raise VideoLoadError(f"{label}: this is a still image, not a video: analyse it as a photo")
+        raise VideoLoadError(f"{label}: {problem}")
     return container
 
 
@@ -140,47 +151,83 @@ def check_fps(fps: float) -> None:
         raise ValueError(f"fps must be a number in (0, {MAX_FPS:g}], not {fps!r}")
 
 
-def sample_frames(source: Source, fps: float = DEFAULT_FPS, name: str | None = None,
-                  start: float = 0.0) -> Iterator[tuple[float, Image.Image]]:
-    """(time in seconds, RGB frame) at `fps` from `start` on: the first frame at or after each multiple of 1/fps.
-    Decodes one frame at a time; a damaged stream ends in a VideoLoadError that names the file and the time."""
+def _frames(source: Source, label: str, start: float = 0.0, seek: bool = True) -> Iterator[tuple[float, Image.Image]]:
+    """(time in seconds, upright RGB frame) for every frame from about `start` on (a seek lands on the key frame
+    before it; where it lands after `start`, decoding starts again from the beginning), one at a time; a damaged
+    stream ends in a VideoLoadError that names the file and the time."""
     import av
 
-    check_fps(fps)
-    label = _label(source, name)
-    if isinstance(source, (bytes, bytearray)) is False and not isinstance(source, (str, Path)):
-        source = source.read(MAX_BYTES + 1)  # a file object: read once, so that it can be opened again
     container = _open(source, label)
+    t = start
     try:
         info = _info(container, label)
         _check(info)
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start > 0:
+        seeked = bool(seek and start > 0 and stream.time_base)
+        index, rate = 0, info.frame_rate or 25.0
+        if seeked:
             container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        step, next_k, t, index = 1.0 / fps, math.ceil(start * fps - 1e-9), start, 0
-        rate = info.frame_rate or 25.0
-        try:
-            for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else index / rate
-                index += 1
-                if t > MAX_SECONDS:
-                    raise VideoLoadError(f"{label}: longer than the {MAX_SECONDS / 60:.0f} min accepted; cut the clip first")
-                if t + 1e-6 < next_k * step:
-                    continue
-                next_k = math.floor(t * fps + 1e-6) + 1
-                yield float(t), frame.to_image()
-        except av.error.FFmpegError as e:
-            raise VideoLoadError(f"{label}: the video is damaged or truncated near {t:.1f} s ({type(e).__name__})") from e
+        for frame in container.decode(stream):
+            t = frame.time if frame.time is not None else index / rate
+            index += 1
+            if seeked and index == 1 and t > start + 1e-3:
+                break  # landed after `start`: read from the beginning (below)
+            if t > MAX_SECONDS:
+                raise VideoLoadError(f"{label}: longer than the {MAX_SECONDS / 60:.0f} min accepted; cut the clip first")
+            if max(frame.width, frame.height) > MAX_SIDE:
+                raise VideoLoadError(f"{label}: frames of {frame.width}x{frame.height} at {t:.1f} s are larger than "
+                                     f"the {MAX_SIDE} px accepted")
+            yield float(t), upright(frame.to_image(), frame.rotation)
+        else:
+            return
+    except (av.error.FFmpegError, ValueError, MemoryError) as e:
+        raise VideoLoadError(f"{label}: the video is damaged or truncated near {t:.1f} s ({type(e).__name__})") from e
     finally:
         container.close()
+    yield from _frames(source, label, start, seek=False)
+
+
+def _readable(source: Source) -> str | Path | bytes:
+    """A path or the bytes: a file object is read once, so that the clip can be opened more than once."""
+    if isinstance(source, (str, Path, bytes)):
+        return source
+    return bytes(source) if isinstance(source, (bytearray, memoryview)) else source.read(MAX_BYTES + 1)
+
+
+def sample_frames(source: Source, fps: float = DEFAULT_FPS, name: str | None = None,
+                  start: float = 0.0) -> Iterator[tuple[float, Image.Image]]:
+    """(time in seconds, upright RGB frame) at `fps` from `start` on: the first frame at or after each multiple
+    of 1/fps."""
+    check_fps(fps)
+    step, next_k = 1.0 / fps, math.ceil(start * fps - 1e-9)
+    with closing(_frames(_readable(source), _label(source, name), start)) as frames:
+        for t, image in frames:
+            if t + 1e-6 < next_k * step:
+                continue
+            next_k = math.floor(t * fps + 1e-6) + 1
+            yield t, image
+
+
+TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, -180: Image.Transpose.ROTATE_180,
+         -90: Image.Transpose.ROTATE_270, 270: Image.Transpose.ROTATE_270}
+
+
+def upright(image: Image.Image, rotation: float | None) -> Image.Image:
+    """A decoded frame turned as its container says it is shown (phones record portrait clips as landscape
+    frames with a display rotation: `rotation` degrees counter-clockwise)."""
+    if not rotation:
+        return image
+    turn = TURNS.get(int(round(rotation)))
+    return image.transpose(turn) if turn is not None else image.rotate(rotation, expand=True)
 
 
 def frame_at(source: Source, time: float, name: str | None = None) -> tuple[float, Image.Image]:
     """The first frame at or after `time` seconds (the frame a timeline's point was computed on), and its time."""
-    for t, image in sample_frames(source, MAX_FPS, name, start=max(0.0, time - 1e-3)):
-        if t + 1e-3 >= time:
-            return t, image
+    with closing(_frames(_readable(source), _label(source, name), start=max(0.0, time - 1e-3))) as frames:
+        for t, image in frames:
+            if t + 1e-3 >= time:
+                return t, image
     raise VideoLoadError(f"{_label(source, name)}: no frame at {time:.2f} s")
 
 
@@ -325,6 +372,18 @@ def _batches(frames: Iterator[tuple[float, Image.Image]], n: int) -> Iterator[li
         yield batch
 
 
+def _read_faces(models: Mapping[str, tuple[Any, dict]], crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Each model's probabilities (N, classes) for the crops, one batch per model (under the model's lock: the
+    app's Grad-CAM hooks a shared model's layer while it explains a face)."""
+    from .analysis import model_lock
+
+    out = {}
+    for name, (model, _) in models.items():
+        with model_lock(model):
+            out[name] = predict_proba(model, np.stack(crops)) if crops else np.zeros((0, 0))
+    return out
+
+
 def analyze_video(source: Source, models: Mapping[str, tuple[Any, dict]], fps: float = DEFAULT_FPS,
                   name: str | None = None, detect_every: int = 1, smooth: float = 0.0, batch: int = 8,
                   detect_side: int = DETECT_SIDE, framing: Framing = VIDEO_FRAMING,
@@ -340,44 +399,44 @@ def analyze_video(source: Source, models: Mapping[str, tuple[Any, dict]], fps: f
     if not (math.isfinite(smooth) and smooth >= 0):
         raise ValueError(f"smooth must be a half-life in seconds >= 0, not {smooth!r}")
     label = _label(source, name)
-    if not isinstance(source, (str, Path, bytes)):
-        source = source.read(MAX_BYTES + 1)
+    source = _readable(source)
     info = probe(source, label)
-    tracker = FaceTracker()
+    # a face unseen for more than a second ends, or for more than the time between 1.5 looks at sparse sampling
+    tracker = FaceTracker(max_gap=max(MAX_GAP_SECONDS, 1.5 * detect_every / fps))
+    looked = -math.inf  # the time of the last frame searched for faces
     rows: list[FaceAtTime] = []
     last: dict[tuple[int, str], tuple[float, np.ndarray]] = {}  # (face, model) -> (time, smoothed probabilities)
     frames = 0
-    for part in _batches(sample_frames(source, fps, label), batch):
-        numbers = range(frames, frames + len(part))
-        look = [i for i, k in enumerate(numbers) if k % detect_every == 0]
-        found = detect_faces_batch([part[i][1] for i in look], framing=framing, detect_side=detect_side) if look else []
-        by_frame: dict[int, list[Face]] = dict(zip(look, found))
-        faces: list[tuple[int, int, Face, bool]] = []  # (frame in part, id, face, detected)
-        for i, (t, image) in enumerate(part):
-            if i in by_frame:
-                ids = tracker.update(t, [f.box for f in by_frame[i]], [f.landmarks for f in by_frame[i]])
-                faces += [(i, fid, f, True) for fid, f in zip(ids, by_frame[i])]
-            else:  # between detections: each live face keeps its last box, cropped from this frame
-                for track in tracker.current(t):
-                    crop = crop_face(image, track.box, landmarks=track.landmarks, framing=framing)
-                    faces.append((i, track.id, Face(track.box, 0.0, crop, track.landmarks), False))
-        probs = {m: predict_proba(model, np.stack([f.crop for _, _, f, _ in faces])) if faces else None
-                 for m, (model, _) in models.items()}
-        for j, (i, fid, face, detected) in enumerate(faces):
-            t = part[i][0]
-            per_model = {}
-            for m in models:
-                p = probs[m][j]
-                if smooth > 0 and (fid, m) in last:
-                    t0, prev = last[(fid, m)]
-                    p = prev + smoothing_weight(t - t0, smooth) * (p - prev)
-                last[(fid, m)] = (t, p)
-                per_model[m] = p
-            rows.append(FaceAtTime(t, frames + i, fid, tuple(float(v) for v in face.box), face.probability, detected,
-                                   per_model))
-        frames += len(part)
-        if progress:
-            progress(part[-1][0], frames)
+    with closing(sample_frames(source, fps, label)) as sampled:
+        for part in _batches(sampled, batch):
+            look = [i for i in range(len(part)) if (frames + i) % detect_every == 0]
+            found = detect_faces_batch([part[i][1] for i in look], framing=framing, detect_side=detect_side)
+            by_frame: dict[int, list[Face]] = dict(zip(look, found))
+            faces: list[tuple[int, int, Face, bool]] = []  # (frame in part, id, face, detected)
+            for i, (t, image) in enumerate(part):
+                if i in by_frame:
+                    ids = tracker.update(t, [f.box for f in by_frame[i]], [f.landmarks for f in by_frame[i]])
+                    faces += [(i, fid, f, True) for fid, f in zip(ids, by_frame[i])]
+                    looked = t
+                else:  # between searches: the faces of the last one keep their boxes, cropped from this frame
+                    for track in (tr for tr in tracker.tracks if tr.seen == looked):
+                        crop = crop_face(image, track.box, landmarks=track.landmarks, framing=framing)
+                        faces.append((i, track.id, Face(track.box, 0.0, crop, track.landmarks), False))
+            probs = _read_faces(models, [f.crop for _, _, f, _ in faces])
+            for j, (i, fid, face, detected) in enumerate(faces):
+                t, per_model = part[i][0], {}
+                for m in models:
+                    p = probs[m][j]
+                    if smooth > 0 and (fid, m) in last:
+                        t0, prev = last[(fid, m)]
+                        p = prev + smoothing_weight(t - t0, smooth) * (p - prev)
+                    last[(fid, m)] = (t, p)
+                    per_model[m] = p
+                rows.append(FaceAtTime(t, frames + i, fid, tuple(float(v) for v in face.box), face.probability,
+                                       detected, per_model))
+            frames += len(part)
+            if progress:
+                progress(part[-1][0], frames)
     return VideoAnalysis(info, float(fps), {m: list(card["classes"]) for m, (_, card) in models.items()}, rows,
                          frames, float(smooth))
 

@@ -191,7 +191,15 @@ def test_video_upload_and_live_webcam(server, astronaut_path, tmp_path):
                 "() => [...document.querySelectorAll('iframe')].some(f => { try { return [...f.contentDocument"
                 ".querySelectorAll('video')].some(v => v.readyState >= 2 && v.videoWidth == 320) } catch (e) "
                 "{ return false } })", timeout=120_000)
-            page.wait_for_timeout(3000)
+            # the frames coming back were drawn on by the server: the boxes' green shows in them (not in the clip)
+            green = """() => { for (const f of document.querySelectorAll('iframe')) { let doc; try { doc = f.contentDocument }
+                catch (e) { continue } for (const v of doc ? doc.querySelectorAll('video') : []) {
+                if (v.readyState < 2 || !v.videoWidth) continue; const c = document.createElement('canvas');
+                c.width = v.videoWidth; c.height = v.videoHeight; const x = c.getContext('2d'); x.drawImage(v, 0, 0);
+                const d = x.getImageData(0, 0, c.width, c.height).data; let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i] < 70 && d[i + 1] > 170 && d[i + 2] > 70 && d[i + 2] < 170) n++;
+                if (n > 30) return true } } return false }"""
+            page.wait_for_function(green, timeout=120_000)
             page.screenshot(path=str(artifacts / "live-1280x900.png"))
         finally:
             browser.close()

@@ -77,7 +77,7 @@ def test_cut_off_face_pads_with_edge_pixels_or_black():
 def test_degenerate_and_outside_boxes_do_not_crash():
     photo = _ramp(64, 48)
     for box in [(10, 10, 10, 10), (-500, -500, -400, -400), (1000, 5, 1100, 90), (0, 0, 1e4, 1e4)]:
-        for framing in (DEFAULT_FRAMING, LEGACY_FRAMING, Framing(align=True)):
+        for framing in (DEFAULT_FRAMING, LEGACY_FRAMING, Framing(align=True, align_above=0)):
             crop = _crop(photo, box, framing=framing, landmarks=np.array([[1e6, -1e6], [5, 5], [0, 0], [0, 0], [0, 0]]))
             assert crop.shape == (48, 48) and crop.dtype == np.uint8
 
@@ -93,10 +93,10 @@ def test_eye_angle():
 def test_alignment_levels_the_eyes(astronaut_path):
     """The astronaut turned by 20 degrees: with `align` the crop matches the upright crop far better."""
     photo = load_image(astronaut_path)
-    upright = detect_faces(photo, framing=Framing(align=True))[0]
+    upright = detect_faces(photo, framing=Framing(align=True, align_above=0))[0]
     turned = photo.rotate(20, Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
     plain = detect_faces(turned)[0]
-    aligned = detect_faces(turned, framing=Framing(align=True))[0]
+    aligned = detect_faces(turned, framing=Framing(align=True, align_above=0))[0]
     assert abs(aligned.angle - 20 - upright.angle) < 6  # the eye line was turned by 20 degrees
     err = lambda f: np.abs(f.crop.astype(float) - upright.crop).mean()  # noqa: E731
     assert err(aligned) < 0.6 * err(plain)
@@ -144,13 +144,23 @@ def test_faces_found_in_a_turned_copy_are_turned_back(astronaut_path):
     from deep_emotion.faces import _detection_copy, _faces_from, _run_mtcnn, _turned, _turned_copy
 
     photo = load_image(astronaut_path)
-    upright = detect_faces(photo, framing=Framing(align=True))[0]
+    upright = detect_faces(photo, framing=Framing(align=True, align_above=0))[0]
     for angle in (30.0, -30.0):
         small, scale = _detection_copy(photo)
         turned = _turned_copy(small, angle)
         (face,) = _faces_from(photo, _run_mtcnn([turned])[0], _turned(angle, turned.size, small.size, scale), scale,
-                              Framing(align=True), 0.9)
+                              Framing(align=True, align_above=0), 0.9)
         assert np.abs(face.landmarks - upright.landmarks).max() < 6
         centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
         assert np.abs(centre(face.box) - centre(upright.box)).max() < 8
         assert abs(face.angle - upright.angle) < 3
+
+
+def test_the_shipped_framing_turns_only_the_tilt_beyond_ten_degrees(astronaut_path):
+    photo = load_image(astronaut_path)
+    upright = detect_faces(photo)[0]
+    assert abs(eye_angle(upright.landmarks)) < 10 and upright.angle == 0.0  # a natural tilt is kept
+    turned = detect_faces(photo.rotate(25, Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128)))[0]
+    tilt = eye_angle(turned.landmarks)
+    assert tilt > 15 and turned.angle == pytest.approx(tilt - 10)  # turned back to a 10-degree tilt
+    assert DEFAULT_FRAMING.turn(np.array([[0, 0], [10, -1], [0, 0], [0, 0], [0, 0]])) == 0.0

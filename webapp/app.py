@@ -233,14 +233,17 @@ def example_clip(chosen: str | None) -> tuple[bytes, str]:
     """The example clip and its name: `chosen` (DEEP_EMOTION_EXAMPLE_CLIP, where a host sets it), else four seconds
     made from the example photo (a slow zoom into the face, then a pan)."""
     if chosen:
+        if not Path(chosen).is_file():
+            raise DeepEmotionError(f"the example clip {chosen} does not exist (DEEP_EMOTION_EXAMPLE_CLIP)")
         return Path(chosen).read_bytes(), Path(chosen).name
     photo = Image.open(EXAMPLE).convert("RGB")
     w, h = photo.size
     frames = []
+    base = min(w, h / 0.75)  # the widest 4:3 view inside the photo
     for k in range(40):
         z = 1 + 0.8 * min(k, 20) / 20  # zoom in for 2 s, then pan right for 2 s
-        cw, ch = w / z, w / z * 0.75
-        x0 = (w - cw) / 2 + (0 if k < 20 else (k - 20) * w * 0.004)
+        cw, ch = base / z, base / z * 0.75
+        x0 = min((w - cw) / 2 + (0 if k < 20 else (k - 20) * w * 0.004), w - cw)
         y0 = min(max(0.0, h * 0.32 - ch / 2), h - ch)
         frames.append(photo.resize((480, 360), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)))
     with tempfile.TemporaryDirectory() as folder:
@@ -306,7 +309,8 @@ def video_ui(chosen: list[str]) -> tuple[bytes | None, str]:
     kind = st.sidebar.radio("Clip", ["Example clip", "Upload a clip"], horizontal=True, key="clip_source")
     if kind == "Upload a clip":
         f = st.sidebar.file_uploader("A video clip", type=list(VIDEO_TYPES),
-                                     help="Up to 15 minutes and 4K; long clips take a while on a small server.")
+                                     help="Up to 20 MB here (15 minutes and 4K at most); long clips take a while "
+                                          "on a small server.")
         if not f:
             st.info("Upload a clip (mp4, webm, mov, avi, mkv or gif), or pick the example clip.")
             return None, ""
@@ -333,8 +337,8 @@ def video_ui(chosen: list[str]) -> tuple[bytes | None, str]:
     result.write_csv(text)
     st.download_button("Download the timeline (CSV)", text.getvalue(), f"{Path(name).stem}-emotions.csv", "text/csv")
     st.caption(f"{name}: {result.info.width}x{result.info.height}, {result.frames} frame(s) at {result.fps:g} per "
-               f"second, {len(result.faces())} face(s) followed. Below: the frame at {at:.2f} s, explained (its "
-               "faces numbered by size, largest first).")
+               f"second, {len(result.faces())} face(s) followed. Below: the frame at {at:.2f} s, explained as a "
+               "photo (its faces found again, numbered by size, largest first).")
     t, frame = frame_at(clip, at, name)
     png = io.BytesIO()
     frame.save(png, format="PNG")
@@ -370,10 +374,9 @@ def live_ui(chosen: list[str]) -> None:
     if st.session_state.get("live_reader", (None,))[0] != key:
         st.session_state["live_reader"] = (key, LiveReader(load_models()[model], show_map=show_map))
     reader = st.session_state["live_reader"][1]
-    clock = time.monotonic()
 
     def on_frame(frame: "av.VideoFrame") -> "av.VideoFrame":  # runs in streamlit-webrtc's thread: no st.* here
-        out, _ = reader.process(frame.to_image(), frame.time if frame.time is not None else time.monotonic() - clock)
+        out, _ = reader.process(frame.to_image(), time.monotonic())  # the stream's own clock may start anywhere
         return av.VideoFrame.from_image(out)
 
     webrtc_streamer(key="live", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame, async_processing=True,

@@ -3,7 +3,7 @@
 // Everything runs here with onnxruntime-web; nothing is sent anywhere.
 
 import { argmax, classify, checkWindow, occlusion, SIZE, stnQuad } from "./analysis.js";
-import { cropFace, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey, squareBounds } from "./framing.js";
+import { cropFace, faceTurn, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey, squareInPhoto } from "./framing.js";
 import { readPhoto } from "./images.js";
 import { colourBar, drawBoxes, drawOutline, drawOverlay, greyCanvas, mapScale, setColourMaps } from "./render.js";
 
@@ -167,7 +167,7 @@ async function analyseFace() {
   // picture read as a face, all of it squeezed to 48x48 (as Python)
   const g = state.photo.grey;
   state.crop = state.crop || (face.detected === false ? resizeGrey(g, SIZE, SIZE).data
-    : cropFace(g, face.box, state.index.framing.margin));
+    : cropFace(g, face.box, state.index.framing.margin, faceTurn(face.landmarks, state.index.framing)));
   const models = chosenModels();
   if (!models.length) {
     status("", false);
@@ -197,14 +197,24 @@ async function analyseFace() {
   status(`${state.photo.name}: face ${state.face + 1} of ${state.faces.length} explained by ${models.length} model(s) in ${(ms / 1000).toFixed(1)} s.`, false);
 }
 
+/** The face's square of the photo at FACE_PX pixels, turned upright as its crop is (the maps go over it). */
 function faceSquare() {
   const { canvas } = state.photo;
   const face = state.faces[state.face];
-  const [l, t, r, b] = face.detected === false ? [0, 0, canvas.width, canvas.height]
-    : squareBounds(face.box, canvas.width, canvas.height, state.index.framing.margin);
   const c = document.createElement("canvas");
   c.width = c.height = FACE_PX;
-  c.getContext("2d").drawImage(canvas, l, t, r - l, b - t, 0, 0, FACE_PX, FACE_PX);
+  const ctx = c.getContext("2d");
+  if (face.detected === false) {
+    ctx.drawImage(canvas, 0, 0, canvas.width, canvas.height, 0, 0, FACE_PX, FACE_PX);
+    return c;
+  }
+  const angle = faceTurn(face.landmarks, state.index.framing);
+  const [cx, cy, side] = squareInPhoto(face.box, canvas.width, canvas.height, state.index.framing.margin, angle);
+  ctx.translate(FACE_PX / 2, FACE_PX / 2);
+  ctx.scale(FACE_PX / side, FACE_PX / side);
+  ctx.rotate((angle * Math.PI) / 180); // clockwise on the screen: the tilted face comes upright
+  ctx.translate(-cx, -cy);
+  ctx.drawImage(canvas, 0, 0);
   return c;
 }
 
@@ -310,8 +320,8 @@ globalThis.deepEmotion = {
     return { probabilities: r.probabilities, theta: r.theta, view: Array.from(r.view), flip: Array.from(maps.flip),
       drop: Array.from(maps.drop) };
   },
-  cropFace(rgba, width, height, box) {
+  cropFace(rgba, width, height, box, landmarks = null) {
     const g = grey(new ImageData(new Uint8ClampedArray(rgba), width, height));
-    return Array.from(cropFace(g, box, state.index.framing.margin));
+    return Array.from(cropFace(g, box, state.index.framing.margin, faceTurn(landmarks, state.index.framing)));
   },
 };

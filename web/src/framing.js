@@ -90,14 +90,26 @@ export function resizeGrey(img, ow, oh) {
   return { data: out, width: ow, height: oh };
 }
 
-/** (cx, cy, side) of the face's square inside a (w, h) photo: faces.square_in_photo with inside=True and
- * pad="none" (the square shifted, then shrunk to fit the photo). */
-export function squareInPhoto(box, w, h, margin) {
+/** Degrees the face's square turns before cropping (faces.Framing.turn): the eye line's tilt beyond
+ * ±rules.align_above, when rules.align; 0 otherwise. `landmarks`: [[x, y] x 5], eyes first. */
+export function faceTurn(landmarks, rules) {
+  if (!rules.align || !landmarks || landmarks.length < 2) return 0;
+  const [[lx, ly], [rx, ry]] = landmarks;
+  if (![lx, ly, rx, ry].every(Number.isFinite) || (lx === rx && ly === ry)) return 0;
+  const a = (Math.atan2(-(ry - ly), rx - lx) * 180) / Math.PI;
+  return Math.sign(a) * Math.max(0, Math.abs(a) - (rules.align_above || 0));
+}
+
+/** [cx, cy, side] of the face's square inside a (w, h) photo: faces.square_in_photo with inside=True and
+ * pad="none" (the square, turned by `angle` degrees, shifted, then shrunk to fit the photo). */
+export function squareInPhoto(box, w, h, margin, angle = 0) {
   const [x0, y0, x1, y1] = box;
   let cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
   const face = Math.max(x1 - x0, y1 - y0, 1);
-  const side = Math.min(face * (1 + 2 * margin), Math.min(w, h));
-  const half = side / 2;
+  const r = (angle * Math.PI) / 180;
+  const spread = Math.abs(Math.cos(r)) + Math.abs(Math.sin(r));
+  const side = Math.min(face * (1 + 2 * margin), Math.min(w, h) / spread);
+  const half = (side * spread) / 2;
   if (2 * half <= w) cx = Math.min(Math.max(cx, half), w - half);
   if (2 * half <= h) cy = Math.min(Math.max(cy, half), h - half);
   return [cx, cy, side];
@@ -109,8 +121,44 @@ export function squareBounds(box, w, h, margin) {
   return [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2].map(roundHalfEven);
 }
 
-/** The face's 48x48 grey crop (Uint8Array) from the photo's grey image. */
-export function cropFace(greyImg, box, margin) {
+/** The turned square sampled upright at n x n pixels: the photo turned clockwise by `angle` about the square's
+ * centre, as faces.crop_face does with PIL (which shrinks, then turns with bicubic weights). Each pixel averages
+ * k x k bilinear samples, k = the photo pixels per output pixel (at most 4), so a large face does not alias. */
+function turnedSquare(greyImg, cx, cy, side, angle, n) {
+  const a = (angle * Math.PI) / 180, cos = Math.cos(a), sin = Math.sin(a);
+  const { data, width, height } = greyImg;
+  const k = Math.min(4, Math.max(1, Math.round(side / n)));
+  const out = new Uint8Array(n * n);
+  const at = (x, y) => data[Math.min(Math.max(y, 0), height - 1) * width + Math.min(Math.max(x, 0), width - 1)];
+  const sample = (du, dv) => {
+    const x = cx + du * cos + dv * sin - 0.5, y = cy - du * sin + dv * cos - 0.5;
+    const x0 = Math.floor(x), y0 = Math.floor(y), fx = x - x0, fy = y - y0;
+    const top = at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx;
+    const bottom = at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx;
+    return top * (1 - fy) + bottom * fy;
+  };
+  for (let v = 0; v < n; v++) {
+    for (let u = 0; u < n; u++) {
+      let sum = 0;
+      for (let j = 0; j < k; j++) {
+        for (let i = 0; i < k; i++) {
+          sum += sample(((u + (i + 0.5) / k) / n - 0.5) * side, ((v + (j + 0.5) / k) / n - 0.5) * side);
+        }
+      }
+      out[v * n + u] = Math.round(sum / (k * k));
+    }
+  }
+  return { data: out, width: n, height: n };
+}
+
+/** The face's 48x48 grey crop (Uint8Array) from the photo's grey image; turned upright by `angle` degrees
+ * (faceTurn) first when it is not 0. */
+export function cropFace(greyImg, box, margin, angle = 0) {
+  if (angle) {
+    const [cx, cy, side] = squareInPhoto(box, greyImg.width, greyImg.height, margin, angle);
+    const n = Math.max(INPUT, Math.min(Math.round(side), 4 * INPUT));
+    return resizeGrey(turnedSquare(greyImg, cx, cy, side, angle, n), INPUT, INPUT).data;
+  }
   const [l, t, r, b] = squareBounds(box, greyImg.width, greyImg.height, margin);
   const cw = Math.max(r - l, 1), ch = Math.max(b - t, 1);
   const sub = new Uint8Array(cw * ch);
