@@ -104,7 +104,8 @@ class Framing:
         return {"detector": "facenet-pytorch 2.5.3 MTCNN", **asdict(self), "square": True,
                 "margin_chosen_by": "train/fit_framing.py -> train/framing_fit.json (training faces); "
                                     "benchmarks/photo_protocol.py --framings default,m0,fit (validation photos)",
-                "framing_chosen_by": "benchmarks/photo_protocol.py (README, Real photos)",
+                "framing_chosen_by": "benchmarks/photo_protocol.py (README, Real photos); the turn: --framings "
+                                     "fit,fit-align0,fit-align10,fit-align20 (validation photos)",
                 "min_probability": MIN_PROBABILITY, "resize": "bilinear, antialiased, to 48x48"}
 
 
