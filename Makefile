@@ -68,6 +68,7 @@ bench: install
 	$(PY) benchmarks/predict_folder.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/explainers.py
+	$(PY) benchmarks/video_speed.py
 	@if [ -n "$$DEEP_EMOTION_DATA" ]; then \
 	  $(PY) benchmarks/photo_protocol.py --data-dir "$$DEEP_EMOTION_DATA" --limit 200 --variants tight-x4,context,rotate+20,dark; \
 	  $(PY) benchmarks/faithfulness.py --data-dir "$$DEEP_EMOTION_DATA" --n 100 --sensitivity-faces 10; \
