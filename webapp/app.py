@@ -157,25 +157,26 @@ def controls_ui(names: list[str], defaults: list[str], classes: list[str], side:
     q = query["values"]
     titles = {n: m.title for n, m in explainers.EXPLAINERS.items()}
     choices = ["predicted"] + classes
-    # widgets keep their state under a key; the URL only seeds it, once per session (a default read from the URL
-    # on every run would make a changed widget a new widget, and every second change would snap back)
-    seed("models", [m for m in q.get("models", defaults) if m in names] or defaults)
-    seed("methods", [m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS))
-    seed("target", q["target"] if q.get("target") in choices else "predicted")
-    seed("window", min(max(q.get("window", 8), 1), side))
-    seed("stride", min(max(q.get("stride", 2), 1), side // 2))
-    chosen = st.sidebar.multiselect("Models", names, key="models",
+    # widgets keep their state under a key (their identity: a changed default does not make a new widget); the URL
+    # gives their first values. Passed as defaults, not written into st.session_state first: a click during the
+    # page's first run can interrupt it between such a write and the widget, and the written value was then lost
+    # (every control came up empty).
+    first_models = [m for m in q.get("models", defaults) if m in names] or defaults
+    first_methods = [m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS)
+    first_target = q["target"] if q.get("target") in choices else "predicted"
+    chosen = st.sidebar.multiselect("Models", names, default=first_models, key="models",
                                     help="fer2013 and ferplus learnt from photos of every kind, as uploads are. "
                                          "ckplus and jaffe learnt from posed expressions in a lab: for such photos. "
                                          "The -wide models (a wider attentional network) are more accurate and "
                                          "~12x slower to explain with occlusion.")
-    methods = st.sidebar.multiselect("Maps", list(titles), format_func=titles.get, key="methods",
-                                     help="How each model's answer is explained; see 'About the maps' below.")
-    target = st.sidebar.selectbox("Explain the class", choices, key="target",
+    methods = st.sidebar.multiselect("Maps", list(titles), default=first_methods, format_func=titles.get,
+                                     key="methods", help="How each model's answer is explained; see 'About the maps' below.")
+    target = st.sidebar.selectbox("Explain the class", choices, index=choices.index(first_target), key="target",
                                   help="The maps show evidence for this class (for each model, its own top class "
                                        "when 'predicted').")
-    window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side, key="window")
-    stride = st.sidebar.slider("Stride", 1, side // 2, key="stride")
+    window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side,
+                               value=min(max(q.get("window", 8), 1), side), key="window")
+    stride = st.sidebar.slider("Stride", 1, side // 2, value=min(max(q.get("stride", 2), 1), side // 2), key="stride")
     faithfulness = st.sidebar.checkbox("Score every map's faithfulness", value=False, key="faithfulness",
                                        help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
                                             "them and follow the class's probability. Computes and scores every "
@@ -186,12 +187,6 @@ def controls_ui(names: list[str], defaults: list[str], classes: list[str], side:
                        "No occlusion map chosen.")
     return {"models": chosen, "window": window, "stride": stride, "methods": methods,
             "target": None if target == "predicted" else target, "faithfulness": faithfulness}
-
-
-def seed(key: str, value) -> None:
-    """A widget's first value in this session (from the URL or the default)."""
-    if key not in st.session_state:
-        st.session_state[key] = value
 
 
 def sync_url(controls: dict) -> None:
