@@ -130,6 +130,15 @@ class Face:
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
 
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 _DETECTOR_DEVICE = "cpu"
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from . import explainers, render
 from .analysis import model_lock
 from .evaluation import predict_proba
-from .faces import crop_face
+from .faces import crop_face, detect_faces_batch
 from .preprocess import to_tensor
 from .video import VIDEO_FRAMING, FaceTracker, smoothing_weight
 
@@ -64,8 +64,6 @@ class LiveReader:
 
     def read(self, image: Image.Image, time: float) -> tuple[list[LiveFace], list]:
         """The faces of one frame taken at `time` seconds, largest first, and their Face records."""
-        from .faces import detect_faces_batch
-
         if self.last and time < max(t for t, _ in self.last.values()):  # a restarted stream: start afresh
             self.tracker, self.last = FaceTracker(), {}
         faces = detect_faces_batch([image], framing=VIDEO_FRAMING, detect_side=self.detect_side)[0]

@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
 from .evaluation import predict_proba
-from .faces import Box, Framing, detect_faces_batch, or_whole_picture
+from .faces import Box, Framing, detect_faces_batch, iou, or_whole_picture
 
 FRAME = (480, 360)  # context frames: one size, so MTCNN takes them in batches
 FACE_SHARE = (0.15, 0.40)  # the face's side as a share of the frame's width
@@ -113,14 +113,6 @@ def make_photo(face: np.ndarray, variant: str, index: int, seed: int = 0) -> Pho
     if variant in GROUPS["light"]:
         frame = _light(frame, variant)
     return Photo(frame, box)
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def scores(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:

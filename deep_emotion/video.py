@@ -20,14 +20,14 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 from PIL import Image
 
 from .errors import DeepEmotionError
 from .evaluation import predict_proba
-from .faces import DEFAULT_FRAMING, Box, Face, Framing, crop_face, detect_faces_batch
+from .faces import DEFAULT_FRAMING, Box, Face, Framing, crop_face, detect_faces_batch, iou
 
 VIDEO_TYPES = ("mp4", "webm", "mov", "avi", "gif", "mkv", "m4v")
 MAX_BYTES = 500 * 1024 * 1024
@@ -231,14 +231,6 @@ def frame_at(source: Source, time: float, name: str | None = None) -> tuple[floa
     raise VideoLoadError(f"{_label(source, name)}: no frame at {time:.2f} s")
 
 
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 @dataclass
 class _Track:
     id: int
@@ -261,37 +253,33 @@ class FaceTracker:
         """Ids for `boxes` (found at `time`), in their order."""
         self.tracks = [t for t in self.tracks if time - t.seen <= self.max_gap]
         marks = landmarks or [None] * len(boxes)
-        pairs = sorted(((iou(b, t.box), i, k) for i, b in enumerate(boxes) for k, t in enumerate(self.tracks)),
-                       reverse=True)
         ids: list[int | None] = [None] * len(boxes)
         claimed: set[int] = set()
-        for overlap, i, k in pairs:
-            if overlap < self.min_iou:
-                break
-            if ids[i] is None and k not in claimed:
-                ids[i], claimed = self.tracks[k].id, claimed | {k}
-                self.tracks[k] = _Track(ids[i], boxes[i], time, marks[i])
+
+        def claim(pairs: Iterable[tuple[int, int]]) -> None:  # (box, track), best first
+            for i, k in pairs:
+                if ids[i] is None and k not in claimed:
+                    ids[i] = self.tracks[k].id
+                    claimed.add(k)
+                    self.tracks[k] = _Track(ids[i], boxes[i], time, marks[i])
 
         def centre(b: Box) -> tuple[float, float]:
             return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
 
-        near = sorted((math.dist(centre(b), centre(t.box)), i, k) for i, b in enumerate(boxes) if ids[i] is None
-                      for k, t in enumerate(self.tracks) if k not in claimed)
-        for d, i, k in near:  # no overlap: the nearest centres first, within one face's width
-            width = max(boxes[i][2] - boxes[i][0], self.tracks[k].box[2] - self.tracks[k].box[0], 1.0)
-            if ids[i] is None and k not in claimed and d <= width:
-                ids[i], claimed = self.tracks[k].id, claimed | {k}
-                self.tracks[k] = _Track(ids[i], boxes[i], time, marks[i])
+        def width(i: int, k: int) -> float:
+            return max(boxes[i][2] - boxes[i][0], self.tracks[k].box[2] - self.tracks[k].box[0], 1.0)
+
+        pairs = [(i, k) for i in range(len(boxes)) for k in range(len(self.tracks))]
+        overlaps = {(i, k): iou(boxes[i], self.tracks[k].box) for i, k in pairs}
+        claim(sorted((p for p in pairs if overlaps[p] >= self.min_iou), key=lambda p: -overlaps[p]))
+        distance = {(i, k): math.dist(centre(boxes[i]), centre(self.tracks[k].box)) for i, k in pairs}
+        claim(sorted((p for p in pairs if distance[p] <= width(*p)), key=distance.get))  # no overlap: nearest
         for i, b in enumerate(boxes):
             if ids[i] is None:
                 ids[i] = self.next_id
                 self.tracks.append(_Track(self.next_id, b, time, marks[i]))
                 self.next_id += 1
         return [int(i) for i in ids]
-
-    def current(self, time: float) -> list[_Track]:
-        """The tracks still alive at `time` (their last boxes)."""
-        return [t for t in self.tracks if time - t.seen <= self.max_gap]
 
 
 def smoothing_weight(dt: float, half_life: float) -> float:
