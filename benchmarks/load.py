@@ -9,6 +9,11 @@ memory. Bounded: at most 8 sessions, 20 photos each, and
 --timeout seconds in all.
 
     python benchmarks/load.py --sessions 4 --photos 5 [--models fer2013,ferplus] [--malloc-arena-max 2]
+    python benchmarks/load.py --app gradio --sessions 4 --photos 5 [--workers 2]   # gradio_client, no browser
+
+With --app gradio, each session is a gradio_client calling the twin's Analyse handler with its default controls
+(every map of the default models), one request after another; --workers sets DEEP_EMOTION_WORKERS, the twin's
+concurrency limit.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine, all cores (/proc/stat): the server, the browsers, everything."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -94,17 +105,50 @@ def session(url: str, files: list[Path], latencies: list[float], errors: list[st
             browser.close()
 
 
+def gradio_session(url: str, files: list[Path], latencies: list[float], errors: list[str],
+                   ready: threading.Barrier | None = None) -> None:
+    """One visitor of the Gradio twin: the Analyse button's handler with the page's defaults, per photo."""
+    from gradio_client import Client, handle_file
+
+    sys.path.insert(0, str(ROOT))
+    from deep_emotion.analysis import DEFAULT_METHODS
+    from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
+
+    models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
+    try:
+        client = Client(url, verbose=False, download_files=False)
+        if ready is not None:
+            ready.wait(timeout=300)
+        for path in files:
+            t = time.perf_counter()
+            out = client.predict(handle_file(str(path)), models, list(DEFAULT_METHODS), 8, 2, False, 1, False,
+                                 api_name="/handle")
+            if not str(out[-1]).startswith("1 face(s)"):
+                raise RuntimeError(f"unexpected message: {str(out[-1])[:120]}")
+            latencies.append(time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
+        errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--app", default="streamlit", choices=["streamlit", "gradio"])
+    ap.add_argument("--workers", type=int, default=0, help="DEEP_EMOTION_WORKERS for the server (0: unset)")
+    ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the server: torch's threads per "
+                                                         "analysis (0: unset, torch's choice)")
     ap.add_argument("--sessions", type=int, default=4)
     ap.add_argument("--photos", type=int, default=5)
     ap.add_argument("--models", default="", help="comma-separated, in the URL (default: the app's defaults)")
+    ap.add_argument("--methods", default="", help="the Streamlit app's maps, in the URL (the first is shown; "
+                                                  "default: the app's)")
     ap.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: unset)")
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--profile", type=Path, help="also sample the server with py-spy during the uploads (collapsed "
+                                                   "stacks to this file; the CPU figures then include its overhead)")
     args = ap.parse_args()
     if not 1 <= args.sessions <= 8 or not 1 <= args.photos <= 20:
         ap.error("--sessions 1..8, --photos 1..20")
-    if not Path(CHROMIUM).exists():
+    if args.app == "streamlit" and not Path(CHROMIUM).exists():
         sys.exit("chromium is not installed (make test installs Debian's package)")
     import tempfile
 
@@ -112,34 +156,55 @@ def main() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if args.malloc_arena_max:
         env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "webapp" / "app.py"),
-                               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/" + (f"?models={args.models}" if args.models else "")
+    if args.workers:
+        env["DEEP_EMOTION_WORKERS"] = str(args.workers)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.app == "gradio":
+        env["GRADIO_SERVER_PORT"] = str(port)
+        env["GRADIO_ANALYTICS_ENABLED"] = "False"
+        command = [sys.executable, str(ROOT / "webapp" / "gradio_app.py")]
+        health, visit = f"http://127.0.0.1:{port}/", gradio_session
+    else:
+        command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "webapp" / "app.py"), "--server.port",
+                   str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+        health, visit = f"http://127.0.0.1:{port}/_stcore/health", session
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    query = "&".join(f"{k}={v}" for k, v in (("models", args.models), ("methods", args.methods)) if v)
+    url = f"http://127.0.0.1:{port}/" + (f"?{query}" if query and args.app == "streamlit" else "")
     latencies: list[float] = []
     errors: list[str] = []
     try:
         for _ in range(240):
             try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status == 200:
+                if urllib.request.urlopen(health, timeout=1).status == 200:
                     break
             except OSError:
                 time.sleep(0.5)
         with tempfile.TemporaryDirectory() as tmp:
             # one warm-up session: models loaded, the example analysed (not counted)
-            session(url, [], [], errors)
+            if args.app == "gradio":  # models loaded, one photo analysed (not counted)
+                visit(url, photos(99, 1, Path(tmp)), [], errors)
+            else:
+                visit(url, [], [], errors)
             ready = threading.Barrier(args.sessions + 1)
-            threads = [threading.Thread(target=session, args=(url, photos(s, args.photos, Path(tmp)), latencies, errors,
+            threads = [threading.Thread(target=visit, args=(url, photos(s, args.photos, Path(tmp)), latencies, errors,
                                                               ready)) for s in range(args.sessions)]
             for t in threads:
                 t.start()
             ready.wait(timeout=300)  # pages open (not counted); from here on, uploads only
-            cpu0 = cpu_seconds(server.pid)
+            cpu0, machine0 = cpu_seconds(server.pid), machine_cpu_seconds()
+            spy = (subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid),
+                                     "--format", "raw", "--output", str(args.profile), "--rate", "100", "--gil"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None)
             t0 = time.perf_counter()
             for t in threads:
                 t.join(timeout=max(1.0, args.timeout - (time.perf_counter() - t0)))
             wall = time.perf_counter() - t0
-            cpu = cpu_seconds(server.pid) - cpu0
+            cpu, machine = cpu_seconds(server.pid) - cpu0, machine_cpu_seconds() - machine0
+            if spy is not None:
+                spy.send_signal(2)  # py-spy writes its file on SIGINT
+                spy.wait(timeout=60)
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
@@ -147,11 +212,15 @@ def main() -> None:
     lat = sorted(latencies)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
     print(json.dumps({
-        "benchmark": "load", "sessions": args.sessions, "photos_per_session": args.photos,
-        "models": args.models or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,
+        "benchmark": "load", "app": args.app, "workers": args.workers or 1,
+        "threads": args.threads or None, "sessions": args.sessions, "photos_per_session": args.photos,
+        "models": args.models or "the app's defaults",
+        "methods": args.methods or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,
         "uploads_done": len(lat), "errors": errors, "wall_s": round(wall, 1),
         "latency_s": {"median": round(statistics.median(lat), 2) if lat else None, "p90": pct(0.9), "max": pct(1.0)},
         "server_cpu_s_per_upload": round(cpu / max(1, len(lat)), 3),
+        # the clients (browsers) share this machine: what they take is missing from the server's cores
+        "machine_cpu_s_per_upload": round(machine / max(1, len(lat)), 3),
         "target_server_cpu_s_per_upload": 0.5, "target_p90_s_4_sessions": 3.0,
         "server_peak_rss_mb": round(rss, 1), "environment": environment()}, indent=2))
 

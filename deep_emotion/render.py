@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -42,8 +44,9 @@ def overlay(face: np.ndarray | torch.Tensor, values: np.ndarray | torch.Tensor, 
     return Image.fromarray(mixed.round().astype(np.uint8))
 
 
+@lru_cache(maxsize=32)
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled scalable font at `size` pixels (no system fonts needed)."""
+    """Pillow's bundled scalable font at `size` pixels (no system fonts needed); loaded once per size."""
     return ImageFont.load_default(size=size)
 
 

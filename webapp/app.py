@@ -15,7 +15,11 @@ import threading
 import time
 from pathlib import Path
 
-import altair as alt
+# Torch's idle threads sleep instead of spinning (set before torch is first imported). Measured with
+# benchmarks/load.py: spinning threads took ~30 % of the server's CPU per upload, for no gain in speed.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import altair as alt  # noqa: E402
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -384,17 +388,22 @@ def live_ui(chosen: list[str]) -> None:
 
 # --- drawing --------------------------------------------------------------------------------
 
-def probability_chart(view: ModelView, rows: int) -> alt.Chart:
+def probability_chart(view: ModelView, rows: int) -> dict:
     """Bars of the classes' probabilities, the top one red; `rows` bars' height for every model, so that charts of
-    7- and 8-class models line up."""
-    df = pd.DataFrame({"class": list(view.probabilities), "probability": list(view.probabilities.values())})
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=None,
-                axis=alt.Axis(format="%", values=[0, 0.5, 1])),
-        y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=120)),
-        color=alt.condition(alt.datum["class"] == view.top, alt.value("#d62728"), alt.value("#4c78a8")),
-        tooltip=["class", alt.Tooltip("probability:Q", format=".3f")],
-    ).properties(height=22 * rows)
+    7- and 8-class models line up. A Vega-Lite spec written out: built with Altair, its validation cost the server
+    more CPU per upload than all the rest of the page's drawing."""
+    return {
+        "data": {"values": [{"class": c, "probability": float(p)} for c, p in view.probabilities.items()]},
+        "mark": "bar", "height": 22 * rows,
+        "encoding": {
+            "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]}, "title": None,
+                  "axis": {"format": "%", "values": [0, 0.5, 1]}},
+            "y": {"field": "class", "type": "nominal", "sort": "-x", "title": None,
+                  "axis": {"labelOverlap": False, "labelLimit": 120}},
+            "color": {"condition": {"test": f"datum['class'] === {json.dumps(view.top)}", "value": "#d62728"},
+                      "value": "#4c78a8"},
+            "tooltip": [{"field": "class", "type": "nominal"},
+                        {"field": "probability", "type": "quantitative", "format": ".3f"}]}}
 
 
 def rows_of(items: list, n: int = MAPS_PER_ROW) -> list[list]:
@@ -405,9 +414,10 @@ def probabilities_ui(views: list[ModelView]) -> None:
     for row in rows_of(views):
         for col, view in zip(st.columns(MAPS_PER_ROW if len(views) > MAPS_PER_ROW else len(row)), row):
             with col:
-                st.subheader(view.model)
+                st.subheader(view.model.replace("-", "\u2011"))  # no line break at the hyphen
                 st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
-                st.altair_chart(probability_chart(view, max(len(v.probabilities) for v in views)), width="stretch")
+                st.vega_lite_chart(spec=probability_chart(view, max(len(v.probabilities) for v in views)),
+                                   width="stretch")
 
 
 def maps_ui(picture: np.ndarray, views: list[ModelView], method: str) -> None:
@@ -594,6 +604,15 @@ def main() -> None:
         st.warning("No face was found, but the picture is small and square like a cut-out face, so all of it was "
                    "read as one face. If it holds no face, the predictions below mean nothing.")
 
+    results(data, label, detect, controls)
+    about_ui(models)
+
+
+@st.fragment
+def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
+    """Faces, predictions and maps of one photo. A fragment: picking another face or map reruns only this part
+    of the page (the photo's faces and every view come from the caches)."""
+    faces, size, preview, scale = cached_faces(data, detect, label)
     chosen = tuple(controls["models"])
     summary = cached_summary(data, label, detect, chosen)
     tops = [row["majority"] for row in summary]
@@ -622,10 +641,10 @@ def main() -> None:
     with right:
         progress = st.progress(0.0, text="Explaining…")
         for k, name in enumerate(chosen):
-            progress.progress(k / len(chosen), text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})…")
+            progress.progress(k / len(chosen), text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})"
+                              + ("; another visitor's photo is being analysed first…" if busy() else "…"))
             views.append(cached_view(name, data, label, detect, pick, json.dumps(options.to_dict())))
         progress.empty()
-        waiting.empty()
         agreement_ui(views)
         probabilities_ui(views)
     maps_ui(cached_face_picture(data, label, pick, detect), views, shown)
@@ -640,7 +659,6 @@ def main() -> None:
     b.download_button("Download figures (JSON)", json.dumps({"image": label, **analysis.to_dict()}, indent=2),
                       f"deep-emotion-{digest}.json", "application/json")
     st.caption(f"{label}: face {pick + 1} of {len(faces)} explained by {len(views)} model(s).")
-    about_ui(models)
 
 
 if __name__ == "__main__":

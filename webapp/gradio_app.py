@@ -11,7 +11,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-import gradio as gr
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch's idle threads sleep, not spin (webapp/app.py)
+
+import gradio as gr  # noqa: E402
 import torch
 
 try:  # Hugging Face's ZeroGPU: a GPU is attached while a decorated function runs
