@@ -142,6 +142,9 @@ def main() -> None:
     ap.add_argument("--methods", default="", help="the Streamlit app's maps, in the URL (the first is shown; "
                                                   "default: the app's)")
     ap.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: unset)")
+    ap.add_argument("--client-nice", type=int, default=19,
+                    help="niceness of the clients (this process, its browsers and drivers; the server keeps 0): "
+                         "they share the server's cores here, where real visitors' browsers would not")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--profile", type=Path, help="also sample the server with py-spy during the uploads (collapsed "
                                                    "stacks to this file; the CPU figures then include its overhead)")
@@ -170,6 +173,8 @@ def main() -> None:
                    str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
         health, visit = f"http://127.0.0.1:{port}/_stcore/health", session
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if args.client_nice:
+        os.nice(args.client_nice)  # after the server started: browsers and drivers inherit it, the server does not
     query = "&".join(f"{k}={v}" for k, v in (("models", args.models), ("methods", args.methods)) if v)
     url = f"http://127.0.0.1:{port}/" + (f"?{query}" if query and args.app == "streamlit" else "")
     latencies: list[float] = []
@@ -222,7 +227,7 @@ def main() -> None:
         # the clients (browsers) share this machine: what they take is missing from the server's cores
         "machine_cpu_s_per_upload": round(machine / max(1, len(lat)), 3),
         "target_server_cpu_s_per_upload": 0.5, "target_p90_s_4_sessions": 3.0,
-        "server_peak_rss_mb": round(rss, 1), "environment": environment()}, indent=2))
+        "server_peak_rss_mb": round(rss, 1), "client_nice": args.client_nice, "environment": environment()}, indent=2))
 
 
 if __name__ == "__main__":

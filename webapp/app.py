@@ -624,9 +624,7 @@ def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
         boxes = [tuple(v * scale for v in f.box) for f in faces]
         st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
                  caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}", width="stretch")
-        if len(faces) > 1:
-            st.caption("Every face, every chosen model (top class and its probability):")
-            st.dataframe(summary_table(summary), width="stretch")
+        table = st.container()  # beside the photo for up to 2 models; wider tables go under both columns
     face = faces[pick]
 
     methods = controls["methods"]
@@ -647,6 +645,10 @@ def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
         progress.empty()
         agreement_ui(views)
         probabilities_ui(views)
+    if len(faces) > 1:
+        with table if len(chosen) <= 2 else st.container():
+            st.caption("Every face, every chosen model (top class and its probability):")
+            st.dataframe(summary_table(summary), width="stretch" if len(chosen) <= 2 else "content")
     maps_ui(cached_face_picture(data, label, pick, detect), views, shown)
     faithfulness_ui(views)
 
