@@ -69,14 +69,14 @@ bench: install
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/explainers.py
 	$(PY) benchmarks/video_speed.py
-	@if [ -x /usr/bin/chromium ] && $(PY) -c "import playwright" 2>/dev/null; then \
+	@if command -v chromium >/dev/null && $(PY) -c "import playwright" 2>/dev/null; then \
 	  $(PY) benchmarks/load.py --sessions 1 --photos 8 && $(PY) benchmarks/load.py --sessions 4 --photos 5; \
 	else echo "load benchmark skipped: it needs chromium and playwright (make test installs both)"; fi
 	@if [ -n "$$DEEP_EMOTION_DATA" ]; then \
 	  $(PY) benchmarks/photo_protocol.py --data-dir "$$DEEP_EMOTION_DATA" --limit 200 --variants tight-x4,context,rotate+20,dark; \
 	  $(PY) benchmarks/faithfulness.py --data-dir "$$DEEP_EMOTION_DATA" --n 100 --sensitivity-faces 10; \
 	  $(PY) benchmarks/occlusion_stride.py --data-dir "$$DEEP_EMOTION_DATA" --n 50; \
-	else echo "photo protocol and faithfulness skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
+	else echo "photo protocol, faithfulness and occlusion stride skipped: set DEEP_EMOTION_DATA to the data sets' folder"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache artifacts space-static space-gradio web/node_modules

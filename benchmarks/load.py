@@ -100,7 +100,9 @@ def session(url: str, files: list[Path], latencies: list[float], errors: list[st
                 page.get_by_text(f"{path.name}: face 1 of 1 explained").wait_for(timeout=300_000)
                 latencies.append(time.perf_counter() - t)
         except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
-            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            if ready is not None:
+                ready.abort()  # the others (and the clock) do not wait for a session that failed
         finally:
             browser.close()
 
@@ -114,8 +116,8 @@ def gradio_session(url: str, files: list[Path], latencies: list[float], errors: 
     from deep_emotion.analysis import DEFAULT_METHODS
     from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
 
-    models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
     try:
+        models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
         client = Client(url, verbose=False, download_files=False)
         if ready is not None:
             ready.wait(timeout=300)
@@ -128,6 +130,8 @@ def gradio_session(url: str, files: list[Path], latencies: list[float], errors: 
             latencies.append(time.perf_counter() - t)
     except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
         errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        if ready is not None:
+            ready.abort()
 
 
 def main() -> None:
@@ -146,11 +150,22 @@ def main() -> None:
                     help="niceness of the clients (this process, its browsers and drivers; the server keeps 0): "
                          "they share the server's cores here, where real visitors' browsers would not")
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--profile", type=Path, help="also sample the server with py-spy during the uploads (collapsed "
-                                                   "stacks to this file; the CPU figures then include its overhead)")
+    ap.add_argument("--profile", type=Path, help="also sample the server with py-spy during the uploads: the threads "
+                                                   "holding Python's GIL, as raw stacks to this file (torch's own "
+                                                   "threads are not seen; py-spy pauses the server as it samples, "
+                                                   "so latencies include its overhead)")
     args = ap.parse_args()
     if not 1 <= args.sessions <= 8 or not 1 <= args.photos <= 20:
         ap.error("--sessions 1..8, --photos 1..20")
+    if not 0 <= args.client_nice <= 19:
+        ap.error("--client-nice 0..19")
+    if args.app == "gradio" and (args.models or args.methods):
+        ap.error("--models and --methods are the Streamlit app's URL; the Gradio twin runs its page's defaults")
+    spy_path = Path(sys.executable).parent / "py-spy"
+    if args.profile and not spy_path.exists():
+        ap.error("--profile needs py-spy in this environment (pip install py-spy)")
+    # gradio_client reports usage to Hugging Face unless told not to: nothing but localhost is contacted here
+    os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
     if args.app == "streamlit" and not Path(CHROMIUM).exists():
         sys.exit("chromium is not installed (make test installs Debian's package)")
     import tempfile
@@ -197,11 +212,14 @@ def main() -> None:
                                                               ready)) for s in range(args.sessions)]
             for t in threads:
                 t.start()
-            ready.wait(timeout=300)  # pages open (not counted); from here on, uploads only
+            try:
+                ready.wait(timeout=300)  # pages open (not counted); from here on, uploads only
+            except threading.BrokenBarrierError:
+                pass  # a session failed before its first upload: reported in "errors", the others go on
             cpu0, machine0 = cpu_seconds(server.pid), machine_cpu_seconds()
-            spy = (subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid),
+            spy = (subprocess.Popen([str(spy_path), "record", "--pid", str(server.pid),
                                      "--format", "raw", "--output", str(args.profile), "--rate", "100", "--gil"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None)
+                                    stdout=subprocess.DEVNULL) if args.profile else None)
             t0 = time.perf_counter()
             for t in threads:
                 t.join(timeout=max(1.0, args.timeout - (time.perf_counter() - t0)))
@@ -209,7 +227,12 @@ def main() -> None:
             cpu, machine = cpu_seconds(server.pid) - cpu0, machine_cpu_seconds() - machine0
             if spy is not None:
                 spy.send_signal(2)  # py-spy writes its file on SIGINT
-                spy.wait(timeout=60)
+                try:
+                    spy.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
+                if spy.returncode != 0 or not args.profile.exists():
+                    errors.append(f"py-spy wrote no profile (exit {spy.returncode}; it needs ptrace rights)")
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
@@ -217,8 +240,8 @@ def main() -> None:
     lat = sorted(latencies)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
     print(json.dumps({
-        "benchmark": "load", "app": args.app, "workers": args.workers or 1,
-        "threads": args.threads or None, "sessions": args.sessions, "photos_per_session": args.photos,
+        "benchmark": "load", "app": args.app, "workers": int(env.get("DEEP_EMOTION_WORKERS", 1)),
+        "threads": env.get("OMP_NUM_THREADS", "torch's choice"), "sessions": args.sessions, "photos_per_session": args.photos,
         "models": args.models or "the app's defaults",
         "methods": args.methods or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,
         "uploads_done": len(lat), "errors": errors, "wall_s": round(wall, 1),

@@ -4,8 +4,9 @@ For N validation faces of each default model's data set (drawn with seed 0; FER2
 and each stride at the default window (8): the paper's flip map and the probability-drop map, with
 - faithfulness: insertion minus deletion AUC (explain.faithfulness; higher is better), mean over faces, beside a
   random map's;
-- agreement with the stride-2 map: Pearson correlation of the 48x48 values, and how often the peak (the map's
-  highest pixel) lies within 4 pixels of stride 2's;
+- agreement with the stride-2 map on faces where both maps vary (a flip map is flat, all 0, where no window
+  changes the label; such faces are counted, not compared): Pearson correlation of the 48x48 values, and how
+  often the peak (the centre of the map's highest pixels) lies within 4 pixels of stride 2's;
 - the CPU seconds of the two maps from their shared occluded passes (process time, one thread).
 Models as the app shows them (the cards' post-hoc corrections). Prints JSON; --out writes it too.
 
@@ -49,7 +50,9 @@ def main() -> None:
     ap.add_argument("--strides", default="2,3,4")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(1)  # CPU seconds comparable across strides (and with the app's one analysis thread)
+    if args.n < 2:
+        ap.error("--n: at least 2 faces (standard errors)")
+    torch.set_num_threads(1)  # CPU seconds of one thread, comparable across strides
     names = args.models.split(",") if args.models else default_models(
         {n: read_card(resolve(n)) for n in list_checkpoints()})
     strides = [int(s) for s in args.strides.split(",")]
@@ -62,7 +65,7 @@ def main() -> None:
         ds, split = card_data(card, args.data_dir)
         idx = np.sort(np.random.default_rng(0).choice(split.val, min(args.n, len(split.val)), replace=False))
         scores = {s: {m: [] for m in (*METHODS, "random")} for s in strides}
-        agree = {s: {m: {"r": [], "peak": []} for m in METHODS} for s in strides[1:]}
+        agree = {s: {m: {"r": [], "peak": [], "flat": 0} for m in METHODS} for s in strides[1:]}
         seconds = {s: [] for s in strides}
         t0 = time.perf_counter()
         for k, i in enumerate(idx):
@@ -83,8 +86,10 @@ def main() -> None:
             for s in strides[1:]:
                 for m in METHODS:
                     a, b = maps[strides[0]][m].values.ravel(), maps[s][m].values.ravel()
-                    r = np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else float(np.array_equal(a, b))
-                    agree[s][m]["r"].append(float(r))
+                    if a.std() == 0 or b.std() == 0:
+                        agree[s][m]["flat"] += 1
+                        continue
+                    agree[s][m]["r"].append(float(np.corrcoef(a, b)[0, 1]))
                     agree[s][m]["peak"].append(float(np.abs(peak(maps[strides[0]][m].values)
                                                             - peak(maps[s][m].values)).max() <= 4))
         out["models"][name] = {
@@ -99,8 +104,9 @@ def main() -> None:
                     m: {"mean": round(float(np.mean(np.subtract(scores[s][m], scores[strides[0]][m]))), 4),
                         "sem": round(float(np.std(np.subtract(scores[s][m], scores[strides[0]][m]), ddof=1)
                                            / np.sqrt(len(idx))), 4)} for m in METHODS},
-                    "agreement_with_finest": {m: {"pearson_median": round(float(np.median(a["r"])), 3),
-                                                  "peak_within_4px": round(float(np.mean(a["peak"])), 3)}
+                    "agreement_with_finest": {m: {"faces_compared": len(a["r"]), "faces_with_a_flat_map": a["flat"],
+                                                  "pearson_median": round(float(np.median(a["r"])), 3) if a["r"] else None,
+                                                  "peak_within_4px": round(float(np.mean(a["peak"])), 3) if a["r"] else None}
                                               for m, a in agree[s].items()}} if s != strides[0] else {})}
                 for s in strides}}
         print(f"{name}: done in {out['models'][name]['seconds']} s", file=sys.stderr)

@@ -91,7 +91,7 @@ def test_group_photo_gets_a_summary_of_every_face(monkeypatch, tmp_path, astrona
     assert list(table.index) == [1, 2, 3] and list(table.columns) == ["fer2013", "ferplus"]
     assert all(v.split()[-1].endswith("%") for v in table.to_numpy().ravel())
     assert [s.value for s in at.subheader] == ["fer2013", "ferplus"]
-    next(s for s in at.selectbox if s.label == "Face").set_value(1).run()  # reruns only the results (a fragment)
+    next(s for s in at.selectbox if s.label == "Face").set_value(1).run()  # (AppTest reruns the whole page)
     assert not at.exception and not at.error
     assert any(c.value.endswith("face 2 of 3 explained by 2 model(s).") for c in at.caption)
 

@@ -110,6 +110,11 @@ def cached_view(name: str, image_bytes: bytes, label: str, detect: bool, pick: i
         return analyze(None, {name: load_models()[name]}, options, faces=faces, face_indices=[pick]).faces[0].views[name]
 
 
+def summary_ui(rows: list[dict]) -> None:
+    st.caption("Every face, every chosen model (top class and its probability):")
+    st.dataframe(summary_table(rows), width="content")
+
+
 def summary_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"face": r["face"], **{m: f"{v['top']} {v['probability']:.0%}" for m, v in r["models"].items()}}
                          for r in rows]).set_index("face")
@@ -624,7 +629,10 @@ def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
         boxes = [tuple(v * scale for v in f.box) for f in faces]
         st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
                  caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}", width="stretch")
-        table = st.container()  # beside the photo for up to 2 models; wider tables go under both columns
+        if len(faces) > 1 and len(chosen) <= 2:  # under the photo; a wider table goes under both columns
+            summary_ui(summary)
+    if len(faces) > 1 and len(chosen) > 2:
+        summary_ui(summary)
     face = faces[pick]
 
     methods = controls["methods"]
@@ -640,15 +648,11 @@ def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
         progress = st.progress(0.0, text="Explaining…")
         for k, name in enumerate(chosen):
             progress.progress(k / len(chosen), text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})"
-                              + ("; another visitor's photo is being analysed first…" if busy() else "…"))
+                              + ("; the server is busy with another photo, so this may wait…" if busy() else "…"))
             views.append(cached_view(name, data, label, detect, pick, json.dumps(options.to_dict())))
         progress.empty()
         agreement_ui(views)
         probabilities_ui(views)
-    if len(faces) > 1:
-        with table if len(chosen) <= 2 else st.container():
-            st.caption("Every face, every chosen model (top class and its probability):")
-            st.dataframe(summary_table(summary), width="stretch" if len(chosen) <= 2 else "content")
     maps_ui(cached_face_picture(data, label, pick, detect), views, shown)
     faithfulness_ui(views)
 
