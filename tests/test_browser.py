@@ -138,6 +138,11 @@ def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
                 slider.focus()
                 slider.press("ArrowRight")
                 page.wait_for_function("() => location.search.includes('window=9')", timeout=60_000)
+                # another face: the results (a fragment) are redrawn for it
+                page.get_by_text("group.jpg: face 1 of 3 explained").wait_for(timeout=240_000)
+                page.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text("Face", exact=True)).first.click()
+                page.get_by_role("option").filter(has_text="face 2:").first.click(timeout=30_000)
+                page.get_by_text("group.jpg: face 2 of 3 explained").wait_for(timeout=240_000)
         finally:
             page.screenshot(path=str(artifacts / f"app-{width}x{height}-last.png"))
             browser.close()
