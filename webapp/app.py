@@ -629,10 +629,9 @@ def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
         boxes = [tuple(v * scale for v in f.box) for f in faces]
         st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
                  caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}", width="stretch")
-        if len(faces) > 1 and len(chosen) <= 2:  # under the photo; a wider table goes under both columns
+    if len(faces) > 1:
+        with left if len(chosen) <= 2 else st.container():  # under the photo; a wider table under both columns
             summary_ui(summary)
-    if len(faces) > 1 and len(chosen) > 2:
-        summary_ui(summary)
     face = faces[pick]
 
     methods = controls["methods"]
