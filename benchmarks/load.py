@@ -1,14 +1,20 @@
-"""The Streamlit app under load: N browser sessions upload photos at once. Prints JSON.
+"""The Streamlit app under load: N visitors upload photos at once. Prints JSON.
 
-Starts the app on a free localhost port (nothing else is contacted), opens N headless Chromium sessions (Debian's
-`chromium`; Playwright drives it), and has each upload M photos one after another (the public-domain astronaut,
+Starts the app on a free localhost port (nothing else is contacted), opens N sessions, and has each upload M
+photos one after another (the public-domain astronaut,
 each copy made unique by one pixel, so no upload is served from another's cache). Per upload: the seconds from
 choosing the file to the finished result (faces found, every model's map, no progress bar). For the server: CPU
 seconds per upload (from /proc, counted from the moment every session's page is open) and its peak resident
 memory. Bounded: at most 8 sessions, 20 photos each, and
 --timeout seconds in all.
 
-    python benchmarks/load.py --sessions 4 --photos 5 [--models fer2013,ferplus] [--malloc-arena-max 2]
+A session is a headless Chromium page (Debian's `chromium`, driven by Playwright: the page drawn as people see it)
+or, with --client protocol, a few lines that speak Streamlit's own protocol as the page's JavaScript does (its
+websocket, the upload route, the rendered images fetched). Browsers on this machine take more CPU per upload than
+the server; the protocol client takes ~0.05 s, so it measures the server with the cores to itself, as visitors
+with their own computers would.
+
+    python benchmarks/load.py --sessions 4 --photos 5 [--client protocol] [--models fer2013,ferplus]
     python benchmarks/load.py --app gradio --sessions 4 --photos 5 [--workers 2]   # gradio_client, no browser
 
 With --app gradio, each session is a gradio_client calling the twin's Analyse handler with its default controls
@@ -19,6 +25,7 @@ concurrency limit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -107,6 +114,98 @@ def session(url: str, files: list[Path], latencies: list[float], errors: list[st
             browser.close()
 
 
+def protocol_session(url: str, files: list[Path], latencies: list[float], errors: list[str],
+                     ready: threading.Barrier | None = None) -> None:
+    """One visitor without a browser: Streamlit's own protocol, as the page's JavaScript speaks it (the websocket
+    `/_stcore/stream`, the upload route, the rendered images fetched). It costs the machine little, so the server
+    has the cores to itself; the page's own drawing in a browser is not measured."""
+    import requests
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.Common_pb2 import UploadedFileInfo
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+    from websockets.sync.client import connect
+
+    base, _, query = url.partition("?")
+    http = requests.Session()
+    closing = contextlib.ExitStack()
+    try:
+        http.get(base + "_stcore/health", timeout=60).raise_for_status()
+        xsrf = http.cookies.get("_streamlit_xsrf")  # set by the server; echoed in a header and the subprotocol
+        ws = closing.enter_context(connect(
+            base.replace("http", "ws", 1) + "_stcore/stream", max_size=None, open_timeout=60,
+            subprotocols=["streamlit", xsrf] if xsrf else ["streamlit"],
+            additional_headers={"Cookie": f"_streamlit_xsrf={xsrf}"} if xsrf else None))
+        ids: dict[str, str] = {}  # widget label -> id
+        state = {"session": "", "images": []}
+
+        def run(widgets: list[WidgetState], needle: bytes | None = None, timeout: float = 300) -> None:
+            """One rerun with these widget values; returns when the script finished (and showed `needle`)."""
+            msg = BackMsg()
+            msg.rerun_script.query_string = query
+            msg.rerun_script.widget_states.widgets.extend(widgets)
+            ws.send(msg.SerializeToString())
+            seen = needle is None
+            state["images"] = []
+            end = time.monotonic() + timeout
+            while True:
+                raw = ws.recv(timeout=max(0.1, end - time.monotonic()))
+                seen = seen or needle in raw
+                fwd = ForwardMsg.FromString(raw)
+                kind = fwd.WhichOneof("type")
+                if kind == "new_session":
+                    state["session"] = fwd.new_session.initialize.session_id or state["session"]
+                elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+                    el = fwd.delta.new_element
+                    widget = el.WhichOneof("type")
+                    if widget in ("radio", "file_uploader"):
+                        ids[getattr(el, widget).label] = getattr(el, widget).id
+                    elif widget == "imgs":
+                        state["images"] += [img.url for img in el.imgs.imgs]
+                    elif widget == "exception":
+                        raise RuntimeError(f"the page raised: {el.exception.message[:150]}")
+                elif kind == "script_finished" and fwd.script_finished in (
+                        ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR):
+                    if not seen:
+                        raise RuntimeError(f"the page finished without {needle!r}")
+                    for image in state["images"]:  # as a browser would
+                        http.get(base + image.lstrip("/"), timeout=60).raise_for_status()
+                    return
+
+        def source(value: str) -> WidgetState:
+            return WidgetState(id=ids["Source"], string_value=value)
+
+        run([])  # the page as first opened: the example photo
+        run([source("Upload")])
+        uploader = ids["A photo with one or more faces"]
+        if ready is not None:
+            ready.wait(timeout=300)  # every session's page is open: the uploads start together
+        for k, path in enumerate(files):
+            t = time.perf_counter()
+            ask = BackMsg()
+            ask.file_urls_request.request_id = str(k)
+            ask.file_urls_request.session_id = state["session"]
+            ask.file_urls_request.file_names.append(path.name)
+            ws.send(ask.SerializeToString())
+            while (fwd := ForwardMsg.FromString(ws.recv(timeout=60))).WhichOneof("type") != "file_urls_response":
+                pass
+            urls = fwd.file_urls_response.file_urls[0]
+            body = path.read_bytes()
+            http.put(base + urls.upload_url.lstrip("/"), files={"file": (path.name, body, "image/jpeg")},
+                     headers={"X-Xsrftoken": xsrf} if xsrf else {}, timeout=60).raise_for_status()
+            info = UploadedFileInfo(name=path.name, size=len(body), file_id=urls.file_id, file_urls=urls)
+            upload = WidgetState(id=uploader)
+            upload.file_uploader_state_value.uploaded_file_info.append(info)
+            run([source("Upload"), upload], needle=f"{path.name}: face 1 of 1 explained".encode())
+            latencies.append(time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
+        errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        if ready is not None:
+            ready.abort()
+    finally:
+        closing.close()
+
+
 def gradio_session(url: str, files: list[Path], latencies: list[float], errors: list[str],
                    ready: threading.Barrier | None = None) -> None:
     """One visitor of the Gradio twin: the Analyse button's handler with the page's defaults, per photo."""
@@ -137,6 +236,9 @@ def gradio_session(url: str, files: list[Path], latencies: list[float], errors: 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--app", default="streamlit", choices=["streamlit", "gradio"])
+    ap.add_argument("--client", default="browser", choices=["browser", "protocol"],
+                    help="the Streamlit app's visitors: headless Chromium (the page drawn, as people see it), or "
+                         "Streamlit's protocol spoken directly (no drawing: the server has this machine's cores)")
     ap.add_argument("--workers", type=int, default=0, help="DEEP_EMOTION_WORKERS for the server (0: unset)")
     ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the server: torch's threads per "
                                                          "analysis (0: unset, torch's choice)")
@@ -166,7 +268,9 @@ def main() -> None:
         ap.error("--profile needs py-spy in this environment (pip install py-spy)")
     # gradio_client reports usage to Hugging Face unless told not to: nothing but localhost is contacted here
     os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
-    if args.app == "streamlit" and not Path(CHROMIUM).exists():
+    if args.app == "gradio" and args.client != "browser":
+        ap.error("--client is the Streamlit app's; the Gradio twin is driven by gradio_client")
+    if args.app == "streamlit" and args.client == "browser" and not Path(CHROMIUM).exists():
         sys.exit("chromium is not installed (make test installs Debian's package)")
     import tempfile
 
@@ -186,7 +290,8 @@ def main() -> None:
     else:
         command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "webapp" / "app.py"), "--server.port",
                    str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
-        health, visit = f"http://127.0.0.1:{port}/_stcore/health", session
+        health = f"http://127.0.0.1:{port}/_stcore/health"
+        visit = session if args.client == "browser" else protocol_session
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if args.client_nice:
         os.nice(args.client_nice)  # after the server started: browsers and drivers inherit it, the server does not
@@ -240,7 +345,7 @@ def main() -> None:
     lat = sorted(latencies)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
     print(json.dumps({
-        "benchmark": "load", "app": args.app, "workers": int(env.get("DEEP_EMOTION_WORKERS", 1)),
+        "benchmark": "load", "app": args.app, "client": args.client if args.app == "streamlit" else "gradio_client", "workers": int(env.get("DEEP_EMOTION_WORKERS", 2)),
         "threads": env.get("OMP_NUM_THREADS", "torch's choice"), "sessions": args.sessions, "photos_per_session": args.photos,
         "models": args.models or "the app's defaults",
         "methods": args.methods or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,

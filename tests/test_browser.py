@@ -211,3 +211,26 @@ def test_video_upload_and_live_webcam(server, astronaut_path, tmp_path):
             page.screenshot(path=str(artifacts / "live-1280x900.png"))
         finally:
             browser.close()
+
+
+def test_two_visitors_at_once_without_a_browser(server, tmp_path):
+    """Streamlit's own protocol (benchmarks/load.py's client, which the load figures rest on): two sessions
+    upload two photos each at the same moment; every upload ends on its own photo's finished page."""
+    import importlib.util
+    import threading
+
+    spec = importlib.util.spec_from_file_location("load_benchmark", ROOT / "benchmarks" / "load.py")
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    latencies: list[float] = []
+    errors: list[str] = []
+    ready = threading.Barrier(2)
+    visitors = [threading.Thread(target=load.protocol_session,
+                                 args=(server + "/", load.photos(s, 2, tmp_path), latencies, errors, ready))
+                for s in range(2)]
+    for v in visitors:
+        v.start()
+    for v in visitors:
+        v.join(timeout=300)
+    assert errors == []
+    assert len(latencies) == 4 and all(t > 0 for t in latencies)

@@ -145,8 +145,8 @@ def build() -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    # one analysis at a time by default, as the Streamlit app (DEEP_EMOTION_WORKERS): on a small CPU, requests run
-    # side by side only share the cores; queued, they finish in order
-    workers = max(1, int(os.environ.get("DEEP_EMOTION_WORKERS", "1")))
+    # two analyses at once by default, as the Streamlit app (DEEP_EMOTION_WORKERS, measured there): more would only
+    # share a small CPU's cores; queued, they finish in order
+    workers = max(1, int(os.environ.get("DEEP_EMOTION_WORKERS", "2")))
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     build().queue(default_concurrency_limit=workers).launch(server_name="0.0.0.0", server_port=port)
