@@ -127,8 +127,8 @@ def protocol_session(url: str, files: list[Path], latencies: list[float], errors
     from websockets.sync.client import connect
 
     base, _, query = url.partition("?")
-    http = requests.Session()
     closing = contextlib.ExitStack()
+    http = closing.enter_context(requests.Session())
     try:
         http.get(base + "_stcore/health", timeout=60).raise_for_status()
         xsrf = http.cookies.get("_streamlit_xsrf")  # set by the server; echoed in a header and the subprotocol
@@ -248,9 +248,11 @@ def main() -> None:
     ap.add_argument("--methods", default="", help="the Streamlit app's maps, in the URL (the first is shown; "
                                                   "default: the app's)")
     ap.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: unset)")
-    ap.add_argument("--client-nice", type=int, default=19,
-                    help="niceness of the clients (this process, its browsers and drivers; the server keeps 0): "
-                         "they share the server's cores here, where real visitors' browsers would not")
+    ap.add_argument("--client-nice", type=int, default=None,
+                    help="niceness of the clients (this process, its browsers and drivers; the server keeps 0). "
+                         "Default: 19 for browsers (they share the server's cores here, where real visitors' "
+                         "browsers would not), 0 for the protocol client (at 19 its few instructions would wait "
+                         "behind the busy server, and the wait would count in the latencies)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--profile", type=Path, help="also sample the server with py-spy during the uploads: the threads "
                                                    "holding Python's GIL, as raw stacks to this file (torch's own "
@@ -259,6 +261,8 @@ def main() -> None:
     args = ap.parse_args()
     if not 1 <= args.sessions <= 8 or not 1 <= args.photos <= 20:
         ap.error("--sessions 1..8, --photos 1..20")
+    if args.client_nice is None:
+        args.client_nice = 19 if args.app == "streamlit" and args.client == "browser" else 0
     if not 0 <= args.client_nice <= 19:
         ap.error("--client-nice 0..19")
     if args.app == "gradio" and (args.models or args.methods):
@@ -320,7 +324,7 @@ def main() -> None:
             try:
                 ready.wait(timeout=300)  # pages open (not counted); from here on, uploads only
             except threading.BrokenBarrierError:
-                pass  # a session failed before its first upload: reported in "errors", the others go on
+                pass  # a session failed before its first upload: reported in "errors"; the others stop too
             cpu0, machine0 = cpu_seconds(server.pid), machine_cpu_seconds()
             spy = (subprocess.Popen([str(spy_path), "record", "--pid", str(server.pid),
                                      "--format", "raw", "--output", str(args.profile), "--rate", "100", "--gil"],
@@ -345,7 +349,7 @@ def main() -> None:
     lat = sorted(latencies)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
     print(json.dumps({
-        "benchmark": "load", "app": args.app, "client": args.client if args.app == "streamlit" else "gradio_client", "workers": int(env.get("DEEP_EMOTION_WORKERS", 2)),
+        "benchmark": "load", "app": args.app, "client": args.client if args.app == "streamlit" else "gradio_client", "workers": env.get("DEEP_EMOTION_WORKERS", "the app's default"),
         "threads": env.get("OMP_NUM_THREADS", "torch's choice"), "sessions": args.sessions, "photos_per_session": args.photos,
         "models": args.models or "the app's defaults",
         "methods": args.methods or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,

@@ -225,12 +225,14 @@ def test_two_visitors_at_once_without_a_browser(server, tmp_path):
     latencies: list[float] = []
     errors: list[str] = []
     ready = threading.Barrier(2)
-    visitors = [threading.Thread(target=load.protocol_session,
+    visitors = [threading.Thread(target=load.protocol_session, daemon=True,
                                  args=(server + "/", load.photos(s, 2, tmp_path), latencies, errors, ready))
                 for s in range(2)]
     for v in visitors:
         v.start()
+    end = time.monotonic() + 300
     for v in visitors:
-        v.join(timeout=300)
+        v.join(timeout=max(1.0, end - time.monotonic()))
+    assert not any(v.is_alive() for v in visitors), f"a visitor did not finish in 300 s; errors so far: {errors}"
     assert errors == []
-    assert len(latencies) == 4 and all(t > 0 for t in latencies)
+    assert len(latencies) == 4 and all(t > 0 for t in latencies), (latencies, errors)

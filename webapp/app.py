@@ -265,7 +265,7 @@ def clip_analysis(clip: bytes, name: str, chosen: tuple[str, ...], fps: float, s
     total = max(1, round((info.seconds or 0) * fps))
     bar = st.progress(0.0, text="Analysing the clip…")
     if busy():
-        bar.progress(0.0, text="Another analysis is running on this server; the clip is queued…")
+        bar.progress(0.0, text="Other analyses are running on this server; the clip is queued…")
     with work_slots():
         result = analyze_video(clip, {m: load_models()[m] for m in chosen}, fps=fps, name=name, smooth=smooth,
                                progress=lambda t, n: bar.progress(min(n / total, 1.0),
@@ -591,7 +591,7 @@ def main() -> None:
     detect = True
     waiting = st.empty()
     if busy():
-        waiting.info("Another photo is being analysed on this server; yours is queued and starts when it is done…")
+        waiting.info("Other photos are being analysed on this server; yours is queued and starts when one is done…")
     try:
         with st.spinner("Finding faces…"):
             faces, size, preview, scale = cached_faces(data, True, label)
