@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -87,7 +86,7 @@ def photos(session: int, count: int, folder: Path) -> list[Path]:
     return out
 
 
-def session(url: str, files: list[Path], latencies: list[float], errors: list[str],
+def session(url: str, files: list[Path], latencies: list[float],
             ready: threading.Barrier | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -106,15 +105,11 @@ def session(url: str, files: list[Path], latencies: list[float], errors: list[st
                 # the last line of a finished page names the photo (stale lines name the previous one)
                 page.get_by_text(f"{path.name}: face 1 of 1 explained").wait_for(timeout=300_000)
                 latencies.append(time.perf_counter() - t)
-        except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
-            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-            if ready is not None:
-                ready.abort()  # the others (and the clock) do not wait for a session that failed
         finally:
             browser.close()
 
 
-def protocol_session(url: str, files: list[Path], latencies: list[float], errors: list[str],
+def protocol_session(url: str, files: list[Path], latencies: list[float],
                      ready: threading.Barrier | None = None) -> None:
     """One visitor without a browser: Streamlit's own protocol, as the page's JavaScript speaks it (the websocket
     `/_stcore/stream`, the upload route, the rendered images fetched). It costs the machine little, so the server
@@ -127,9 +122,8 @@ def protocol_session(url: str, files: list[Path], latencies: list[float], errors
     from websockets.sync.client import connect
 
     base, _, query = url.partition("?")
-    closing = contextlib.ExitStack()
-    http = closing.enter_context(requests.Session())
-    try:
+    with contextlib.ExitStack() as closing:
+        http = closing.enter_context(requests.Session())
         http.get(base + "_stcore/health", timeout=60).raise_for_status()
         xsrf = http.cookies.get("_streamlit_xsrf")  # set by the server; echoed in a header and the subprotocol
         ws = closing.enter_context(connect(
@@ -164,8 +158,7 @@ def protocol_session(url: str, files: list[Path], latencies: list[float], errors
                         state["images"] += [img.url for img in el.imgs.imgs]
                     elif widget == "exception":
                         raise RuntimeError(f"the page raised: {el.exception.message[:150]}")
-                elif kind == "script_finished" and fwd.script_finished in (
-                        ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR):
+                elif kind == "script_finished" and fwd.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
                     if not seen:
                         raise RuntimeError(f"the page finished without {needle!r}")
                     for image in state["images"]:  # as a browser would
@@ -198,15 +191,9 @@ def protocol_session(url: str, files: list[Path], latencies: list[float], errors
             upload.file_uploader_state_value.uploaded_file_info.append(info)
             run([source("Upload"), upload], needle=f"{path.name}: face 1 of 1 explained".encode())
             latencies.append(time.perf_counter() - t)
-    except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
-        errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-        if ready is not None:
-            ready.abort()
-    finally:
-        closing.close()
 
 
-def gradio_session(url: str, files: list[Path], latencies: list[float], errors: list[str],
+def gradio_session(url: str, files: list[Path], latencies: list[float],
                    ready: threading.Barrier | None = None) -> None:
     """One visitor of the Gradio twin: the Analyse button's handler with the page's defaults, per photo."""
     from gradio_client import Client, handle_file
@@ -215,19 +202,26 @@ def gradio_session(url: str, files: list[Path], latencies: list[float], errors: 
     from deep_emotion.analysis import DEFAULT_METHODS
     from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
 
+    models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
+    client = Client(url, verbose=False, download_files=False)
+    if ready is not None:
+        ready.wait(timeout=300)
+    for path in files:
+        t = time.perf_counter()
+        out = client.predict(handle_file(str(path)), models, list(DEFAULT_METHODS), 8, 2, False, 1, False,
+                             api_name="/handle")
+        if not str(out[-1]).startswith("1 face(s)"):
+            raise RuntimeError(f"unexpected message: {str(out[-1])[:120]}")
+        latencies.append(time.perf_counter() - t)
+
+
+def guarded(visit, url: str, files: list[Path], latencies: list[float], errors: list[str],
+            ready: threading.Barrier | None = None) -> None:
+    """Run one visitor; a failure is reported in `errors`, not raised, and the others (and the clock) stop waiting
+    for it at the barrier."""
     try:
-        models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
-        client = Client(url, verbose=False, download_files=False)
-        if ready is not None:
-            ready.wait(timeout=300)
-        for path in files:
-            t = time.perf_counter()
-            out = client.predict(handle_file(str(path)), models, list(DEFAULT_METHODS), 8, 2, False, 1, False,
-                                 api_name="/handle")
-            if not str(out[-1]).startswith("1 face(s)"):
-                raise RuntimeError(f"unexpected message: {str(out[-1])[:120]}")
-            latencies.append(time.perf_counter() - t)
-    except Exception as e:  # noqa: BLE001 - a failed session is reported, not raised
+        visit(url, files, latencies, ready)
+    except Exception as e:  # noqa: BLE001
         errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         if ready is not None:
             ready.abort()
@@ -288,7 +282,6 @@ def main() -> None:
         env["OMP_NUM_THREADS"] = str(args.threads)
     if args.app == "gradio":
         env["GRADIO_SERVER_PORT"] = str(port)
-        env["GRADIO_ANALYTICS_ENABLED"] = "False"
         command = [sys.executable, str(ROOT / "webapp" / "gradio_app.py")]
         health, visit = f"http://127.0.0.1:{port}/", gradio_session
     else:
@@ -313,12 +306,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             # one warm-up session: models loaded, the example analysed (not counted)
             if args.app == "gradio":  # models loaded, one photo analysed (not counted)
-                visit(url, photos(99, 1, Path(tmp)), [], errors)
+                guarded(visit, url, photos(99, 1, Path(tmp)), [], errors)
             else:
-                visit(url, [], [], errors)
+                guarded(visit, url, [], [], errors)
             ready = threading.Barrier(args.sessions + 1)
-            threads = [threading.Thread(target=visit, args=(url, photos(s, args.photos, Path(tmp)), latencies, errors,
-                                                              ready)) for s in range(args.sessions)]
+            threads = [threading.Thread(target=guarded, args=(visit, url, photos(s, args.photos, Path(tmp)), latencies,
+                                                              errors, ready)) for s in range(args.sessions)]
             for t in threads:
                 t.start()
             try:

@@ -225,8 +225,9 @@ def test_two_visitors_at_once_without_a_browser(server, tmp_path):
     latencies: list[float] = []
     errors: list[str] = []
     ready = threading.Barrier(2)
-    visitors = [threading.Thread(target=load.protocol_session, daemon=True,
-                                 args=(server + "/", load.photos(s, 2, tmp_path), latencies, errors, ready))
+    visitors = [threading.Thread(target=load.guarded, daemon=True,
+                                 args=(load.protocol_session, server + "/", load.photos(s, 2, tmp_path), latencies,
+                                       errors, ready))
                 for s in range(2)]
     for v in visitors:
         v.start()
