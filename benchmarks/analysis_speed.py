@@ -2,7 +2,7 @@
 
 - a 1280x720 photo with one face: MTCNN detection alone vs the full analysis (detection, crop, every bundled
   model's prediction, STN view, the paper's occlusion map and Captum's at window 8 / stride 2 — the other maps
-  are timed in benchmarks/explainers.py), with each stage's share;
+  are timed in benchmarks/explain.py), with each stage's share;
 - a change of window/stride only (faces reused: only the maps are recomputed);
 - a 24-megapixel photo vs the 1280x720 one;
 - Captum run by Captum itself rather than derived from the shared occluded passes (context);
@@ -60,9 +60,10 @@ def main() -> None:
                     help="models with their cards' post-hoc corrections, as the app loads them")
     args = ap.parse_args()
 
-    from deep_emotion.analysis import AnalysisOptions, analyze, view_face
-    from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
-    from deep_emotion.faces import detect_faces
+    from deep_emotion.results import AnalysisOptions, analyze, view_face
+    from deep_emotion.models.card import list_checkpoints
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.faces.detect import detect_faces
 
     t = time.perf_counter()
     names = args.models.split(",") if args.models else list_checkpoints()
@@ -71,7 +72,7 @@ def main() -> None:
     hd, big = photo(1280, 720), photo(6000, 4000)
     r = args.repeats
 
-    occlusion = AnalysisOptions(OCCLUSION_MAPS, 8, 2)  # the paper's map and Captum's (benchmarks/explainers.py: the rest)
+    occlusion = AnalysisOptions(OCCLUSION_MAPS, 8, 2)  # the paper's map and Captum's (benchmarks/explain.py: the rest)
     detect = median_time(lambda: detect_faces(hd), r)
     full = median_time(lambda: analyze(hd, models, occlusion), r)
     faces = detect_faces(hd)

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "web"))
 
 
 def python_figures(photo, model_name: str, repeats: int) -> dict:
-    from deep_emotion.analysis import AnalysisOptions, view_face
-    from deep_emotion.checkpoints import load_checkpoint
-    from deep_emotion.faces import detect_faces
+    from deep_emotion.results import AnalysisOptions, view_face
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.faces.detect import detect_faces
 
     loaded = load_checkpoint(model_name, posthoc=True)
     face = detect_faces(photo)[0]

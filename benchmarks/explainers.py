@@ -6,7 +6,7 @@ used to show (the paper's flip map and Captum Occlusion from one set of occluded
 of every map together (IG 50 steps, SmoothGrad 20 samples, Grad-CAM, facial regions, both occlusion maps), and
 of the faithfulness scores of those maps; and the ratio every-map / occlusion-only (target <= 2).
 
-    python benchmarks/explainers.py [--repeats 9] [--models fer2013,ferplus]
+    python benchmarks/explain.py [--repeats 9] [--models fer2013,ferplus]
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ def main() -> None:
 
     from PIL import Image
 
-    from deep_emotion.analysis import AnalysisOptions, view_face
-    from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint, read_card, resolve
-    from deep_emotion.explainers import list_explainers
-    from deep_emotion.faces import detect_faces
+    from deep_emotion.results import AnalysisOptions, view_face
+    from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.explain.registry import list_explainers
+    from deep_emotion.faces.detect import detect_faces
 
     names = args.models.split(",") if args.models else (
         default_models({n: read_card(resolve(n)) for n in list_checkpoints()}) + ["fer2013-wide"])

@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
-from deep_emotion import explain, explainers  # noqa: E402
-from deep_emotion.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.data import load_dataset  # noqa: E402
-from deep_emotion.preprocess import to_tensor  # noqa: E402
+from deep_emotion import explain  # noqa: E402
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.training.data import load_dataset  # noqa: E402
+from deep_emotion.models.inputs import to_tensor  # noqa: E402
 
 SENSITIVE = ("integrated-gradients", "smoothgrad", "gradcam", "regions")
 
@@ -43,7 +43,7 @@ def landmarks_of(crop: np.ndarray) -> np.ndarray | None:
     """MTCNN's landmarks on the crop upscaled x4, in the crop's own pixels; None when it finds no face."""
     from PIL import Image
 
-    from deep_emotion.faces import detect_faces
+    from deep_emotion.faces.detect import detect_faces
 
     faces = detect_faces(Image.fromarray(crop).resize((192, 192), Image.Resampling.BICUBIC).convert("RGB"))
     return None if not faces or faces[0].landmarks is None else faces[0].landmarks / 4
@@ -65,13 +65,13 @@ def main() -> None:
     test = ds.split("paper").test
     idx = np.sort(np.random.default_rng(0).choice(test, min(args.n, len(test)), replace=False))  # all classes
     classes = card["classes"]
-    methods = explainers.list_explainers()
+    methods = explain.list_explainers()
     names = methods + ["random"]
     scores = {n: {"deletion": [], "insertion": [], "difference": [], "infidelity": []} for n in names}
     best = {n: 0 for n in names}
     sensitivity = {m: [] for m in SENSITIVE}
     seconds = {m: [] for m in methods}
-    regions = {c: {"faces": 0, **{r: [] for r in explainers.REGIONS}, "top": []} for c in classes}
+    regions = {c: {"faces": 0, **{r: [] for r in explain.REGIONS}, "top": []} for c in classes}
     own_landmarks = 0
     prob = lambda inp: model(inp).softmax(1)  # noqa: E731
 
@@ -86,8 +86,8 @@ def main() -> None:
         own_landmarks += marks is not None
         with torch.inference_mode():
             target = int(model(x).argmax(1))
-            ctx = explainers.Context(8, 2, landmarks=marks)
-            maps, skipped = explainers.explain_face(model, x, target, methods, ctx)
+            ctx = explain.Context(8, 2, landmarks=marks)
+            maps, skipped = explain.explain_face(model, x, target, methods, ctx)
             assert not skipped, skipped
             for m in methods:
                 seconds[m].append(maps[m].seconds)
@@ -105,7 +105,7 @@ def main() -> None:
         if k < args.sensitivity_faces:
             for m in SENSITIVE:
                 def explain_fn(inp, m=m, **_):  # a batch of perturbed faces (maybe in a tuple), one map each
-                    fn = explainers.EXPLAINERS[m].fn
+                    fn = explain.EXPLAINERS[m].fn
                     batch = inp[0] if isinstance(inp, tuple) else inp
                     out = torch.stack([torch.from_numpy(fn(model, face[None], target, ctx).values)[None]
                                        for face in batch])
@@ -114,7 +114,7 @@ def main() -> None:
                 sensitivity[m].append(float(sensitivity_max(explain_fn, x, perturb_radius=0.02, n_perturb_samples=5)))
         c = classes[target]
         regions[c]["faces"] += 1
-        for r in explainers.REGIONS:
+        for r in explain.REGIONS:
             regions[c][r].append(maps["regions"].regions.get(r, 0.0))
         regions[c]["top"].append(next(iter(maps["regions"].regions)))
         if (k + 1) % 50 == 0:
@@ -131,8 +131,8 @@ def main() -> None:
     for c, d in regions.items():
         if d["faces"]:
             by_class[c] = {"faces": d["faces"],
-                           "mean_fall": {r: round(float(np.mean(d[r])), 4) for r in explainers.REGIONS},
-                           "top_region_share": {r: round(d["top"].count(r) / d["faces"], 3) for r in explainers.REGIONS}}
+                           "mean_fall": {r: round(float(np.mean(d[r])), 4) for r in explain.REGIONS},
+                           "top_region_share": {r: round(d["top"].count(r) / d["faces"], 3) for r in explain.REGIONS}}
     result = {"benchmark": "faithfulness", "model": card["name"], "posthoc": args.posthoc, "faces": len(idx),
               "split": "FER2013 PrivateTest, N faces drawn at random (seed 0)", "window": 8, "stride": 2,
               "target": "each face's predicted class", "methods": table,

@@ -199,8 +199,8 @@ def gradio_session(url: str, files: list[Path], latencies: list[float],
     from gradio_client import Client, handle_file
 
     sys.path.insert(0, str(ROOT))
-    from deep_emotion.analysis import DEFAULT_METHODS
-    from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
+    from deep_emotion.results import DEFAULT_METHODS
+    from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
 
     models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
     client = Client(url, verbose=False, download_files=False)

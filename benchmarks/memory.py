@@ -26,9 +26,10 @@ def rss_mb() -> float:
 def main() -> None:
     from PIL import Image
 
-    from deep_emotion.analysis import AnalysisOptions, analyze
-    from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
-    from deep_emotion.images import load_image
+    from deep_emotion.results import AnalysisOptions, analyze
+    from deep_emotion.models.card import list_checkpoints
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.faces.images import load_image
 
     after_import = rss_mb()
     models = {n: load_checkpoint(n) for n in list_checkpoints()}

@@ -16,20 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment, median_time, paired_ratio  # noqa: E402
 
 from deep_emotion import explain  # noqa: E402
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
-from deep_emotion.faces import detect_faces  # noqa: E402
-from deep_emotion.images import load_image  # noqa: E402
-from deep_emotion.preprocess import to_tensor  # noqa: E402
+from deep_emotion.models.card import list_checkpoints  # noqa: E402
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.faces.detect import detect_faces  # noqa: E402
+from deep_emotion.faces.images import load_image  # noqa: E402
+from deep_emotion.models.inputs import to_tensor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = [(4, 2), (8, 2), (8, 4), (12, 6)]

@@ -27,10 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
-from deep_emotion import explain, explainers  # noqa: E402
-from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint, read_card, resolve  # noqa: E402
-from deep_emotion.data import card_data  # noqa: E402
-from deep_emotion.preprocess import to_tensor  # noqa: E402
+from deep_emotion import explain  # noqa: E402
+from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve  # noqa: E402
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.training.data import card_data  # noqa: E402
+from deep_emotion.models.inputs import to_tensor  # noqa: E402
 
 METHODS = ("occlusion-flip", "occlusion-drop")
 
@@ -75,8 +76,8 @@ def main() -> None:
                 maps = {}
                 for s in strides:
                     c = time.process_time()
-                    maps[s], skipped = explainers.explain_face(model, x, target, METHODS,
-                                                               explainers.Context(args.window, s))
+                    maps[s], skipped = explain.explain_face(model, x, target, METHODS,
+                                                               explain.Context(args.window, s))
                     seconds[s].append(time.process_time() - c)
                     assert not skipped, skipped
                     values = {m: torch.from_numpy(maps[s][m].values) for m in METHODS}

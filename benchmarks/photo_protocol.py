@@ -26,10 +26,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
-from deep_emotion.data import card_data  # noqa: E402
-from deep_emotion.faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa: E402
-from deep_emotion.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
+from deep_emotion.models.card import list_checkpoints  # noqa: E402
+
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.training.data import card_data  # noqa: E402
+from deep_emotion.faces.framing import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa: E402
+from deep_emotion.training.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
 
 FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries, margin 0.1
             # the rows of the framing rules' choice, all at the margin of that time (0.1), none turned

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
-from deep_emotion.architectures import create_model  # noqa: E402
-from deep_emotion.recipe import load_recipe  # noqa: E402
-from deep_emotion.training import train_one_epoch  # noqa: E402
+from deep_emotion.models.registry import create_model  # noqa: E402
+from deep_emotion.training.recipe import load_recipe  # noqa: E402
+from deep_emotion.training.loop import train_one_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

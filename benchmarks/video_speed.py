@@ -30,9 +30,10 @@ from _env import environment  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
-from deep_emotion.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.live import LiveReader  # noqa: E402
-from deep_emotion.video import analyze_video, sample_frames, write_clip  # noqa: E402
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.video.live import LiveReader  # noqa: E402
+from deep_emotion.video.analysis import analyze_video  # noqa: E402
+from deep_emotion.video.clips import sample_frames, write_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "webapp" / "examples" / "astronaut.jpg"
@@ -56,8 +57,8 @@ def frames(size: tuple[int, int], n: int, fps: float):
 MEMORY = """
 import sys, time
 sys.path.insert(0, {root!r})
-from deep_emotion.checkpoints import load_checkpoint
-from deep_emotion.video import analyze_video
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.video.analysis import analyze_video
 models = {{m: load_checkpoint(m, posthoc=True) for m in {models!r}}}
 t0 = time.perf_counter()
 r = analyze_video({clip!r}, models, fps=4.0, detect_every=2, detect_side=320)

@@ -1,3 +1,3 @@
-from .cli import main
+from deep_emotion.cli import main
 
 raise SystemExit(main())

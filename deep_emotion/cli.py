@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from .analysis import DEFAULT_METHODS
-from .errors import DeepEmotionError
-from .explainers import list_explainers
-from .faces import DEFAULT_FRAMING, LEGACY_FRAMING, Framing
+from deep_emotion.results import DEFAULT_METHODS
+from deep_emotion.errors import DeepEmotionError
+from deep_emotion.explain.registry import list_explainers
+from deep_emotion.faces.framing import DEFAULT_FRAMING, LEGACY_FRAMING, Framing
 
 FRAMINGS = {"default": DEFAULT_FRAMING, "legacy": LEGACY_FRAMING, "level": Framing(align=True, align_above=0.0),
             "align": Framing(align=True, align_above=0.0),  # the former name of "level"
@@ -18,8 +18,8 @@ FRAMINGS = {"default": DEFAULT_FRAMING, "legacy": LEGACY_FRAMING, "level": Frami
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .recipe import load_recipe
-    from .training import train
+    from deep_emotion.training.recipe import load_recipe
+    from deep_emotion.training.loop import train
 
     if args.threads:
         import torch
@@ -31,9 +31,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoints import load_checkpoint
-    from .data import card_data
-    from .evaluation import evaluate
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.training.data import card_data
+    from deep_emotion.training.evaluation import evaluate
 
     if not args.as_photos and (args.limit is not None or args.framing != "default" or not args.whole_picture):
         raise DeepEmotionError("--limit, --framing and --no-whole-picture apply to --as-photos only")
@@ -70,7 +70,7 @@ def _evaluate_as_photos(args: argparse.Namespace, model, card: dict, ds, idx, pr
     """`evaluate --as-photos`: the split's faces made into photos and read through the whole pipeline."""
     import numpy as np
 
-    from .photo_protocol import expand_variants, run_protocol
+    from deep_emotion.training.photo_protocol import expand_variants, run_protocol
 
     variants = expand_variants(args.as_photos)
     if args.limit:
@@ -96,7 +96,7 @@ def _evaluate_as_photos(args: argparse.Namespace, model, card: dict, ds, idx, pr
 
 def expand_images(paths: list[Path]) -> list[Path]:
     """Files as given; folders become their image files (recursively, sorted)."""
-    from .data.base import IMAGE_SUFFIXES
+    from deep_emotion.training.data.base import IMAGE_SUFFIXES
 
     out: list[Path] = []
     for p in paths:
@@ -110,10 +110,10 @@ def expand_images(paths: list[Path]) -> list[Path]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from .analysis import classify
-    from .checkpoints import load_checkpoint
-    from .faces import detect_faces_batch, or_whole_picture, whole_image_face
-    from .images import load_image
+    from deep_emotion.results import classify
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.faces.detect import detect_faces_batch, or_whole_picture, whole_image_face
+    from deep_emotion.faces.images import load_image
 
     model, card = load_checkpoint(args.model, posthoc=args.posthoc)
     classes = card["classes"]
@@ -172,8 +172,9 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .checkpoints import load_checkpoint
-    from .video import analyze_video, check_fps, probe
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.video.analysis import analyze_video
+    from deep_emotion.video.clips import check_fps, probe
 
     check_fps(args.fps)
     names = [n for part in args.model for n in part.split(",") if n] or ["fer2013"]
@@ -202,7 +203,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .checkpoints import architecture, checkpoint_dir, list_checkpoints, read_card, resolve
+    from deep_emotion.models.card import architecture, checkpoint_dir, list_checkpoints, read_card, resolve
 
     cards = {name: read_card(resolve(name)) for name in list_checkpoints()}
     rows = []
@@ -235,10 +236,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from . import explainers, render
-    from .analysis import AnalysisOptions, analyze, find_faces
-    from .checkpoints import load_checkpoint
-    from .images import load_image
+    from deep_emotion import explain as explainers
+    from deep_emotion.explain import render
+    from deep_emotion.results import AnalysisOptions, analyze, find_faces
+    from deep_emotion.models.checkpoints import load_checkpoint
+    from deep_emotion.faces.images import load_image
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     options = AnalysisOptions(methods, args.window, args.stride, args.target, args.faithfulness, args.detect)
@@ -288,8 +290,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
-    from .crossval import cross_validate
-    from .recipe import load_recipe
+    from deep_emotion.training.crossval import cross_validate
+    from deep_emotion.training.recipe import load_recipe
 
     summary = cross_validate(load_recipe(args.recipe), args.data_dir, n_folds=args.folds, epochs=args.epochs,
                              run_dir=args.run_dir, device=args.device)
@@ -299,7 +301,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
 
 def cmd_cross_eval(args: argparse.Namespace) -> int:
-    from .cross_dataset import cross_dataset_table, to_markdown
+    from deep_emotion.training.cross_dataset import cross_dataset_table, to_markdown
 
     table = cross_dataset_table(args.data_dir, args.models.split(",") if args.models else None)
     print(json.dumps(table) if args.json else to_markdown(table))

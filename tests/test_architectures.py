@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from deep_emotion import training
-from deep_emotion.architectures import (EmotionModel, architecture_name, create_model, list_models,
-                                        register_model)
-from deep_emotion.checkpoints import load_checkpoint, save_checkpoint
+from deep_emotion.training import loop as training
+from deep_emotion.models.registry import EmotionModel, architecture_name, create_model, list_models, register_model
+from deep_emotion.models.checkpoints import load_checkpoint, save_checkpoint
 from deep_emotion.errors import CheckpointError, RecipeError
-from deep_emotion.model import DeepEmotion, ModelConfig
-from deep_emotion.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
-from deep_emotion.resnet import ResNetConfig, ResNetSmall
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
+from deep_emotion.training.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
+from deep_emotion.models.resnet import ResNetConfig, ResNetSmall
 
 CARD = {"name": "tiny", "dataset": "folder", "classes": ["a", "b", "c"], "protocol": "random"}
 SMALL_RESNET = {"num_classes": 3, "stem": 8, "widths": [8, 16], "strides": [1, 2]}
@@ -56,7 +55,7 @@ def test_unknown_architecture_names_the_known_ones():
 
 def test_factory_registration(tmp_path):
     """A plain factory (dict -> nn.Module) registers too; its checkpoints name it and load through it."""
-    from deep_emotion import architectures
+    from deep_emotion.models import registry as architectures
 
     @register_model("TestTinyResNet")
     def tiny(config: dict) -> torch.nn.Module:
@@ -114,7 +113,7 @@ def test_resnet_round_trip_and_no_stn(tmp_path):
         torch.testing.assert_close(loaded(x), model(x), atol=1e-6, rtol=1e-5)  # loaded: channels-last layout
         assert (model(x) - model(x).mean(0)).abs().max() > 0.01  # the comparison compares something
     assert loaded.stn_view(x) is None
-    from deep_emotion.checkpoints import architecture
+    from deep_emotion.models.card import architecture
 
     assert architecture(card) == "ResNetSmall"
 

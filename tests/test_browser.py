@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
+from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -157,7 +157,7 @@ def test_video_upload_and_live_webcam(server, astronaut_path, tmp_path):
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from deep_emotion.video import write_clip
+    from deep_emotion.video.clips import write_clip
 
     head = Image.open(astronaut_path).convert("RGB").resize((200, 200))
     frames = []

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from deep_emotion.calibration import (PostHoc, class_log_prior, expected_calibration_error, fit_tau, fit_temperature,
-                                      flip_average, negative_log_likelihood, plot_reliability)
-from deep_emotion.evaluation import evaluate, metrics
-from deep_emotion.model import DeepEmotion, ModelConfig
+from deep_emotion.models.posthoc import PostHoc, flip_average
+
+from deep_emotion.training.calibrate import class_log_prior, fit_tau, fit_temperature, negative_log_likelihood, plot_reliability
+
+from deep_emotion.training.evaluation import expected_calibration_error
+from deep_emotion.training.evaluation import evaluate, metrics
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 
 def test_balanced_accuracy_and_macro_f1_by_hand():
@@ -180,7 +183,8 @@ def test_plot_reliability_writes_a_png(tmp_path):
 
 
 def test_shipped_cards_carry_posthoc_chosen_on_val(data_root):
-    from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
+    from deep_emotion.models.card import list_checkpoints
+    from deep_emotion.models.checkpoints import load_checkpoint
 
     names = list_checkpoints()
     assert names
@@ -202,7 +206,7 @@ def test_shipped_cards_carry_posthoc_chosen_on_val(data_root):
 # --- the model carries its card's corrections ------------------------------------------------------------------
 
 def _posthoc_model(tta: bool = True, stages: tuple[int, ...] = ()):
-    from deep_emotion.model import DeepEmotion, ModelConfig
+    from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
     torch.manual_seed(0)
     model = DeepEmotion(ModelConfig(num_classes=3, stages=stages)).eval()
@@ -239,7 +243,7 @@ def test_incremental_occlusion_with_flip_averaging_equals_plain_passes(stages, w
 
 
 def test_load_checkpoint_with_posthoc_reads_the_card():
-    from deep_emotion.checkpoints import load_checkpoint
+    from deep_emotion.models.checkpoints import load_checkpoint
 
     raw, card = load_checkpoint("fer2013")
     corrected, _ = load_checkpoint("fer2013", posthoc=True)
@@ -253,7 +257,9 @@ def test_load_checkpoint_refuses_a_bad_posthoc_block(tmp_path):
     import json
     import shutil
 
-    from deep_emotion.checkpoints import checkpoint_dir, load_checkpoint
+    from deep_emotion.models.card import checkpoint_dir
+
+    from deep_emotion.models.checkpoints import load_checkpoint
     from deep_emotion.errors import CheckpointError
 
     for name in ("fer2013.safetensors", "fer2013.json"):

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deep_emotion.checkpoints import load_checkpoint, save_checkpoint
+from deep_emotion.models.checkpoints import load_checkpoint, save_checkpoint
 from deep_emotion.errors import CheckpointError
-from deep_emotion.model import DeepEmotion, ModelConfig
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 CARD = {"name": "tiny", "dataset": "folder", "classes": ["a", "b", "c"], "protocol": "random"}
 
@@ -96,7 +96,7 @@ def test_unknown_name_lists_bundled():
 
 
 def test_architecture_names_the_network():
-    from deep_emotion.checkpoints import architecture
+    from deep_emotion.models.card import architecture
 
     assert architecture({"model_config": ModelConfig().to_dict()}) == "paper"
     assert architecture({"model_config": ModelConfig(stages=(32, 64, 128)).to_dict()}) == "wide 32-64-128"
@@ -104,7 +104,7 @@ def test_architecture_names_the_network():
 
 
 def test_default_models_are_the_paper_ones_trained_on_photos_from_the_wild():
-    from deep_emotion.checkpoints import default_models, model_order
+    from deep_emotion.models.card import default_models, model_order
 
     def card(dataset, **config):
         return {"dataset": dataset, "model_config": ModelConfig(**config).to_dict()}

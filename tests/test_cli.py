@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion import training
+from deep_emotion.training import loop as training
 from deep_emotion.cli import main
 
 from .test_training import RECIPE
@@ -101,7 +101,7 @@ def test_explain_writes_only_into_out(trained, astronaut_path, tmp_path, capsys)
                "--stride", "6", "--out", str(out), "--json"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
-    from deep_emotion.analysis import DEFAULT_METHODS
+    from deep_emotion.results import DEFAULT_METHODS
 
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
         ["face.png", "stn_view.png", "panel.png", "explanation.json"] + [f"{m}.png" for m in DEFAULT_METHODS])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.data import load_dataset, majority_label, read_ckplus, read_fer2013, read_ferg, read_ferplus, read_folder, read_jaffe
-from deep_emotion.data.fer2013 import CLASSES as FER_CLASSES
+from deep_emotion.training.data import load_dataset, majority_label, read_ckplus, read_fer2013, read_ferg, read_ferplus, read_folder, read_jaffe
+from deep_emotion.training.data.fer2013 import CLASSES as FER_CLASSES
 from deep_emotion.errors import DataLayoutError
 
 RNG = np.random.default_rng(0)

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from deep_emotion import explain
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
-from deep_emotion.model import DeepEmotion, ModelConfig
+from deep_emotion.models.card import list_checkpoints
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 PAIRS = [(4, 2), (8, 2), (8, 4), (12, 6), (5, 3), (48, 1), (1, 7)]
 
@@ -137,7 +138,7 @@ def test_analyze_derives_captum_from_the_shared_passes():
     """The app's Captum map (derived from the one set of occluded passes) equals Captum's own run."""
     from PIL import Image
 
-    from deep_emotion.analysis import AnalysisOptions, analyze
+    from deep_emotion.results import AnalysisOptions, analyze
 
     torch.manual_seed(1)
     model = DeepEmotion(ModelConfig()).eval()

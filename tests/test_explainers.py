@@ -9,13 +9,15 @@ import torch
 from PIL import Image
 from scipy.stats import spearmanr
 
-from deep_emotion import explain, explainers
-from deep_emotion.analysis import AnalysisOptions, analyze
-from deep_emotion.checkpoints import load_checkpoint
-from deep_emotion.explainers import EXPLAINERS, Context, ExplainerUnavailable, Map, explain_face, region_mask
-from deep_emotion.faces import Framing, detect_faces
-from deep_emotion.model import DeepEmotion, ModelConfig
-from deep_emotion.preprocess import to_tensor
+from deep_emotion import explain
+from deep_emotion.results import AnalysisOptions, analyze
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.explain.registry import EXPLAINERS, Context, Map, explain_face
+from deep_emotion.explain.regions import region_mask
+from deep_emotion.faces.framing import Framing
+from deep_emotion.faces.detect import detect_faces
+from deep_emotion.models.paper import DeepEmotion
+from deep_emotion.models.inputs import to_tensor
 
 ALL = tuple(EXPLAINERS)
 GRADIENT = ("integrated-gradients", "smoothgrad", "gradcam")
@@ -57,7 +59,7 @@ def test_registry_holds_every_method_with_one_signature():
     assert set(ALL) >= {"occlusion-flip", "occlusion-drop", "captum-occlusion", "integrated-gradients", "smoothgrad",
                         "gradcam", "regions", "stn"}
     with pytest.raises(ValueError, match="already registered"):
-        explainers.register_explainer("gradcam", "x", "x")(lambda *a: None)
+        explain.register_explainer("gradcam", "x", "x")(lambda *a: None)
     with pytest.raises(ValueError, match="unknown explanation method"):
         explain_face(DeepEmotion().eval(), torch.zeros(1, 1, 48, 48), 0, ["nope"])
 
@@ -149,10 +151,10 @@ def test_gradcam_follows_the_stn_back_to_the_input():
     v = torch.zeros(1, 1, 48, 48)
     v[..., 20:28, 30:38] = 1.0
     identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    torch.testing.assert_close(explainers.to_input_frame(v, identity), v, atol=1e-5, rtol=0)
+    torch.testing.assert_close(explain.to_input_frame(v, identity), v, atol=1e-5, rtol=0)
     # the view shows the input shifted: view pixel at x shows the input at x + 0.25 * 24 pixels
     shift = torch.tensor([[[1.0, 0.0, 0.25], [0.0, 1.0, 0.0]]])
-    back = explainers.to_input_frame(v, shift)[0, 0]
+    back = explain.to_input_frame(v, shift)[0, 0]
     cols = torch.nonzero(back > 0.5)[:, 1]
     assert int(cols.min()) == 36 and int(cols.max()) == 43
 
@@ -171,7 +173,7 @@ def test_methods_that_do_not_apply_are_skipped_with_a_reason():
     assert set(maps) == {"occlusion-drop"}
     assert "convolution" in skipped["gradcam"] and "spatial transformer" in skipped["stn"]
 
-    @explainers.register_explainer("test-broken", "Broken", "Fails.")
+    @explain.register_explainer("test-broken", "Broken", "Fails.")
     def broken(model, x, target, ctx):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied\n(long trace)")
 
@@ -184,7 +186,7 @@ def test_methods_that_do_not_apply_are_skipped_with_a_reason():
 
 
 def test_a_registered_method_reaches_analyze(astronaut_path):
-    @explainers.register_explainer("test-brightness", "Brightness", "The face itself.")
+    @explain.register_explainer("test-brightness", "Brightness", "The face itself.")
     def brightness(model, x, target, ctx):
         return Map("test-brightness", x[0, 0].numpy().copy(), False, "pixel value", 0, 0)
 
@@ -213,7 +215,7 @@ def test_options_are_checked_in_one_place():
 def test_regions_follow_the_landmarks(face):
     mask, own = region_mask(face.crop_landmarks)
     assert own
-    names = explainers.REGIONS
+    names = explain.REGIONS
     (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = face.crop_landmarks
     assert names[mask[int(ly), int(lx)]] == "eyes" and names[mask[int(ry), int(rx)]] == "eyes"
     assert names[mask[int((mly + mry) / 2), int((mlx + mrx) / 2)]] == "mouth"
@@ -234,16 +236,16 @@ def test_regions_follow_the_landmarks(face):
 def test_region_ablation_names_the_region_that_matters(trained, face):
     model, _ = trained
     m = maps_of(model, to_tensor(face.crop), 3, methods=["regions"], landmarks=face.crop_landmarks)["regions"]
-    assert set(m.regions) == set(explainers.REGIONS)
+    assert set(m.regions) == set(explain.REGIONS)
     with torch.no_grad():  # each region's value is the fall of p(happy) with that region blurred
         x = to_tensor(face.crop)
-        mask = torch.from_numpy(region_mask(face.crop_landmarks)[0] == explainers.REGIONS.index("mouth"))
+        mask = torch.from_numpy(region_mask(face.crop_landmarks)[0] == explain.REGIONS.index("mouth"))
         from torchvision.transforms.functional import gaussian_blur
 
         blurred = torch.where(mask, gaussian_blur(x, 25, 4.0), x)
         fall = float(model(x).softmax(1)[0, 3] - model(blurred).softmax(1)[0, 3])
     assert m.regions["mouth"] == pytest.approx(fall, abs=1e-5)
-    assert explainers.region_sentence(m, "happy").startswith("blurring the")
+    assert explain.region_sentence(m, "happy").startswith("blurring the")
 
 
 def test_landmarks_are_mapped_into_the_crop(face, astronaut_path):
@@ -268,8 +270,8 @@ def test_stn_attention_outlines_the_sampled_area(trained, face):
 
 def test_a_model_without_stn_is_explained_and_says_so(tmp_path, astronaut_path):
     """Another family (the ResNet-style one): Grad-CAM finds its last residual block; no STN view, no STN map."""
-    from deep_emotion.architectures import create_model
-    from deep_emotion.checkpoints import save_checkpoint
+    from deep_emotion.models.registry import create_model
+    from deep_emotion.models.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("ResNetSmall", {"num_classes": 7}).eval()
@@ -281,13 +283,13 @@ def test_a_model_without_stn_is_explained_and_says_so(tmp_path, astronaut_path):
     assert set(view.maps) == {"gradcam", "integrated-gradients", "regions"}
     assert "spatial transformer" in view.skipped["stn"] and view.stn_view is None and view.theta is None
     assert view.to_dict()["skipped"] == view.skipped and view.to_dict()["theta"] is None
-    assert isinstance(explainers.cam_layer(loaded[0]), type(loaded[0].features[-3]))
+    assert isinstance(explain.cam_layer(loaded[0]), type(loaded[0].features[-3]))
 
 
 def test_gradcam_cells_sit_over_the_pixels_they_see():
     """The paper network's convolutions have no padding: its 9x9 grid covers pixels 7.5 ... 39.5 (each cell the
     middle of its 16-pixel field), not 0 ... 47; the wide network pads, so its 12x12 grid is plain upsampling."""
-    from deep_emotion.explainers import cam_cells, cam_layer, place_cells
+    from deep_emotion.explain.gradients import cam_cells, cam_layer, place_cells
 
     paper, _ = load_checkpoint("fer2013")
     wide, _ = load_checkpoint("fer2013-wide")

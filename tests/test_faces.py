@@ -2,8 +2,10 @@ import pytest
 import numpy as np
 from PIL import Image
 
-from deep_emotion.faces import crop_face, detect_faces, whole_image_face
-from deep_emotion.images import load_image
+from deep_emotion.faces.framing import crop_face
+
+from deep_emotion.faces.detect import detect_faces, whole_image_face
+from deep_emotion.faces.images import load_image
 
 
 def test_mtcnn_finds_exactly_one_face_in_astronaut(astronaut_path):
@@ -141,7 +143,7 @@ def test_framing_card_round_trip_and_legacy_cards():
 def test_faces_found_in_a_turned_copy_are_turned_back(astronaut_path):
     """The rotated retry's geometry: a face found in a copy turned by ±30 degrees lands where the upright
     search puts it (centre and landmarks), and alignment reads the true tilt."""
-    from deep_emotion.faces import _detection_copy, _faces_from, _run_mtcnn, _turned, _turned_copy
+    from deep_emotion.faces.detect import _detection_copy, _faces_from, _run_mtcnn, _turned, _turned_copy
 
     photo = load_image(astronaut_path)
     upright = detect_faces(photo, framing=Framing(align=True, align_above=0))[0]

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deep_emotion import explain, incremental
-from deep_emotion.fold import compose_convs, conv_pool, phase_kernel, poolable
-from deep_emotion.model import DeepEmotion, ModelConfig
+from deep_emotion import explain
+from deep_emotion.explain import incremental
+from deep_emotion.models.fold import compose_convs, conv_pool, phase_kernel, poolable
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 
 def _random_model(config: ModelConfig = ModelConfig(), seed: int = 0) -> DeepEmotion:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from deep_emotion.architectures import create_model
-from deep_emotion.recipe import load_recipe
+from deep_emotion.models.registry import create_model
+from deep_emotion.training.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = """

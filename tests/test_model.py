@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from deep_emotion.model import DeepEmotion, ModelConfig
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 
 @pytest.mark.parametrize("config", [ModelConfig(), ModelConfig(num_classes=8, batch_norm=True),
@@ -93,7 +93,7 @@ def test_bad_stages_rejected():
 
 @pytest.mark.parametrize("size", [(48, 48), (7, 13)])
 def test_affine_grid_equals_torch(size):
-    from deep_emotion.model import affine_grid
+    from deep_emotion.models.paper import affine_grid
 
     theta = torch.randn(6, 2, 3)
     expected = torch.nn.functional.affine_grid(theta, [6, 1, *size], align_corners=False)

@@ -7,10 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from deep_emotion.faces import DEFAULT_FRAMING, detect_faces
-from deep_emotion.images import load_image
-from deep_emotion.photo_protocol import (
-    FRAME, GROUPS, VARIANTS, expand_variants, iou, make_photo, pipeline_crops, run_protocol, scores)
+from deep_emotion.faces.framing import DEFAULT_FRAMING
+
+from deep_emotion.faces.detect import detect_faces
+from deep_emotion.faces.images import load_image
+from deep_emotion.training.photo_protocol import FRAME, GROUPS, VARIANTS, expand_variants, make_photo, pipeline_crops, run_protocol, scores
+from deep_emotion.faces.detect import iou
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_pipeline_finds_the_face_in_photos_made_from_it(astronaut_face):
 
 
 def test_run_protocol_with_a_model_of_three_classes(astronaut_face):
-    from deep_emotion.model import DeepEmotion, ModelConfig
+    from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
     torch.manual_seed(0)
     model, card = DeepEmotion(ModelConfig(num_classes=3)).eval(), {"classes": ["a", "b", "c"]}

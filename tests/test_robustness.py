@@ -13,7 +13,8 @@ from PIL import Image
 
 from deep_emotion.cli import main
 from deep_emotion.errors import ImageLoadError
-from deep_emotion.images import MAX_BYTES, load_image
+from deep_emotion.faces.images import MAX_BYTES
+from deep_emotion.faces.images import load_image
 
 from .bad_inputs import unusable, usable
 
@@ -89,7 +90,7 @@ def test_cli_bad_parameters(argv, message, capsys):
 
 
 def test_analyze_rejects_bad_parameters():
-    from deep_emotion.analysis import analyze
+    from deep_emotion.results import analyze
 
     im = Image.new("RGB", (60, 60))
     with pytest.raises(ValueError, match="at least one model"):
@@ -127,8 +128,8 @@ def test_loader_returns_rgb_or_raises_its_own_error(data):
 
 def test_concurrent_analyses_match_serial():
     """8 threads at once give the results of one after another (eval mode, no shared mutable state)."""
-    from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze
-    from deep_emotion.model import DeepEmotion, ModelConfig
+    from deep_emotion.results import DEFAULT_METHODS, AnalysisOptions, analyze
+    from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
     import torch
 

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint
+from deep_emotion.models.card import list_checkpoints
+
+from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.cli import main
-from deep_emotion.faces import FACE_CROP, Framing
+from deep_emotion.faces.framing import FACE_CROP, Framing
 
 SHIPPED = list_checkpoints()
 FLOORS = {"fer2013": 0.56, "ferplus-wide": 0.80, "jaffe-wide": 0.928}  # issue floors met by the shipped models
@@ -46,7 +48,7 @@ def test_card_recipe_is_the_shipped_recipe(name):
     """Each card was trained by the recipe in train/ (one command reproduces it)."""
     from pathlib import Path
 
-    from deep_emotion.recipe import load_recipe, recipe_from_dict
+    from deep_emotion.training.recipe import load_recipe, recipe_from_dict
 
     _, card = load_checkpoint(name)
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "train" / f"{name}.toml")

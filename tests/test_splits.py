@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from deep_emotion.classes import CANONICAL, canonical, shared_classes
-from deep_emotion.data import FaceDataset
-from deep_emotion.data.fer2013 import CLASSES as FER
-from deep_emotion.data.ferplus import CLASSES as FERPLUS
-from deep_emotion.data.splits import subject_fold_split
-from deep_emotion.data.subjects import CKPLUS_CLASSES, FERG_CLASSES, JAFFE_CLASSES
+from deep_emotion.training.data.base import FaceDataset
+from deep_emotion.training.data.fer2013 import CLASSES as FER
+from deep_emotion.training.data.ferplus import CLASSES as FERPLUS
+from deep_emotion.training.data.splits import subject_fold_split
+from deep_emotion.training.data.subjects import CKPLUS_CLASSES, FERG_CLASSES, JAFFE_CLASSES
 
 
 def fake(name: str, labels: np.ndarray, subjects: np.ndarray, classes, protocols) -> FaceDataset:

@@ -22,9 +22,11 @@ sys.path.insert(0, str(ROOT / "web"))
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is installed by `make install-test`")
 pytest.importorskip("onnxscript", reason="onnxscript (the ONNX exporter's) is installed by `make install-test`")
 
-from deep_emotion.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
-from deep_emotion.onnx_export import export_all, mtcnn_networks  # noqa: E402
-from deep_emotion.photo_protocol import iou as _iou  # noqa: E402
+from deep_emotion.models.card import list_checkpoints  # noqa: E402
+
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.serve.onnx_export import export_all, mtcnn_networks  # noqa: E402
+from deep_emotion.faces.detect import iou as _iou  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +125,7 @@ def _rgba(im: Image.Image) -> list[int]:
 
 
 def test_js_mtcnn_finds_the_boxes_facenet_pytorch_finds(page):
-    from deep_emotion.faces import _mtcnn, detect_faces
+    from deep_emotion.faces.detect import _mtcnn, detect_faces
 
     for name, im in _photos().items():
         boxes, _ = _mtcnn().detect(im)
@@ -146,8 +148,8 @@ def test_js_mtcnn_finds_the_boxes_facenet_pytorch_finds(page):
 
 
 def test_js_probabilities_and_maps_match_python_on_the_same_crop(page):
-    from deep_emotion.analysis import AnalysisOptions, analyze
-    from deep_emotion.faces import detect_faces
+    from deep_emotion.results import AnalysisOptions, analyze
+    from deep_emotion.faces.detect import detect_faces
 
     face = detect_faces(_photos()["astronaut"])[0]
     for name in ("fer2013", "ferplus-wide", "ckplus"):

@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deep_emotion import training
-from deep_emotion.checkpoints import load_checkpoint
-from deep_emotion.data import load_dataset
-from deep_emotion.preprocess import to_tensor
-from deep_emotion.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
+from deep_emotion.training import loop as training
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.training.data import load_dataset
+from deep_emotion.models.inputs import to_tensor
+from deep_emotion.training.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
 from deep_emotion.errors import RecipeError
-from deep_emotion.model import DeepEmotion, ModelConfig
+from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 RECIPE = Recipe(name="patterns", dataset="folder", epochs=6, batch_size=32, lr=3e-3, warmup_epochs=1,
                 model=ModelConfig(dropout=0.1), augment=AugmentConfig(erase_prob=0.0))
@@ -122,7 +122,7 @@ def test_device_resolution():
 def test_bf16_on_a_cpu_without_native_bf16_is_announced(capsys, monkeypatch):
     import torch
 
-    from deep_emotion.training import warn_slow_bf16
+    from deep_emotion.training.loop import warn_slow_bf16
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)

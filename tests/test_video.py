@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion import video
-from deep_emotion.checkpoints import load_checkpoint
+from deep_emotion.video import analysis as video_analysis, clips
+from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.cli import main as cli
-from deep_emotion.video import (FaceTracker, VideoLoadError, analyze_video, frame_at, probe, sample_frames,
-                                smoothing_weight, write_clip)
+from deep_emotion.faces.tracking import FaceTracker, smoothing_weight
+from deep_emotion.video.clips import VideoLoadError, frame_at, probe, sample_frames, write_clip
+from deep_emotion.video.analysis import analyze_video
 
 FRAME = (320, 240)
 
@@ -176,16 +177,16 @@ def test_damaged_frames_midway_name_the_file(tmp_path, head):
 def test_clips_over_the_caps_are_refused_before_decoding(tmp_path, head, monkeypatch):
     path = write_clip(tmp_path / "long.mp4", [scene(head, k) for k in range(20)], fps=10)
     decoded = []
-    monkeypatch.setattr(video, "MAX_SECONDS", 1.0)
-    monkeypatch.setattr(video, "sample_frames", lambda *a, **k: decoded.append(1) or iter(()))
+    monkeypatch.setattr(clips, "MAX_SECONDS", 1.0)
+    monkeypatch.setattr(video_analysis, "sample_frames", lambda *a, **k: decoded.append(1) or iter(()))
     with pytest.raises(VideoLoadError, match="longer than the"):
         analyze_video(path, {"fer2013": load_checkpoint("fer2013")})
     assert not decoded
-    monkeypatch.setattr(video, "MAX_SECONDS", 60.0)
-    monkeypatch.setattr(video, "MAX_SIDE", 300)
+    monkeypatch.setattr(clips, "MAX_SECONDS", 60.0)
+    monkeypatch.setattr(clips, "MAX_SIDE", 300)
     with pytest.raises(VideoLoadError, match="320x240 frames are larger"):
         probe(path)
-    monkeypatch.setattr(video, "MAX_BYTES", 100)
+    monkeypatch.setattr(clips, "MAX_BYTES", 100)
     with pytest.raises(VideoLoadError, match="larger than"):
         probe(path)
     with pytest.raises(VideoLoadError, match="larger than"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.checkpoints import default_models, list_checkpoints, read_card, resolve
+from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
 
 APP = str(Path(__file__).resolve().parent.parent / "webapp" / "app.py")
 MODELS = list_checkpoints()
@@ -226,7 +225,7 @@ def test_video_source_shows_a_timeline_per_face_and_explains_the_picked_frame(mo
 
 
 def test_a_clip_without_faces_or_unreadable_gets_a_message(monkeypatch, tmp_path):
-    from deep_emotion.video import write_clip
+    from deep_emotion.video.clips import write_clip
 
     empty = write_clip(tmp_path / "sky.mp4", [Image.new("RGB", (160, 120), (110, 160, 220))] * 8, fps=4)
     monkeypatch.setenv("DEEP_EMOTION_EXAMPLE_CLIP", str(empty))

@@ -17,12 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from deep_emotion.calibration import (T_RANGE, PostHoc, class_log_prior, expected_calibration_error, fit_tau,
-                                      fit_temperature, flip_average, negative_log_likelihood, plot_reliability)
-from deep_emotion.checkpoints import checkpoint_dir, list_checkpoints, load_checkpoint
-from deep_emotion.data import card_data
-from deep_emotion.evaluation import metrics
-from deep_emotion.preprocess import to_tensor
+from deep_emotion.models.posthoc import T_RANGE, PostHoc, flip_average
+
+from deep_emotion.training.calibrate import class_log_prior, fit_tau, fit_temperature, negative_log_likelihood, plot_reliability
+
+from deep_emotion.training.evaluation import expected_calibration_error
+from deep_emotion.models.card import checkpoint_dir, list_checkpoints
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.training.data import card_data
+from deep_emotion.training.evaluation import metrics
+from deep_emotion.models.inputs import to_tensor
 
 RULE = ("On the validation split only: flip averaging iff it raises accuracy; tau from 0..2 (step 0.05) maximising "
         "balanced accuracy with accuracy at most 1 point below tau = 0 (ties to the smaller tau); temperature "

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.checkpoints import load_checkpoint
-from deep_emotion.cross_dataset import shared_class_accuracy
-from deep_emotion.data import FaceDataset, load_dataset, resolve_root
-from deep_emotion.faces import LEGACY_FRAMING, crop_face, detect_faces, whole_image_face
-from deep_emotion.images import load_image
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.training.cross_dataset import shared_class_accuracy
+from deep_emotion.training.data import FaceDataset, load_dataset, resolve_root
+from deep_emotion.faces.framing import LEGACY_FRAMING, crop_face
+from deep_emotion.faces.detect import detect_faces, whole_image_face
+from deep_emotion.faces.images import load_image
 
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.data import load_dataset
-from deep_emotion.faces import DEFAULT_FRAMING, detect_faces_batch
-from deep_emotion.photo_protocol import MATCH_IOU, iou, make_photo
+from deep_emotion.training.data import load_dataset
+from deep_emotion.faces.framing import DEFAULT_FRAMING
+from deep_emotion.faces.detect import detect_faces_batch
+from deep_emotion.training.photo_protocol import MATCH_IOU, make_photo
+from deep_emotion.faces.detect import iou
 
 
 def measure(name: str, data_dir: Path, n: int, seed: int) -> dict:

@@ -40,7 +40,7 @@ are described in its README).
 
 def build(out: Path, models: list[str] | None = None, exported: Path | None = None) -> Path:
     """Assemble the page in `out`; `exported`: a folder already holding `export_all`'s files (copied, not redone)."""
-    from deep_emotion.onnx_export import export_all
+    from deep_emotion.serve.onnx_export import export_all
 
     dist = WEB / "node_modules" / "onnxruntime-web" / "dist"
     missing = [f for f in ORT_FILES if not (dist / f).is_file()]

@@ -25,17 +25,20 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from deep_emotion import explain, explainers, render
-from deep_emotion.analysis import (DEFAULT_METHODS, Analysis, AnalysisOptions, FaceAnalysis, ModelView, analyze,
-                                   find_faces, input_size, summarize)
+from deep_emotion import explain
+from deep_emotion.explain import render
+from deep_emotion.results import DEFAULT_METHODS, Analysis, AnalysisOptions, FaceAnalysis, ModelView, analyze, find_faces, input_size, summarize
 from deep_emotion.classes import canonical
-from deep_emotion.checkpoints import checkpoint_dir, default_models, list_checkpoints, load_checkpoint, model_order
+from deep_emotion.models.card import checkpoint_dir, default_models, list_checkpoints, model_order
+from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.errors import DeepEmotionError
-from deep_emotion.faces import DEFAULT_FRAMING, Face, crop_face
-from deep_emotion.images import load_image
-from deep_emotion.live import LiveReader
-from deep_emotion.preprocess import to_grey_square
-from deep_emotion.video import VIDEO_TYPES, VideoAnalysis, analyze_video, frame_at, probe, write_clip
+from deep_emotion.faces.framing import DEFAULT_FRAMING, crop_face
+from deep_emotion.faces.detect import Face
+from deep_emotion.faces.images import load_image
+from deep_emotion.video.live import LiveReader
+from deep_emotion.models.inputs import to_grey_square
+from deep_emotion.video.clips import VIDEO_TYPES, frame_at, probe, write_clip
+from deep_emotion.video.analysis import VideoAnalysis, analyze_video
 
 # the example photo; hosts may point DEEP_EMOTION_EXAMPLE at another one
 EXAMPLE = Path(os.environ.get("DEEP_EMOTION_EXAMPLE") or Path(__file__).parent / "examples" / "astronaut.jpg")
@@ -164,7 +167,7 @@ def photo_input(source: str) -> tuple[bytes | None, str]:
 def controls_ui(names: list[str], defaults: list[str], classes: list[str], side: int, query: dict) -> dict:
     """The sidebar; `side`: the models' input size (window up to it, stride up to half of it)."""
     q = query["values"]
-    titles = {n: m.title for n, m in explainers.EXPLAINERS.items()}
+    titles = {n: m.title for n, m in explain.EXPLAINERS.items()}
     choices = ["predicted"] + classes
     # widgets keep their state under a key (their identity: a changed default does not make a new widget); the URL
     # gives their first values. Passed as defaults, not written into st.session_state first: a click during the
@@ -220,9 +223,9 @@ def validate(controls: dict, query: dict, known: list[str], side: int, classes: 
         errors.append(f"unknown model(s) {', '.join(unknown)}; bundled: {', '.join(known)}")
     if "target" in q and q["target"] not in classes:
         errors.append(f"target {q['target']!r} is not a class of the bundled models ({', '.join(classes)})")
-    unknown = [m for m in q.get("methods", []) if m not in explainers.EXPLAINERS]
+    unknown = [m for m in q.get("methods", []) if m not in explain.EXPLAINERS]
     if unknown:
-        errors.append(f"unknown map(s) {', '.join(unknown)}; known: {', '.join(explainers.EXPLAINERS)}")
+        errors.append(f"unknown map(s) {', '.join(unknown)}; known: {', '.join(explain.EXPLAINERS)}")
     if not controls["models"]:
         errors.append("choose at least one model")
     if not controls["methods"]:
@@ -431,7 +434,7 @@ def maps_ui(picture: np.ndarray, views: list[ModelView], method: str) -> None:
     limit = render.shared_limits(views, [method])[method]
     width = MAPS_PER_ROW if len(views) > MAPS_PER_ROW else len(views)
     with st.container(key="maps"):
-        st.caption(explainers.EXPLAINERS[method].about + " One colour scale for all models.")
+        st.caption(explain.EXPLAINERS[method].about + " One colour scale for all models.")
         for row in rows_of(views):
             for col, view in zip(st.columns(width), row):
                 with col:
@@ -443,7 +446,7 @@ def maps_ui(picture: np.ndarray, views: list[ModelView], method: str) -> None:
                                              limit=limit), width="stretch")
                     st.caption(map_caption(view.model, m))
                     if method == "regions":
-                        st.caption(explainers.region_sentence(m, view.target) + ("" if not m.note else f" ({m.note})"))
+                        st.caption(explain.region_sentence(m, view.target) + ("" if not m.note else f" ({m.note})"))
                     elif method == "occlusion-flip" and float(m.values.max()) == 0:
                         st.caption("No window changes the predicted label: the answer is robust to occlusion here.")
     with st.expander("The face as each model reads it, and the STN's view"):
@@ -463,7 +466,7 @@ def maps_ui(picture: np.ndarray, views: list[ModelView], method: str) -> None:
 def map_caption(model: str, m) -> str:
     """The map in words (for those who cannot see the picture): its range and where it peaks."""
     if m.outline is not None:
-        return f"{model}: the STN samples a quadrilateral turned {explainers.turned_degrees(m.outline):+.0f}°"
+        return f"{model}: the STN samples a quadrilateral turned {explain.turned_degrees(m.outline):+.0f}°"
     r, c = np.unravel_index(int(np.argmax(m.values)), m.values.shape)
     if float(m.values.max()) <= 0:
         return f"{model}: {m.unit} from {m.values.min():.3g} to {m.values.max():.3g}"
@@ -475,8 +478,8 @@ def faithfulness_ui(views: list[ModelView]) -> None:
     scored = [v for v in views if v.faithfulness]
     if not scored:
         return
-    titles = {n: m.title for n, m in explainers.EXPLAINERS.items()} | {"random": "random map (baseline)"}
-    order = list(explainers.EXPLAINERS) + ["random"]
+    titles = {n: m.title for n, m in explain.EXPLAINERS.items()} | {"random": "random map (baseline)"}
+    order = list(explain.EXPLAINERS) + ["random"]
     rows = sorted({n for v in scored for n in v.faithfulness}, key=order.index)
     df = pd.DataFrame({v.model: [v.faithfulness.get(n, {}).get("difference") for n in rows] for v in scored},
                       index=[titles.get(n, n) for n in rows])
@@ -636,7 +639,7 @@ def results(data: bytes, label: str, detect: bool, controls: dict) -> None:
 
     methods = controls["methods"]
     with right:
-        shown = st.radio("Map", methods, format_func=lambda m: explainers.EXPLAINERS[m].title, horizontal=True,
+        shown = st.radio("Map", methods, format_func=lambda m: explain.EXPLAINERS[m].title, horizontal=True,
                          help="Only the map shown is computed (each one once per face and model); scoring "
                                          "faithfulness computes them all.")
     # the work of this page: the map shown, or every map when their faithfulness is asked for

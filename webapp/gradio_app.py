@@ -21,12 +21,14 @@ try:  # Hugging Face's ZeroGPU: a GPU is attached while a decorated function run
 except ImportError:  # not on a Space: no decorator, the CPU
     spaces = None
 
-from deep_emotion import explainers, faces as face_finder, render
-from deep_emotion.analysis import DEFAULT_METHODS, AnalysisOptions, analyze, find_faces, summarize
-from deep_emotion.checkpoints import default_models, list_checkpoints, load_checkpoint, model_order
+from deep_emotion import explain, faces as face_finder
+from deep_emotion.explain import render
+from deep_emotion.results import DEFAULT_METHODS, AnalysisOptions, analyze, find_faces, summarize
+from deep_emotion.models.card import default_models, list_checkpoints, model_order
+from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.classes import canonical
 from deep_emotion.errors import DeepEmotionError
-from deep_emotion.images import load_image
+from deep_emotion.faces.images import load_image
 
 EXAMPLE = Path(__file__).parent / "examples" / "astronaut.jpg"
 
@@ -94,11 +96,11 @@ def handle(image_path: str | None, chosen: list[str], methods: list[str], window
                         "read as one.")
     for v in views:
         if "regions" in v.maps:
-            lines.append(f"{v.model}: {explainers.region_sentence(v.maps['regions'], v.target)}")
+            lines.append(f"{v.model}: {explain.region_sentence(v.maps['regions'], v.target)}")
         best = v.most_faithful()
         if best:
-            lines.append(f"{v.model}: most faithful map for this face: {explainers.EXPLAINERS[best].title}")
-        lines += [f"{v.model}: {explainers.EXPLAINERS[m].title} skipped — {why}" for m, why in v.skipped.items()]
+            lines.append(f"{v.model}: most faithful map for this face: {explain.EXPLAINERS[best].title}")
+        lines += [f"{v.model}: {explain.EXPLAINERS[m].title} skipped — {why}" for m, why in v.skipped.items()]
     table = [[r["face"]] + [f"{r['models'][m]['top']} {r['models'][m]['probability']:.0%}" for m in chosen] for r in rows]
     return (render.draw_boxes(photo, [f.box for f in faces], index, [r["majority"] for r in rows]),
             render.panel(face, views, list(options.methods)), views[0].probabilities,
@@ -118,7 +120,7 @@ def build() -> gr.Blocks:
                 chosen = gr.CheckboxGroup(names, value=default_models(cards), label="Models",
                                           info="fer2013/ferplus: photos of every kind; ckplus/jaffe: posed lab "
                                                "expressions; -wide: a wider network, more accurate, ~12x slower to explain")
-                methods = gr.CheckboxGroup([(m.title, n) for n, m in explainers.EXPLAINERS.items()],
+                methods = gr.CheckboxGroup([(m.title, n) for n, m in explain.EXPLAINERS.items()],
                                            value=list(DEFAULT_METHODS), label="Maps")
                 window = gr.Slider(1, 48, value=8, step=1, label="Occlusion window")
                 stride = gr.Slider(1, 24, value=2, step=1, label="Stride")

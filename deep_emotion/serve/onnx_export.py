@@ -1,0 +1,140 @@
+"""ONNX files for in-browser inference (onnxruntime-web): every shipped model and MTCNN's three networks.
+
+An emotion model's graph takes faces (N, 1, 48, 48) in [0, 1] and returns what the app shows: the probabilities
+after the card's post-hoc corrections (flip averaging, logit adjustment, temperature), the STN's θ (N, 2, 3) and
+its warped view (N, 1, 48, 48) in [0, 1]. MTCNN's P-Net takes any image size (N, 3, H, W), R-Net 24x24 and
+O-Net 48x48 crops, all as pixel values 0-255 (the (x - 127.5) / 128 scaling is inside the graph); their
+outputs are facenet-pytorch's, in its order. Weights are read without pickle (safetensors for ours; MTCNN's ship
+inside facenet-pytorch and are loaded by it).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from deep_emotion.models.card import list_checkpoints, read_card, resolve
+
+from deep_emotion.models.checkpoints import load_checkpoint
+
+OPSET = 18
+MAX_BATCH = 4096
+
+
+class EmotionGraph(torch.nn.Module):
+    """Probabilities (post-hoc corrected), θ and the STN view of a model, as one graph."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        probabilities = F.softmax(self.model(face), dim=-1)
+        view = self.model.stn_view(face)
+        if view is None:  # a family without STN: the identity warp
+            n = face.shape[0]
+            theta = torch.eye(2, 3, dtype=face.dtype).expand(n, 2, 3)
+            return probabilities, theta, face
+        warped, theta = view
+        return probabilities, theta, warped
+
+
+class Scaled(torch.nn.Module):
+    """An MTCNN network on 0-255 pixels: (x - 127.5) * 0.0078125 first, as facenet-pytorch's detect_face does."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor):
+        return self.net((x - 127.5) * 0.0078125)
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict[int, Any]) -> None:
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (example,), dynamo=True, optimize=True, verbose=False,
+                                    input_names=inputs, output_names=outputs, opset_version=OPSET,
+                                    dynamic_shapes=(dynamic,))
+    program.save(str(path), external_data=False)
+
+
+def export_model(name: str, path: Path) -> dict[str, Any]:
+    """One shipped model (post-hoc corrections included) as ONNX; returns what the page needs to know of it."""
+    model, card = load_checkpoint(name, posthoc=True)
+    if hasattr(model, "set_fold"):
+        model.set_fold(False)  # the layers as listed (the folds are a CPU speed-up of the same function)
+    with torch.no_grad():
+        _export(EmotionGraph(model), torch.rand(2, 1, 48, 48), path, ["face"], ["probabilities", "theta", "view"],
+                {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)})
+    test = card["metrics"]["test"]
+    return {"name": name, "file": path.name, "classes": card["classes"], "dataset": card["dataset"],
+            "test_accuracy": test["accuracy"], "protocol": card.get("protocol_note", card["protocol"]),
+            "architecture": card.get("architecture", "DeepEmotion"), "posthoc": bool(card.get("posthoc"))}
+
+
+def mtcnn_networks() -> dict[str, torch.nn.Module]:
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet  # weights ship inside the package
+
+    return {"pnet": PNet(), "rnet": RNet(), "onet": ONet()}
+
+
+def export_mtcnn(folder: Path) -> dict[str, str]:
+    nets = mtcnn_networks()
+    size = torch.export.Dim
+    with torch.no_grad():
+        _export(Scaled(nets["pnet"]), torch.rand(1, 3, 60, 80) * 255, folder / "pnet.onnx", ["image"],
+                ["regression", "probabilities"],
+                {0: size("n", min=1, max=64), 2: size("height", min=12, max=4096), 3: size("width", min=12, max=4096)})
+        _export(Scaled(nets["rnet"]), torch.rand(2, 3, 24, 24) * 255, folder / "rnet.onnx", ["image"],
+                ["regression", "probabilities"], {0: size("n", min=1, max=MAX_BATCH)})
+        _export(Scaled(nets["onet"]), torch.rand(2, 3, 48, 48) * 255, folder / "onet.onnx", ["image"],
+                ["regression", "landmarks", "probabilities"], {0: size("n", min=1, max=MAX_BATCH)})
+    return {k: f"{k}.onnx" for k in nets}
+
+
+def framing_rules() -> dict[str, Any]:
+    """The face framing and detection rules the page applies (faces/framing.py: constants and default Framing)."""
+    from deep_emotion.faces import framing as faces
+
+    f = faces.DEFAULT_FRAMING
+    return {"margin": f.margin, "context_retry": f.context_retry, "rotate_retry": f.rotate_retry,
+            "align": f.align, "align_above": f.align_above,
+            "min_probability": faces.MIN_PROBABILITY, "context_pad": faces.CONTEXT_PAD,
+            "retry_thresholds": list(faces.RETRY_THRESHOLDS), "retry_min_probability": faces.RETRY_MIN_PROBABILITY,
+            "retry_min_share": faces.RETRY_MIN_SHARE, "detect_max_side": faces.DETECT_MAX_SIDE,
+            "whole_picture_max_side": faces.WHOLE_PICTURE_MAX_SIDE,
+            "whole_picture_max_aspect": faces.WHOLE_PICTURE_MAX_ASPECT,
+            "whole_picture_min_std": faces.WHOLE_PICTURE_MIN_STD}
+
+
+def colour_maps() -> dict[str, list[list[int]]]:
+    """The project's two colour maps as 256-entry RGB tables (render.py: inferno unsigned, RdBu_r signed)."""
+    import matplotlib
+    import numpy as np
+
+    ramp = np.linspace(0, 1, 256)
+    return {name: (matplotlib.colormaps[name](ramp)[:, :3] * 255).astype(int).tolist() for name in ("inferno", "RdBu_r")}
+
+
+def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, Any]:
+    """Every shipped model (or `names`) and MTCNN into `folder`, with `models.json` describing them: the models
+    in the app's order, which are shown by default, the framing rules and the colour maps."""
+    from deep_emotion.models.card import default_models, model_order
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = names or list_checkpoints()
+    cards = {n: read_card(resolve(n)) for n in names}  # the cards alone: weights are read once, below
+    models = [export_model(n, folder / f"{n}.onnx") for n in model_order(cards)]
+    index = {"models": models, "default_models": default_models(cards), "mtcnn": export_mtcnn(folder),
+             "framing": framing_rules(), "colour_maps": colour_maps(), "input_size": 48}
+    (folder / "models.json").write_text(json.dumps(index, indent=2) + "\n")
+    return index
