@@ -6,7 +6,7 @@ PYTHON ?= python3
 PIP_ARGS ?=
 PORT ?= 8501
 
-.PHONY: run gradio test test-fast bench install install-test browser web static space-gradio docker-check clean
+.PHONY: run gradio lint test test-fast bench install install-test browser web static space-gradio docker-check clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,11 @@ gradio: install
 	$(PY) -m pip install -q gradio
 	$(PY) webapp/gradio_app.py
 
-test: install-test
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install-test lint
 	$(PY) -m pytest -q
 
 test-fast: install-test

@@ -23,6 +23,11 @@ def canonical(name: str) -> str:
     return ALIASES[key]
 
 
+def canonical_or_label(name: str) -> str:
+    """The canonical name of an emotion, or the name itself when it is none (a folder data set's own class)."""
+    return ALIASES.get(name.strip().lower(), name)
+
+
 def shared_classes(a: list[str] | tuple[str, ...], b: list[str] | tuple[str, ...]) -> list[str]:
     """Canonical names both class lists contain, in canonical order."""
     ca, cb = {canonical(x) for x in a}, {canonical(x) for x in b}

@@ -1,42 +1,54 @@
-"""The one analysis that the CLI and both web front ends call: faces, predictions, STN views and maps.
+"""What the pipeline answers, as plain records of numbers and arrays: the options of an analysis, each face's
+predictions by every model, and each model's view of one face (probabilities, STN view, maps, faithfulness).
 
-Returns plain dataclasses of numbers and arrays; imports no UI library.
+Class names are canonical (`deep_emotion.classes`) in every record. Imports no UI library.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from PIL import Image
 
-from deep_emotion import explain
-from deep_emotion.models.inputs import predict_proba
-from deep_emotion.faces.framing import DEFAULT_MARGIN
-from deep_emotion.faces.detect import Face, detect_faces, or_whole_picture, whole_image_face
-from deep_emotion.models.paper import DeepEmotion
-from deep_emotion.explain.registry import Map
-from deep_emotion.models.inputs import INPUT_SIZE, to_tensor
+from deep_emotion.classes import majority
 
-Loaded = tuple[DeepEmotion, dict[str, Any]]  # (model, card), as load_checkpoint returns them
+if TYPE_CHECKING:
+    from deep_emotion.explain.registry import Map
+
+INPUT_SIZE = 48  # the side of the networks' square input (a model's card may say otherwise)
 
 
 @dataclass
 class FacePrediction:
+    """One face and what every model makes of it (one batched pass per model: `Pipeline.predict`)."""
+
+    index: int  # 0 = the largest face
     box: tuple[float, float, float, float]
     face_probability: float
-    probabilities: dict[str, float]  # class name -> softmax probability
-    top: str
-    crop: np.ndarray = field(repr=False)
+    probabilities: dict[str, dict[str, float]]  # model -> canonical class -> probability
+    crop: np.ndarray = field(repr=False)  # (48, 48) uint8
     detected: bool = True  # False: no face found; the whole picture was read as one
 
+    def top(self, model: str) -> str:
+        p = self.probabilities[model]
+        return max(p, key=p.get)
+
+    @property
+    def tops(self) -> dict[str, str]:
+        return {m: self.top(m) for m in self.probabilities}
+
+    @property
+    def majority(self) -> str:
+        """The class most models name (a tie: the one named first)."""
+        return majority(list(self.tops.values()))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"box": [round(v, 1) for v in self.box], "face_probability": round(self.face_probability, 4),
-                "detected": self.detected, "top": self.top, "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+        return {"face": self.index + 1, "box": [round(v, 1) for v in self.box],
+                "face_probability": round(self.face_probability, 4), "detected": self.detected,
+                "majority": self.majority,
+                "models": {m: {"top": self.top(m), "probabilities": {c: round(v, 4) for c, v in p.items()}}
+                           for m, p in self.probabilities.items()}}
 
 
 DEFAULT_METHODS = ("occlusion-flip", "captum-occlusion", "integrated-gradients", "smoothgrad", "gradcam", "regions",
@@ -61,6 +73,8 @@ class AnalysisOptions:
 
     def check(self, input_size: int = INPUT_SIZE) -> None:
         """ValueError naming every bad option."""
+        from deep_emotion import explain  # torch: only when options are checked
+
         problems = []
         try:
             explain.check_window(input_size, self.window, self.stride)
@@ -139,122 +153,3 @@ class Analysis:
                 "faces": [{"index": f.index, "box": [round(v, 1) for v in f.box],
                            "face_probability": round(f.face_probability, 4), "detected": f.detected,
                            "models": {n: v.to_dict() for n, v in f.views.items()}} for f in self.faces]}
-
-
-def find_faces(image: Image.Image, detect: bool = True, margin: float = DEFAULT_MARGIN) -> list[Face]:
-    """MTCNN's faces, largest first (maybe none; a small, square picture without one is read as one face:
-    `faces.or_whole_picture`), or the whole image as one face when `detect` is False."""
-    return or_whole_picture(image, detect_faces(image, margin=margin)) if detect else [whole_image_face(image)]
-
-
-def classify(model: DeepEmotion, classes: list[str], faces: list[Face]) -> list[FacePrediction]:
-    """One forward pass over all face crops."""
-    if not faces:
-        return []
-    proba = predict_proba(model, np.stack([f.crop for f in faces]))
-    return [
-        FacePrediction(f.box, f.probability, {c: float(v) for c, v in zip(classes, p)}, classes[int(p.argmax())], f.crop,
-                       f.detected)
-        for f, p in zip(faces, proba)
-    ]
-
-
-_LOCKS: "weakref.WeakKeyDictionary[torch.nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def model_lock(model: torch.nn.Module) -> threading.Lock:
-    """One lock per model: Grad-CAM hooks a layer of the (shared) model, so a face explained in another thread
-    (another user of the web app) must not run through that model meanwhile."""
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(model, threading.Lock())
-
-
-def input_size(loaded: Loaded) -> int:
-    """The side of the model's square input (its card, else its config)."""
-    model, card = loaded
-    size = card.get("input", {}).get("size")
-    return int(size[-1]) if size else int(model.config.input_size)
-
-
-def _target_index(classes: list[str], target: str | None, top: int) -> int:
-    """The index of the class named `target` (the same name, else the same canonical emotion), else `top`."""
-    if target is None:
-        return top
-    if target in classes:
-        return classes.index(target)
-    from deep_emotion.classes import canonical
-
-    try:
-        names = [canonical(c) for c in classes]
-        return names.index(canonical(target))
-    except ValueError:  # not an emotion name, or not one of this model's classes
-        return top
-
-
-def summarize(faces: list[Face], models: Mapping[str, Loaded]) -> list[dict[str, Any]]:
-    """Every face x every model: per face, its number (1 = largest), each model's top class with its probability,
-    and the class most models name (`classes.majority`). One batched pass per model."""
-    from deep_emotion.classes import majority
-
-    rows: list[dict[str, Any]] = [{"face": i + 1, "models": {}} for i in range(len(faces))]
-    for name, (model, card) in models.items():
-        with model_lock(model):  # Grad-CAM may hold hooks on this model in another thread
-            predictions = classify(model, card["classes"], faces)
-        for row, p in zip(rows, predictions):
-            row["models"][name] = {"top": p.top, "probability": round(p.probabilities[p.top], 4)}
-    for row in rows:
-        row["majority"] = majority([m["top"] for m in row["models"].values()])
-    return rows
-
-
-def view_face(name: str, loaded: Loaded, crop: np.ndarray, options: AnalysisOptions = AnalysisOptions(),
-              landmarks: np.ndarray | None = None) -> ModelView:
-    """Prediction, STN view, the chosen maps and (optionally) their faithfulness for one model and one face crop.
-    The occlusion maps share one set of occluded passes; a method that does not apply to the model is listed
-    in `skipped` with its reason. A target class the model does not know falls back to its top class."""
-    model, card = loaded
-    options.check(input_size(loaded))
-    device = next(model.parameters()).device  # CPU, or a GPU where a host moved the model (ZeroGPU Spaces)
-    x = to_tensor(crop).to(device)  # (1, 1, H, W)
-    classes = card["classes"]
-    with model_lock(model):
-        with torch.no_grad():
-            p0 = model(x).softmax(1)[0]
-        target = _target_index(classes, options.target, int(p0.argmax()))
-        context = explain.Context(options.window, options.stride, landmarks=landmarks,
-                                     captum_itself=options.captum_itself)
-        maps, skipped = explain.explain_face(model, x, target, options.methods, context)
-        stn = model.stn_view(x)
-        faith = None
-        if options.faithfulness and maps:
-            scored = {n: torch.from_numpy(m.values).to(device) for n, m in maps.items()}
-            scored["random"] = explain.random_map(x.shape[-1]).to(device)
-            faith = explain.faithfulness(model, x, scored, target)
-    return ModelView(name, {c: float(v) for c, v in zip(classes, p0)}, classes[int(p0.argmax())], classes[target],
-                     None if stn is None else stn[1][0].cpu().numpy(), None if stn is None else stn[0][0, 0].cpu().numpy(),
-                     maps, skipped, faith)
-
-
-def analyze(image: Image.Image | None, models: Mapping[str, Loaded], options: AnalysisOptions = AnalysisOptions(),
-            faces: list[Face] | None = None, face_indices: list[int] | None = None) -> Analysis:
-    """Find the faces (or reuse `faces`; then `image` may be None), then for each chosen face (default: all) and
-    each model compute the prediction, STN view and the maps of `options`. No face: `faces` is empty."""
-    if not models:
-        raise ValueError("choose at least one model")
-    for loaded in models.values():
-        options.check(input_size(loaded))
-    if faces is None and image is None:
-        raise ValueError("give an image or its faces")
-    found = faces if faces is not None else find_faces(image, options.detect)
-    chosen = range(len(found)) if face_indices is None else face_indices
-    results = []
-    with torch.inference_mode():
-        for i in chosen:
-            if not 0 <= i < len(found):
-                raise ValueError(f"face {i + 1} does not exist: {len(found)} face(s) found")
-            f = found[i]
-            views = {name: view_face(name, loaded, f.crop, options, f.crop_landmarks) for name, loaded in models.items()}
-            results.append(FaceAnalysis(i, f.box, f.probability, f.crop, views, f.detected))
-    detected = options.detect and all(f.detected for f in found)
-    return Analysis(results, detected, None if image is None else image.size, options)

@@ -180,9 +180,9 @@ def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -
     text_size = max(12, scale * 3)
     tiles_per_row = []
     for v in views:
-        tiles = [_titled(grey_image(face.crop, scale), "input", text_size)]
-        tiles.append(_titled(grey_image(v.stn_view, scale), "STN view", text_size) if v.stn_view is not None
-                     else _titled(Image.new("RGB", (side, side), (235, 235, 235)), "no STN", text_size))
+        tiles = [titled(grey_image(face.crop, scale), "input", text_size)]
+        tiles.append(titled(grey_image(v.stn_view, scale), "STN view", text_size) if v.stn_view is not None
+                     else titled(Image.new("RGB", (side, side), (235, 235, 235)), "no STN", text_size))
         for name in methods:
             if name in v.maps:
                 tiles.append(map_tile(face.crop, v.maps[name], EXPLAINERS[name].title, scale, text_size, limits[name]))
@@ -202,7 +202,8 @@ def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -
     return out
 
 
-def _titled(image: Image.Image, title: str, text_size: int) -> Image.Image:
+def titled(image: Image.Image, title: str, text_size: int = 16) -> Image.Image:
+    """The image with a centred title above it."""
     out = Image.new("RGB", (image.width, text_size + 6 + image.height), (255, 255, 255))
     ImageDraw.Draw(out).text((image.width // 2, 2), title, fill=(0, 0, 0), font=font(text_size), anchor="ma")
     out.paste(image.convert("RGB"), (0, text_size + 6))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deep_emotion.classes import canonical_or_label
 from deep_emotion.errors import CheckpointError
 
 DEFAULT_ARCHITECTURE = "DeepEmotion"  # what a card or recipe without an `architecture` field means
@@ -43,25 +45,141 @@ def resolve(name_or_path: str | Path) -> Path:
     return p
 
 
-def read_card(weights: Path) -> dict[str, Any]:
+def read_card(weights: Path) -> ModelCard:
+    """The card beside a weight file (<stem>.json), read and checked: `CheckpointError` naming the file."""
     card_path = weights.with_suffix(".json")
     if not card_path.is_file():
         raise CheckpointError(f"{weights}: its model card {card_path.name} is missing")
     try:
-        card = json.loads(card_path.read_text())
+        data = json.loads(card_path.read_text())
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{card_path}: not a readable JSON model card ({e})") from e
-    if not isinstance(card, dict) or "model_config" not in card or "classes" not in card:
-        raise CheckpointError(f"{card_path}: model card lacks 'model_config' or 'classes'")
-    return card
+    return ModelCard.from_dict(data, source=str(card_path))
 
 
-def architecture(card: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class SplitMetrics:
+    """A model's scores on one split of its data set, under its card's protocol."""
+
+    accuracy: float
+    n: int
+    split: str = ""
+    protocol: str = ""
+    balanced_accuracy: float | None = None  # mean per-class recall
+    macro_f1: float | None = None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the network reads: (channels, height, width), the pixels' meaning and the normalisation it applies."""
+
+    size: tuple[int, int, int] = (1, 48, 48)
+    pixels: str = "grey (PIL 'L'), value/255 in [0, 1]"
+    mean: float = 0.5
+    std: float = 0.5
+
+    @property
+    def side(self) -> int:
+        return int(self.size[-1])
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The record beside every weight file, validated once when read (`from_dict`).
+
+    `labels` are the data set's own class names, in the network's output order (FERPlus says "happiness");
+    `classes` are the same classes by their canonical names (`deep_emotion.classes`), which every output uses.
+    """
+
+    name: str
+    dataset: str
+    labels: tuple[str, ...]
+    model_config: dict[str, Any] = field(repr=False)
+    architecture: str = DEFAULT_ARCHITECTURE
+    protocol: str = ""
+    protocol_note: str = ""
+    input: InputSpec = InputSpec()
+    face_crop: dict[str, Any] | None = field(default=None, repr=False)  # `faces.Framing.card()`
+    metrics: dict[str, SplitMetrics] = field(default_factory=dict, repr=False)  # "val", "test"
+    confusion: tuple[tuple[int, ...], ...] = field(default=(), repr=False)  # rows: true class, on test
+    posthoc: dict[str, Any] | None = field(default=None, repr=False)  # `models.posthoc.PostHoc` and its provenance
+    sha256: str | None = field(default=None, repr=False)
+    fold: int | None = None
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # recipe, licence, paper, dates, ...
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the JSON as read
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The canonical class names in output order (angry, disgust, fear, happy, sad, surprise, neutral, contempt);
+        a class that is no emotion of that set (a folder data set's own) keeps its label."""
+        return tuple(canonical_or_label(c) for c in self.labels)
+
+    @property
+    def test(self) -> SplitMetrics | None:
+        return self.metrics.get("test")
+
+    @property
+    def description(self) -> str:
+        """'paper' for the paper's network, else what differs, e.g. 'wide 32-64-128'; another family's name."""
+        return architecture(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "model card") -> ModelCard:
+        """A card from its JSON object; `CheckpointError` naming `source` and the field when it is malformed."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{source}: a model card is a JSON object")
+        missing = [k for k in ("name", "dataset", "classes", "model_config") if k not in data]
+        if missing:
+            raise CheckpointError(f"{source}: model card lacks {', '.join(map(repr, missing))}")
+        try:
+            labels = tuple(str(c) for c in data["classes"])
+            if not labels or len(set(labels)) != len(labels):
+                raise ValueError("'classes' must be distinct names")
+            if not isinstance(data["model_config"], dict):
+                raise ValueError("'model_config' must be an object")
+            spec = data.get("input") or {}
+            norm = spec.get("normalization") or {}
+            size = tuple(int(v) for v in spec.get("size", (1, 48, 48)))
+            if len(size) != 3:
+                raise ValueError(f"input size {list(size)} is not [channels, height, width]")
+            metrics = {}
+            for split, m in (data.get("metrics") or {}).items():
+                known = {k: m[k] for k in ("accuracy", "n", "split", "protocol", "balanced_accuracy", "macro_f1")
+                         if k in m}
+                metrics[split] = SplitMetrics(**known)
+            confusion = tuple(tuple(int(v) for v in row) for row in data.get("confusion") or ())
+            if confusion and (len(confusion) != len(labels) or any(len(r) != len(labels) for r in confusion)):
+                raise ValueError(f"'confusion' is not {len(labels)}x{len(labels)}")
+            posthoc = data.get("posthoc")
+            if posthoc is not None and not isinstance(posthoc, dict):
+                raise ValueError("'posthoc' must be an object")
+            fields = {"name", "dataset", "classes", "model_config", "architecture", "protocol", "protocol_note",
+                      "input", "face_crop", "metrics", "confusion", "posthoc", "sha256", "fold", "seed"}
+            return cls(
+                name=str(data["name"]), dataset=str(data["dataset"]), labels=labels,
+                model_config=dict(data["model_config"]),
+                architecture=str(data.get("architecture") or DEFAULT_ARCHITECTURE),
+                protocol=str(data.get("protocol", "")), protocol_note=str(data.get("protocol_note", "")),
+                input=InputSpec(size, str(spec.get("pixels", InputSpec.pixels)), float(norm.get("mean", 0.5)),
+                                float(norm.get("std", 0.5))),
+                face_crop=data.get("face_crop"), metrics=metrics, confusion=confusion, posthoc=posthoc,
+                sha256=data.get("sha256"), fold=data.get("fold"), seed=data.get("seed"),
+                extra={k: v for k, v in data.items() if k not in fields}, raw=dict(data))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise CheckpointError(f"{source}: bad model card ({e})") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object it was read from."""
+        return dict(self.raw)
+
+
+def architecture(card: ModelCard) -> str:
     """'paper' for the paper's network, else what differs, e.g. 'wide 32-64-128' (from the card's model config);
     another family's registered name, e.g. 'ResNetSmall'."""
-    if card.get("architecture", DEFAULT_ARCHITECTURE) != DEFAULT_ARCHITECTURE:
-        return str(card["architecture"])
-    cfg = card.get("model_config", {})
+    if card.architecture != DEFAULT_ARCHITECTURE:
+        return card.architecture
+    cfg = card.model_config
     if cfg.get("stages"):
         return "wide " + "-".join(str(w) for w in cfg["stages"])
     deviations = [k for k, v in (("batch_norm", cfg.get("batch_norm")), ("no STN", cfg.get("stn") is False)) if v]
@@ -73,20 +191,25 @@ def architecture(card: dict[str, Any]) -> str:
 IN_THE_WILD = ("fer2013", "ferplus")  # web photos of every kind; CK+, JAFFE and FERG are posed lab or drawn faces
 
 
-def default_models(cards: dict[str, dict[str, Any]]) -> list[str]:
+def default_models(cards: dict[str, ModelCard]) -> list[str]:
     """What a front end selects at first: the paper-architecture models trained on photos from the wild (FER2013,
     FERPlus), which suit uploaded photos; the posed-set models (CK+, JAFFE) and the `-wide` ones (about 12x the
     occlusion cost) are one click away. Falls back to every paper-architecture model, then to all."""
     paper = [name for name, card in cards.items() if architecture(card) == "paper"]
-    wild = [name for name in paper if cards[name].get("dataset") in IN_THE_WILD]
+    wild = [name for name in paper if cards[name].dataset in IN_THE_WILD]
     return wild or paper or list(cards)
 
 
-def model_order(cards: dict[str, dict[str, Any]]) -> list[str]:
+def model_order(cards: dict[str, ModelCard]) -> list[str]:
     """Names for a model picker: models of photos from the wild first, then the posed sets; by name within."""
-    return sorted(cards, key=lambda n: (cards[n].get("dataset") not in IN_THE_WILD, n))
+    return sorted(cards, key=lambda n: (cards[n].dataset not in IN_THE_WILD, n))
 
 
 def list_checkpoints() -> list[str]:
     d = checkpoint_dir()
     return sorted(p.stem for p in d.glob("*.safetensors") if p.with_suffix(".json").is_file()) if d.is_dir() else []
+
+
+def read_cards(names: list[str] | None = None) -> dict[str, ModelCard]:
+    """The bundled models' cards by name (default: every bundled model), without loading any weights."""
+    return {n: read_card(resolve(n)) for n in (list_checkpoints() if names is None else names)}

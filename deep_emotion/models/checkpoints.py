@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from deep_emotion.models.posthoc import PostHoc
 from deep_emotion.errors import CheckpointError
-from deep_emotion.models.card import DEFAULT_ARCHITECTURE, read_card, resolve, sha256
+from deep_emotion.models.card import ModelCard, read_card, resolve, sha256
 from deep_emotion.models.registry import EmotionModel, architecture_name, create_model, list_models
 
 
@@ -46,27 +46,45 @@ def save_checkpoint(model: EmotionModel, card: dict[str, Any], stem: Path) -> tu
     return weights, card_path
 
 
-def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu",
-                    posthoc: bool = False) -> tuple[EmotionModel, dict[str, Any]]:
+class LoadedModel(NamedTuple):
+    """A network ready for inference and its card; unpacks as `model, card = loaded`."""
+
+    model: EmotionModel
+    card: ModelCard
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Canonical class names in the network's output order."""
+        return self.card.classes
+
+    @property
+    def input_size(self) -> int:
+        return self.card.input.side
+
+
+def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu", posthoc: bool = False) -> LoadedModel:
     """The model in eval mode and its card. `posthoc=True`: the model's outputs carry the card's post-hoc
-    corrections (flip averaging, logit adjustment, temperature; calibration.py), as the front ends show them."""
+    corrections (flip averaging, logit adjustment, temperature; models/posthoc.py), as the front ends show them."""
     weights = resolve(name_or_path)
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file does not exist")
     card = read_card(weights)
-    if card.get("sha256") and card["sha256"] != sha256(weights):
+    if card.sha256 and card.sha256 != sha256(weights):
         raise CheckpointError(f"{weights}: sha256 differs from its model card (file changed or corrupted)")
-    arch = card.get("architecture", DEFAULT_ARCHITECTURE)
-    if arch not in list_models():
-        raise CheckpointError(f"{weights.with_suffix('.json')}: unknown architecture {arch!r}; "
+    if card.architecture not in list_models():
+        raise CheckpointError(f"{weights.with_suffix('.json')}: unknown architecture {card.architecture!r}; "
                               f"known: {', '.join(list_models())}")
     try:
-        model = create_model(arch, card["model_config"])
+        model = create_model(card.architecture, card.model_config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{weights.with_suffix('.json')}: bad model_config ({e})") from e
     num_classes = model.config.num_classes
-    if num_classes != len(card["classes"]):
-        raise CheckpointError(f"{weights}: card lists {len(card['classes'])} classes, model has {num_classes}")
+    if num_classes != len(card.labels):
+        raise CheckpointError(f"{weights}: card lists {len(card.labels)} classes, model has {num_classes}")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
@@ -88,6 +106,9 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     # folded layers then stay cached). Fine-tuning starts from a fresh model (`init_from`), or call
     # `model.requires_grad_(True)`.
     model.requires_grad_(False)
-    return model.to(device).to(memory_format=torch.channels_last).eval(), card
+    return LoadedModel(model.to(device).to(memory_format=torch.channels_last).eval(), card)
 
 
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", posthoc: bool = True) -> LoadedModel:
+    """A bundled model (or a .safetensors path) as the front ends use it: with its card's post-hoc corrections."""
+    return load_checkpoint(name_or_path, device, posthoc)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from deep_emotion.models.card import ModelCard
 
 
 T_RANGE = (0.05, 20.0)
@@ -66,9 +69,9 @@ class PostHoc:
         return cls(**d)
 
     @classmethod
-    def from_card(cls, card: dict[str, Any]) -> PostHoc:
+    def from_card(cls, card: ModelCard | dict[str, Any]) -> PostHoc:
         """The card's `posthoc` block without its provenance notes; the identity when the card has none."""
-        block = card.get("posthoc") or {}
+        block = (card.get("posthoc") if isinstance(card, dict) else card.posthoc) or {}
         return cls.from_dict({k: v for k, v in block.items() if k not in CARD_NOTES})
 
 

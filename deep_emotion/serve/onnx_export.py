@@ -74,10 +74,10 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
     with torch.no_grad():
         _export(EmotionGraph(model), torch.rand(2, 1, 48, 48), path, ["face"], ["probabilities", "theta", "view"],
                 {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)})
-    test = card["metrics"]["test"]
-    return {"name": name, "file": path.name, "classes": card["classes"], "dataset": card["dataset"],
-            "test_accuracy": test["accuracy"], "protocol": card.get("protocol_note", card["protocol"]),
-            "architecture": card.get("architecture", "DeepEmotion"), "posthoc": bool(card.get("posthoc"))}
+    return {"name": name, "file": path.name, "classes": list(card.classes), "labels": list(card.labels),
+            "dataset": card.dataset, "test_accuracy": None if card.test is None else card.test.accuracy,
+            "protocol": card.protocol_note or card.protocol, "architecture": card.architecture,
+            "posthoc": bool(card.posthoc)}
 
 
 def mtcnn_networks() -> dict[str, torch.nn.Module]:

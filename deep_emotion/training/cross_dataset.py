@@ -34,12 +34,12 @@ def cross_dataset_table(data_dir: str | Path, names: list[str] | None = None) ->
     models = {n: load_checkpoint(n) for n in names}
     tests: dict[str, tuple[FaceDataset, np.ndarray, str]] = {}
     for name, (_, card) in models.items():
-        ds_name = card["dataset"]
+        ds_name = card.dataset
         if ds_name in tests:
             continue
         ds, split = card_data(card, data_dir)
         tests[ds_name] = (ds, split.test, split.protocol)
-    cells = {m: {d: shared_class_accuracy(model, card["classes"], ds, idx) for d, (ds, idx, _) in tests.items()}
+    cells = {m: {d: shared_class_accuracy(model, list(card.labels), ds, idx) for d, (ds, idx, _) in tests.items()}
              for m, (model, card) in models.items()}
     return {"models": names, "datasets": list(tests), "protocols": {d: p for d, (_, _, p) in tests.items()},
             "cells": cells}

@@ -23,8 +23,8 @@ def cross_validate(recipe: Recipe, data_dir: str | Path, n_folds: int = 10, epoc
         fold_dir = run_dir / f"fold{k}"
         card = train(recipe, data_dir, epochs=epochs, device=device, resume=True, run_dir=fold_dir,
                      out_dir=fold_dir, progress=progress, fold=k, n_folds=n_folds)
-        folds.append({"fold": k, "test_accuracy": card["metrics"]["test"]["accuracy"],
-                      "n_test": card["metrics"]["test"]["n"], "val_accuracy": card["metrics"]["val"]["accuracy"]})
+        folds.append({"fold": k, "test_accuracy": card.metrics["test"].accuracy, "n_test": card.metrics["test"].n,
+                      "val_accuracy": card.metrics["val"].accuracy})
         print(f"fold {k}: test {folds[-1]['test_accuracy']:.4f} (n={folds[-1]['n_test']})", flush=True)
     acc = np.array([f["test_accuracy"] for f in folds])
     summary = {"name": recipe.name, "dataset": recipe.dataset, "protocol": f"subject-folds ({n_folds} folds by subject)",

@@ -19,11 +19,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from deep_emotion.models.card import DEFAULT_ARCHITECTURE
 
 from deep_emotion.models.registry import EmotionModel, architecture_name, classifier_name, create_model
 from deep_emotion.training.augment import augment_batch
-from deep_emotion.models.card import PAPER, checkpoint_dir
+from deep_emotion.models.card import PAPER, ModelCard, checkpoint_dir, read_card
 from deep_emotion.models.checkpoints import save_checkpoint
 from deep_emotion.training.data import FaceDataset, Split, load_dataset, reader_options
 from deep_emotion.training.distributed import Process, from_main, start, stop, sum_all, wrap
@@ -77,7 +76,7 @@ def transfer_weights(model: EmotionModel, classes: tuple[str, ...], source: str)
     if model.classifier.out_features != len(classes):
         model.reset_classifier(len(classes))
     src, card = load_checkpoint(source)
-    src_arch, own_arch = card.get("architecture", DEFAULT_ARCHITECTURE), architecture_name(model)
+    src_arch, own_arch = card.architecture, architecture_name(model)
     if src_arch != own_arch:
         raise ValueError(f"init_from {source}: architecture differs ({src_arch}, not {own_arch})")
     head = classifier_name(src) + "."
@@ -87,7 +86,7 @@ def transfer_weights(model: EmotionModel, classes: tuple[str, ...], source: str)
     if mismatched:
         raise ValueError(f"init_from {source}: architecture differs ({', '.join(mismatched[:3])})")
     model.load_state_dict(state, strict=False)
-    src_rows = {canonical(c): i for i, c in enumerate(card["classes"])}
+    src_rows = {canonical(c): i for i, c in enumerate(card.labels)}
     own_fc, src_fc = model.classifier, src.classifier
     with torch.no_grad():
         for i, c in enumerate(classes):
@@ -279,7 +278,7 @@ def _trained_on(dev: torch.device, proc: Process) -> str:
 
 def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, device: str = "auto",
           resume: bool = False, run_dir: str | Path | None = None, out_dir: str | Path | None = None,
-          progress: bool = True, fold: int | None = None, n_folds: int = 10, compile: bool = False) -> dict[str, Any]:
+          progress: bool = True, fold: int | None = None, n_folds: int = 10, compile: bool = False) -> ModelCard | None:
     """Train `recipe` on the data under `data_dir`; write the checkpoint and card; return the card.
     `fold` picks one fold of a cross-validation protocol (subject-folds). Under torchrun, each process trains on
     its shard of every batch (DistributedDataParallel) and rank 0 alone logs, evaluates and writes files;
@@ -354,7 +353,7 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
 
     if not proc.is_main:
         stop(proc)
-        return {}
+        return None
     # the best-on-validation weights, evaluated once on the test split
     model.load_state_dict(load_file(str(best_path), device=str(dev)))
     model.eval()
@@ -368,4 +367,4 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
                    out / f"{recipe.name}_confusion.png")
     print(f"{recipe.name}: val {val['accuracy']:.4f}, test {test['accuracy']:.4f} -> {out / recipe.name}.safetensors")
     stop(proc)
-    return json.loads((out / f"{recipe.name}.json").read_text())
+    return read_card(out / f"{recipe.name}.safetensors")

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
-import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
-from deep_emotion.models.inputs import predict_proba
-from deep_emotion.faces.framing import Box, Framing
-from deep_emotion.faces.detect import detect_faces_batch, iou, or_whole_picture
+from deep_emotion.faces.framing import Box
+from deep_emotion.faces.detect import Face, iou
+
+if TYPE_CHECKING:
+    from deep_emotion.pipeline import Pipeline
 
 FRAME = (480, 360)  # context frames: one size, so MTCNN takes them in batches
 FACE_SHARE = (0.15, 0.40)  # the face's side as a share of the frame's width
@@ -134,49 +135,46 @@ def scores(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, fl
             "recall": per_class}
 
 
-def pipeline_crops(faces: np.ndarray, variant: str, framing: Framing, seed: int = 0, batch: int = 32,
-                   indices: Iterable[int] | None = None, whole_picture: bool = True
+def pipeline_crops(faces: np.ndarray, variant: str, find: Callable[[list[Image.Image]], list[list[Face]]],
+                   seed: int = 0, batch: int = 32, indices: Iterable[int] | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each face made into a photo of `variant` and put through detection and framing: crops (N, 48, 48)
-    uint8, answered (N,) bool (the right face, or the whole picture), by_mtcnn (N,) bool (MTCNN found the right
-    face). A face with no answer has an all-zero crop. `whole_picture`: the app's fallback for small square
-    pictures with no face found (faces.or_whole_picture)."""
+    """Each face made into a photo of `variant` and put through `find` (a pipeline's detector, with its framing
+    and its fallback for small square pictures): crops (N, 48, 48) uint8, answered (N,) bool (the right face, or
+    the whole picture), by_mtcnn (N,) bool (MTCNN found the right face). A face with no answer has an all-zero
+    crop."""
     ids = list(range(len(faces))) if indices is None else list(indices)
     crops = np.zeros((len(faces), 48, 48), np.uint8)
     answered, by_mtcnn = np.zeros(len(faces), bool), np.zeros(len(faces), bool)
     for start in range(0, len(faces), batch):
         part = range(start, min(start + batch, len(faces)))
         photos = [make_photo(faces[i], variant, ids[i], seed) for i in part]
-        for i, photo, found in zip(part, photos, detect_faces_batch([p.image for p in photos], framing=framing)):
-            if whole_picture:
-                found = or_whole_picture(photo.image, found)
+        for i, photo, found in zip(part, photos, find([p.image for p in photos])):
             if found and photo.found_by(found[0].box):
                 crops[i], answered[i], by_mtcnn[i] = found[0].crop, True, found[0].detected
     return crops, answered, by_mtcnn
 
 
-Model = tuple[torch.nn.Module, dict[str, Any]]
-
-
-def run_protocol(models: dict[str, Model], faces: np.ndarray, labels: np.ndarray, variants: Iterable[str],
-                 framing: Framing, seed: int = 0, indices: Iterable[int] | None = None, whole_picture: bool = True,
+def run_protocol(pipe: Pipeline, faces: np.ndarray, labels: np.ndarray, variants: Iterable[str],
+                 models: str | Iterable[str] | None = None, seed: int = 0, indices: Iterable[int] | None = None,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """For every variant and model: scores through the pipeline; "crop": the same faces given as crops.
-    `indices` are the faces' indices in their data set (they seed each face's photo)."""
-    n_classes = {len(card["classes"]) for _, card in models.values()}
+    """For every variant and chosen model of the pipeline: scores through its detector and models; "crop": the
+    same faces given as crops. `indices` are the faces' indices in their data set (they seed each face's photo).
+    The models must share the data set's classes (labels index them)."""
+    chosen = pipe.choose(models)
+    n_classes = {len(pipe.models[m].classes) for m in chosen}
     if len(n_classes) != 1:
         raise ValueError("the models of one protocol run must share the data set's classes")
     k = n_classes.pop()
-    out: dict[str, Any] = {"crop": {name: scores(predict_proba(m, faces).argmax(1), labels, k)
-                                    for name, (m, _) in models.items()}}
+    out: dict[str, Any] = {"crop": {name: scores(p.argmax(1), labels, k)
+                                    for name, p in pipe.read_crops(faces, chosen).items()}}
     for variant in variants:
-        crops, found, by_mtcnn = pipeline_crops(faces, variant, framing, seed, indices=indices,
-                                                whole_picture=whole_picture)
+        crops, found, by_mtcnn = pipeline_crops(faces, variant, pipe.find_faces_batch, seed, indices=indices)
         out[variant] = {}
-        for name, (m, _) in models.items():
+        probs = pipe.read_crops(crops[found], chosen)
+        for name in chosen:
             pred = np.full(len(faces), -1)
             if found.any():
-                pred[found] = predict_proba(m, crops[found]).argmax(1)
+                pred[found] = probs[name].argmax(1)
             out[variant][name] = {**scores(pred, labels, k), "found_by_mtcnn": float(by_mtcnn.mean())}
         if progress:
             progress(variant)

@@ -14,11 +14,10 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 from PIL import Image
 
-from deep_emotion.models.inputs import predict_proba
 from deep_emotion.faces.framing import Box, Framing, crop_face
-from deep_emotion.faces.detect import Face, detect_faces_batch
+from deep_emotion.faces.detect import Face
 from deep_emotion.faces.tracking import MAX_GAP_SECONDS, FaceTracker, smoothing_weight
-from deep_emotion.video.clips import DEFAULT_FPS, DETECT_SIDE, Source, VIDEO_FRAMING, VideoInfo, _label, _readable, check_fps, probe, sample_frames
+from deep_emotion.video.clips import DEFAULT_FPS, Source, VIDEO_FRAMING, VideoInfo, _label, _readable, check_fps, probe, sample_frames
 
 @dataclass
 class FaceAtTime:
@@ -93,26 +92,19 @@ def _batches(frames: Iterator[tuple[float, Image.Image]], n: int) -> Iterator[li
         yield batch
 
 
-def _read_faces(models: Mapping[str, tuple[Any, dict]], crops: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Each model's probabilities (N, classes) for the crops, one batch per model (under the model's lock: the
-    app's Grad-CAM hooks a shared model's layer while it explains a face)."""
-    from deep_emotion.results import model_lock
-
-    out = {}
-    for name, (model, _) in models.items():
-        with model_lock(model):
-            out[name] = predict_proba(model, np.stack(crops)) if crops else np.zeros((0, 0))
-    return out
+FindFaces = Callable[[list[Image.Image]], list[list[Face]]]  # faces of each frame, largest first
+ReadCrops = Callable[[list[np.ndarray]], dict[str, np.ndarray]]  # model -> probabilities (N, classes) of 48x48 crops
 
 
-def analyze_video(source: Source, models: Mapping[str, tuple[Any, dict]], fps: float = DEFAULT_FPS,
-                  name: str | None = None, detect_every: int = 1, smooth: float = 0.0, batch: int = 8,
-                  detect_side: int = DETECT_SIDE, framing: Framing = VIDEO_FRAMING,
+def analyze_video(source: Source, find: FindFaces, read: ReadCrops, classes: Mapping[str, list[str]],
+                  fps: float = DEFAULT_FPS, name: str | None = None, detect_every: int = 1, smooth: float = 0.0,
+                  batch: int = 8, framing: Framing = VIDEO_FRAMING,
                   progress: Callable[[float, int], None] | None = None) -> VideoAnalysis:
-    """Every face of every sampled frame, followed across frames, read by every model (see the module's
-    docstring). `smooth`: half-life in seconds of an exponential moving average of each face's probabilities
-    (0: raw). `progress(time, frames)` is called after each batch."""
-    if not models:
+    """Every face of every sampled frame, followed across frames, read by every model. `find` finds the faces of
+    frames and `read` reads crops with every model (`Pipeline.analyze_clip` passes its own); `classes`: each
+    model's class names. `smooth`: half-life in seconds of an exponential moving average of each face's
+    probabilities (0: raw). `progress(time, frames)` is called after each batch."""
+    if not classes:
         raise ValueError("choose at least one model")
     check_fps(fps)
     if not (isinstance(detect_every, int) and detect_every >= 1):
@@ -131,7 +123,7 @@ def analyze_video(source: Source, models: Mapping[str, tuple[Any, dict]], fps: f
     with closing(sample_frames(source, fps, label)) as sampled:
         for part in _batches(sampled, batch):
             look = [i for i in range(len(part)) if (frames + i) % detect_every == 0]
-            found = detect_faces_batch([part[i][1] for i in look], framing=framing, detect_side=detect_side)
+            found = find([part[i][1] for i in look])
             by_frame: dict[int, list[Face]] = dict(zip(look, found))
             faces: list[tuple[int, int, Face, bool]] = []  # (frame in part, id, face, detected)
             for i, (t, image) in enumerate(part):
@@ -143,10 +135,10 @@ def analyze_video(source: Source, models: Mapping[str, tuple[Any, dict]], fps: f
                     for track in (tr for tr in tracker.tracks if tr.seen == looked):
                         crop = crop_face(image, track.box, landmarks=track.landmarks, framing=framing)
                         faces.append((i, track.id, Face(track.box, 0.0, crop, track.landmarks), False))
-            probs = _read_faces(models, [f.crop for _, _, f, _ in faces])
+            probs = read([f.crop for _, _, f, _ in faces]) if faces else {}
             for j, (i, fid, face, detected) in enumerate(faces):
                 t, per_model = part[i][0], {}
-                for m in models:
+                for m in classes:
                     p = probs[m][j]
                     if smooth > 0 and (fid, m) in last:
                         t0, prev = last[(fid, m)]
@@ -158,7 +150,6 @@ def analyze_video(source: Source, models: Mapping[str, tuple[Any, dict]], fps: f
             frames += len(part)
             if progress:
                 progress(part[-1][0], frames)
-    return VideoAnalysis(info, float(fps), {m: list(card["classes"]) for m, (_, card) in models.items()}, rows,
-                         frames, float(smooth))
+    return VideoAnalysis(info, float(fps), {m: list(c) for m, c in classes.items()}, rows, frames, float(smooth))
 
 

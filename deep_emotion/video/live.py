@@ -7,22 +7,21 @@ model with smoothed probabilities and drawn on the frame; the largest face's occ
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
-from deep_emotion import explain
 from deep_emotion.explain import render
-from deep_emotion.results import model_lock
-from deep_emotion.models.inputs import predict_proba
+from deep_emotion.faces.detect import Face
 from deep_emotion.faces.framing import crop_face
-from deep_emotion.faces.detect import detect_faces_batch
-from deep_emotion.models.inputs import to_tensor
-from deep_emotion.video.clips import VIDEO_FRAMING
 from deep_emotion.faces.tracking import FaceTracker, smoothing_weight
+from deep_emotion.results import AnalysisOptions
+from deep_emotion.video.clips import VIDEO_FRAMING
+
+if TYPE_CHECKING:
+    from deep_emotion.pipeline import Pipeline
 
 LIVE_DETECT_SIDE = 320  # a 640x480 webcam frame: faces from ~40 px are found
 LIVE_WINDOW, LIVE_STRIDE = 12, 6  # the live map: a coarser occlusion grid (7x7 windows) than the photo's default
@@ -52,27 +51,26 @@ def free_corner(size: tuple[int, int], tile: tuple[int, int], boxes: list) -> tu
 
 
 class LiveReader:
-    """One stream's state: the tracker and each face's smoothed probabilities. Thread-safe (one frame at a time)."""
+    """One stream's state: the tracker and each face's smoothed probabilities, for one model of a pipeline.
+    Thread-safe (one frame at a time). Made by `Pipeline.live`."""
 
-    def __init__(self, loaded: tuple[Any, dict], smooth: float = LIVE_HALF_LIFE, show_map: bool = True,
+    def __init__(self, pipeline: Pipeline, model: str, smooth: float = LIVE_HALF_LIFE, show_map: bool = True,
                  window: int = LIVE_WINDOW, stride: int = LIVE_STRIDE, detect_side: int = LIVE_DETECT_SIDE) -> None:
-        self.model, card = loaded
-        self.classes = list(card["classes"])
-        self.name = card.get("name", "model")
+        self.pipeline, self.name = pipeline, model
+        self.classes = list(pipeline.models[model].classes)
         self.smooth, self.show_map, self.window, self.stride = smooth, show_map, window, stride
-        self.detect_side = detect_side
+        self.detector = replace(pipeline.detector, framing=VIDEO_FRAMING, detect_side=detect_side, whole_picture=False)
         self.tracker = FaceTracker()
         self.last: dict[int, tuple[float, np.ndarray]] = {}
         self.lock = threading.Lock()
 
-    def read(self, image: Image.Image, time: float) -> tuple[list[LiveFace], list]:
+    def read(self, image: Image.Image, time: float) -> tuple[list[LiveFace], list[Face]]:
         """The faces of one frame taken at `time` seconds, largest first, and their Face records."""
         if self.last and time < max(t for t, _ in self.last.values()):  # a restarted stream: start afresh
             self.tracker, self.last = FaceTracker(), {}
-        faces = detect_faces_batch([image], framing=VIDEO_FRAMING, detect_side=self.detect_side)[0]
+        faces = self.detector(image)
         ids = self.tracker.update(time, [f.box for f in faces], [f.landmarks for f in faces])
-        with model_lock(self.model):  # the app's other visitors may be explaining with the same model
-            probs = predict_proba(self.model, np.stack([f.crop for f in faces])) if faces else []
+        probs = self.pipeline.read_crops([f.crop for f in faces], [self.name])[self.name] if faces else []
         alive = {t.id for t in self.tracker.tracks}
         self.last = {k: v for k, v in self.last.items() if k in alive}
         out = []
@@ -85,15 +83,12 @@ class LiveReader:
             out.append(LiveFace(fid, f.box, self.classes[k], float(p[k])))
         return out, faces
 
-    def face_map(self, image: Image.Image, face, target: str, number: int = 1) -> Image.Image:
+    def face_map(self, image: Image.Image, face: Face, target: str, number: int = 1) -> Image.Image:
         """The occlusion drop map of `face` for class `target`, over the face, with its colour bar."""
-        x = to_tensor(face.crop)
-        context = explain.Context(self.window, self.stride)
-        with torch.inference_mode(), model_lock(self.model):
-            maps, _ = explain.explain_face(self.model, x, self.classes.index(target), ("occlusion-drop",), context)
+        options = AnalysisOptions(("occlusion-drop",), self.window, self.stride, target)
+        view = self.pipeline.explain(face, [self.name], options)[self.name]
         picture = crop_face(image, face.box, size=144, landmarks=face.landmarks, framing=VIDEO_FRAMING)
-        return render.map_tile(picture, maps["occlusion-drop"], f"face {number}: {target}", scale=1, text_size=14)
-
+        return render.map_tile(picture, view.maps["occlusion-drop"], f"face {number}: {target}", scale=1, text_size=14)
     def process(self, image: Image.Image, time: float) -> tuple[Image.Image, list[LiveFace]]:
         """The frame with every face's box, id and top class (smoothed) drawn, and the largest face's map in the
         corner that hides the fewest faces when `show_map`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from deep_emotion.errors import DataLayoutError
 from .base import FaceDataset, Split
@@ -11,6 +11,9 @@ from .fer2013 import read_fer2013
 from .ferplus import majority_label, read_ferplus
 from .folder import read_folder
 from .subjects import read_ckplus, read_ferg, read_jaffe
+
+if TYPE_CHECKING:
+    from deep_emotion.models.card import ModelCard
 
 READERS: dict[str, Callable[..., FaceDataset]] = {
     "fer2013": read_fer2013,
@@ -41,12 +44,12 @@ def reader_options(name: str, face_crop: dict | None) -> dict:
     return {}
 
 
-def card_data(card: dict, root: str | Path, protocol: str | None = None) -> tuple[FaceDataset, Split]:
+def card_data(card: ModelCard, root: str | Path, protocol: str | None = None) -> tuple[FaceDataset, Split]:
     """The data set a model card names, read as the card says (face crop), split by the card's protocol,
     seed and fold (or by `protocol`). Fold cards carry protocols such as "subject-folds:3/10"."""
-    ds = load_dataset(card["dataset"], root, **reader_options(card["dataset"], card.get("face_crop")))
-    protocol = (protocol or card["protocol"]).split(":")[0]
-    return ds, ds.split(protocol, card.get("seed", 0), card.get("fold"))
+    ds = load_dataset(card.dataset, root, **reader_options(card.dataset, card.face_crop))
+    protocol = (protocol or card.protocol).split(":")[0]
+    return ds, ds.split(protocol, card.seed or 0, card.fold)
 
 
 def load_dataset(name: str, root: str | Path, **kwargs) -> FaceDataset:

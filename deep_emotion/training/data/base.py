@@ -12,23 +12,9 @@ from PIL import Image
 
 from deep_emotion.errors import DataLayoutError
 from deep_emotion.models.inputs import INPUT_SIZE, to_grey_square
+from deep_emotion.training.data.splits import Split, make_split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
-
-@dataclass(frozen=True)
-class Split:
-    """Indices into a FaceDataset for each part of a protocol."""
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    protocol: str
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in ("train", "val", "test"):
-            raise KeyError(f"unknown split {name!r}: expected train, val or test")
-        return getattr(self, name)
 
 
 @dataclass
@@ -54,8 +40,6 @@ class FaceDataset:
         return len(self.images)
 
     def split(self, protocol: str | None = None, seed: int = 0, fold: int | None = None, n_folds: int = 10) -> Split:
-        from deep_emotion.training.data.splits import make_split
-
         return make_split(self, protocol or self.protocols[0], seed, fold, n_folds)
 
     def subset(self, idx: np.ndarray) -> "FaceDataset":

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dataclasses import dataclass
+
 import numpy as np
 
 if TYPE_CHECKING:
-    from deep_emotion.training.data.base import FaceDataset, Split
+    from deep_emotion.training.data.base import FaceDataset
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a FaceDataset for each part of a protocol."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    protocol: str
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in ("train", "val", "test"):
+            raise KeyError(f"unknown split {name!r}: expected train, val or test")
+        return getattr(self, name)
+
 
 # official part names of each data set -> split
 OFFICIAL_PARTS = {
@@ -47,7 +65,6 @@ def subject_folds(subjects: np.ndarray, n_folds: int, seed: int) -> list[np.ndar
 
 def subject_fold_split(subjects: np.ndarray, fold: int, n_folds: int = 10, seed: int = 0) -> "Split":
     """Fold `fold` is the test part, the next fold the validation part, the rest train: no subject in two parts."""
-    from deep_emotion.training.data.base import Split
 
     if not 0 <= fold < n_folds:
         raise ValueError(f"fold must be in 0..{n_folds - 1}, not {fold}")
@@ -58,7 +75,6 @@ def subject_fold_split(subjects: np.ndarray, fold: int, n_folds: int = 10, seed:
 
 
 def official_split(ds: "FaceDataset", protocol: str) -> "Split":
-    from deep_emotion.training.data.base import Split
 
     parts = {"train": [], "val": [], "test": []}
     for i, g in enumerate(ds.groups):
@@ -76,7 +92,6 @@ def official_split(ds: "FaceDataset", protocol: str) -> "Split":
 
 def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> "Split":
     """Random (not subject-independent) split; sizes rounded down for val and test."""
-    from deep_emotion.training.data.base import Split
 
     perm = np.random.default_rng(seed).permutation(n)
     n_val, n_test = int(n * fractions[1]), int(n * fractions[2])
@@ -87,7 +102,6 @@ def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> "S
 
 def jaffe_paper_split(ds: "FaceDataset", seed: int, per_class_test: int = 10, n_val: int = 23) -> "Split":
     """The paper's JAFFE protocol: 10 test images per emotion (70), 23 validation, the rest (120) train."""
-    from deep_emotion.training.data.base import Split
 
     rng = np.random.default_rng(seed)
     test = np.concatenate([
