@@ -2,7 +2,7 @@
 
 - a 1280x720 photo with one face: MTCNN detection alone vs the full analysis (detection, crop, every bundled
   model's prediction, STN view, the paper's occlusion map and Captum's at window 8 / stride 2 — the other maps
-  are timed in benchmarks/explain.py), with each stage's share;
+  are timed in benchmarks/explainers.py), with each stage's share;
 - a change of window/stride only (faces reused: only the maps are recomputed);
 - a 24-megapixel photo vs the 1280x720 one;
 - Captum run by Captum itself rather than derived from the shared occluded passes (context);
@@ -28,6 +28,7 @@ from _env import environment, median_time  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "webapp" / "examples" / "astronaut.jpg"
 OCCLUSION_MAPS = ("occlusion-flip", "captum-occlusion")
+NETWORK_ALONE = " (network alone)"  # the pipeline's name for a model without its card's corrections
 
 COLD = f"""
 import time, sys
@@ -60,31 +61,33 @@ def main() -> None:
                     help="models with their cards' post-hoc corrections, as the app loads them")
     args = ap.parse_args()
 
-    from deep_emotion.results import AnalysisOptions, analyze, view_face
+    from deep_emotion import AnalysisOptions, Pipeline
     from deep_emotion.models.card import list_checkpoints
     from deep_emotion.models.checkpoints import load_checkpoint
-    from deep_emotion.faces.detect import detect_faces
+    from deep_emotion.pipeline import parse_names
 
     t = time.perf_counter()
-    names = args.models.split(",") if args.models else list_checkpoints()
+    names = parse_names(args.models) or list_checkpoints()
     models = {n: load_checkpoint(n, posthoc=args.posthoc) for n in names}
     load_s = time.perf_counter() - t
+    # one pipeline: the models as the app loads them, and each network alone (for the post-hoc cost)
+    raw = {n: f"{n}{NETWORK_ALONE}" for n in names}
+    pipe = Pipeline({**models, **{raw[n]: load_checkpoint(n) for n in names}})
     hd, big = photo(1280, 720), photo(6000, 4000)
     r = args.repeats
 
-    occlusion = AnalysisOptions(OCCLUSION_MAPS, 8, 2)  # the paper's map and Captum's (benchmarks/explain.py: the rest)
-    detect = median_time(lambda: detect_faces(hd), r)
-    full = median_time(lambda: analyze(hd, models, occlusion), r)
-    faces = detect_faces(hd)
+    occlusion = AnalysisOptions(OCCLUSION_MAPS, 8, 2)  # the paper's map and Captum's (explainers.py: the rest)
+    detect = median_time(lambda: pipe.find_faces(hd), r)
+    full = median_time(lambda: pipe.analyze(hd, names, occlusion), r)
+    faces = pipe.find_faces(hd)
     assert len(faces) == 1, "the benchmark photo must hold exactly one face"
-    per_model = {n: median_time(lambda n=n: view_face(n, models[n], faces[0].crop, occlusion), r) for n in models}
-    raw = {n: load_checkpoint(n) for n in names}
-    per_model_raw = {n: median_time(lambda n=n: view_face(n, raw[n], faces[0].crop, occlusion), r) for n in raw}
-    rewindow = median_time(lambda: analyze(hd, models, AnalysisOptions(OCCLUSION_MAPS, 12, 4), faces=faces), r)
-    big_full = median_time(lambda: analyze(big, models, occlusion), max(3, r // 2))
-    big_detect = median_time(lambda: detect_faces(big), max(3, r // 2))
-    exact = median_time(lambda: analyze(hd, models, AnalysisOptions(OCCLUSION_MAPS, 8, 2, captum_itself=True),
-                                        faces=faces), max(3, r // 2))
+    per_model = {n: median_time(lambda n=n: pipe.explain(faces[0], [n], occlusion), r) for n in names}
+    per_model_raw = {n: median_time(lambda n=n: pipe.explain(faces[0], [raw[n]], occlusion), r) for n in names}
+    rewindow = median_time(lambda: pipe.analyze(hd, names, AnalysisOptions(OCCLUSION_MAPS, 12, 4), faces=faces), r)
+    big_full = median_time(lambda: pipe.analyze(big, names, occlusion), max(3, r // 2))
+    big_detect = median_time(lambda: pipe.find_faces(big), max(3, r // 2))
+    exact = median_time(lambda: pipe.analyze(hd, names, AnalysisOptions(OCCLUSION_MAPS, 8, 2, captum_itself=True),
+                                             faces=faces), max(3, r // 2))
 
     result = {
         "benchmark": "analysis_speed",

@@ -31,21 +31,20 @@ sys.path.insert(0, str(ROOT / "web"))
 
 
 def python_figures(photo, model_name: str, repeats: int) -> dict:
-    from deep_emotion.results import AnalysisOptions, view_face
-    from deep_emotion.models.checkpoints import load_checkpoint
-    from deep_emotion.faces.detect import detect_faces
+    from deep_emotion import AnalysisOptions, Pipeline
 
-    loaded = load_checkpoint(model_name, posthoc=True)
-    face = detect_faces(photo)[0]
+    pipe = Pipeline.from_names(model_name, posthoc=True)
+    name = pipe.names[0]
+    face = pipe.find_faces(photo)[0]
     options = AnalysisOptions(methods=("occlusion-flip", "occlusion-drop"))
-    view_face(model_name, loaded, face.crop, options)
+    pipe.explain(face, [name], options)
     detect, maps = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        detect_faces(photo)
+        pipe.find_faces(photo)
         detect.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        view_face(model_name, loaded, face.crop, options)
+        pipe.explain(face, [name], options)
         maps.append(time.perf_counter() - t0)
     return {"detect_ms": round(1000 * statistics.median(detect)), "maps_ms": round(1000 * statistics.median(maps)),
             "crop": face.crop}

@@ -25,6 +25,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
+from deep_emotion.models.card import read_card  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,7 +72,7 @@ def main() -> None:
         rows = []
         for nproc in (int(x) for x in args.nprocs.split(",")):
             r = run(args.recipe, data, work, nproc, max(1, cores // nproc), args.epochs)
-            n_train = n_train or json.loads((work / "out" / "bench.json").read_text())["split_sizes"]["train"]
+            n_train = n_train or read_card(work / "out" / "bench.safetensors").extra["split_sizes"]["train"]
             r["images_per_s"] = round(n_train / r["epoch_s"], 1)
             rows.append(r)
             print(json.dumps(r), flush=True)

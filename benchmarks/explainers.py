@@ -6,7 +6,7 @@ used to show (the paper's flip map and Captum Occlusion from one set of occluded
 of every map together (IG 50 steps, SmoothGrad 20 samples, Grad-CAM, facial regions, both occlusion maps), and
 of the faithfulness scores of those maps; and the ratio every-map / occlusion-only (target <= 2).
 
-    python benchmarks/explain.py [--repeats 9] [--models fer2013,ferplus]
+    python benchmarks/explainers.py [--repeats 9] [--models fer2013,ferplus]
 """
 
 from __future__ import annotations
@@ -47,22 +47,19 @@ def main() -> None:
 
     from PIL import Image
 
-    from deep_emotion.results import AnalysisOptions, view_face
-    from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
-    from deep_emotion.models.checkpoints import load_checkpoint
-    from deep_emotion.explain.registry import list_explainers
-    from deep_emotion.faces.detect import detect_faces
+    from deep_emotion import AnalysisOptions, Pipeline, list_explainers
+    from deep_emotion.models.card import default_models, read_cards
+    from deep_emotion.pipeline import parse_names
 
-    names = args.models.split(",") if args.models else (
-        default_models({n: read_card(resolve(n)) for n in list_checkpoints()}) + ["fer2013-wide"])
-    face = detect_faces(Image.open(ROOT / "webapp" / "examples" / "astronaut.jpg"))[0]
+    names = parse_names(args.models) or default_models(read_cards()) + ["fer2013-wide"]
+    pipe = Pipeline.from_names(names, posthoc=True)  # as the app loads them
+    face = pipe.find_faces(Image.open(ROOT / "webapp" / "examples" / "astronaut.jpg"))[0]
     rows = {}
-    for name in names:
-        loaded = load_checkpoint(name, posthoc=True)
+    for name in pipe.models:
 
         def view(methods, faithfulness=False):
-            return lambda: view_face(name, loaded, face.crop, AnalysisOptions(methods, 8, 2, faithfulness=faithfulness),
-                                     face.crop_landmarks)
+            options = AnalysisOptions(methods, 8, 2, faithfulness=faithfulness)
+            return lambda: pipe.explain(face, [name], options)
 
         fns = {m: view((m,)) for m in list_explainers()}
         fns |= {"occlusion_only_view": view(OCCLUSION_ONLY), "every_map_view": view(EVERY_MAP),

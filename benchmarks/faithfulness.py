@@ -32,21 +32,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
 from deep_emotion import explain  # noqa: E402
-from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.training.data import load_dataset  # noqa: E402
 from deep_emotion.models.inputs import to_tensor  # noqa: E402
+from deep_emotion.pipeline import Pipeline  # noqa: E402
+from deep_emotion.training.data import load_dataset  # noqa: E402
 
 SENSITIVE = ("integrated-gradients", "smoothgrad", "gradcam", "regions")
 
 
-def landmarks_of(crop: np.ndarray) -> np.ndarray | None:
-    """MTCNN's landmarks on the crop upscaled x4, in the crop's own pixels; None when it finds no face."""
+def landmarks_of(pipe: Pipeline, crop: np.ndarray) -> np.ndarray | None:
+    """MTCNN's landmarks on the crop upscaled x4, in the crop's own pixels; None when it finds no face (the
+    pipeline then reads the whole picture as the face: no landmarks)."""
     from PIL import Image
 
-    from deep_emotion.faces.detect import detect_faces
-
-    faces = detect_faces(Image.fromarray(crop).resize((192, 192), Image.Resampling.BICUBIC).convert("RGB"))
-    return None if not faces or faces[0].landmarks is None else faces[0].landmarks / 4
+    faces = pipe.find_faces(Image.fromarray(crop).resize((192, 192), Image.Resampling.BICUBIC).convert("RGB"))
+    return None if not faces or not faces[0].detected or faces[0].landmarks is None else faces[0].landmarks / 4
 
 
 def main() -> None:
@@ -60,11 +59,12 @@ def main() -> None:
     args = ap.parse_args()
     from captum.metrics import infidelity, sensitivity_max
 
-    model, card = load_checkpoint(args.model, posthoc=args.posthoc)
-    ds = load_dataset(card["dataset"], args.data_dir)
+    pipe = Pipeline.from_names(args.model, posthoc=args.posthoc)  # faces' landmarks and the model
+    model, card = pipe.models[pipe.names[0]]
+    ds = load_dataset(card.dataset, args.data_dir)
     test = ds.split("paper").test
     idx = np.sort(np.random.default_rng(0).choice(test, min(args.n, len(test)), replace=False))  # all classes
-    classes = card["classes"]
+    classes = list(card.labels)  # the data set's own names, as the regions table has always used
     methods = explain.list_explainers()
     names = methods + ["random"]
     scores = {n: {"deletion": [], "insertion": [], "difference": [], "infidelity": []} for n in names}
@@ -82,7 +82,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for k, i in enumerate(idx):
         x = to_tensor(ds.images[i])
-        marks = landmarks_of(ds.images[i])
+        marks = landmarks_of(pipe, ds.images[i])
         own_landmarks += marks is not None
         with torch.inference_mode():
             target = int(model(x).argmax(1))
@@ -133,7 +133,7 @@ def main() -> None:
             by_class[c] = {"faces": d["faces"],
                            "mean_fall": {r: round(float(np.mean(d[r])), 4) for r in explain.REGIONS},
                            "top_region_share": {r: round(d["top"].count(r) / d["faces"], 3) for r in explain.REGIONS}}
-    result = {"benchmark": "faithfulness", "model": card["name"], "posthoc": args.posthoc, "faces": len(idx),
+    result = {"benchmark": "faithfulness", "model": card.name, "posthoc": args.posthoc, "faces": len(idx),
               "split": "FER2013 PrivateTest, N faces drawn at random (seed 0)", "window": 8, "stride": 2,
               "target": "each face's predicted class", "methods": table,
               "note": "captum-occlusion is derived from the occluded passes of occlusion-drop (equal by definition, "
@@ -144,7 +144,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"faithfulness_{card['name']}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / f"faithfulness_{card.name}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

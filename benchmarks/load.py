@@ -199,10 +199,10 @@ def gradio_session(url: str, files: list[Path], latencies: list[float],
     from gradio_client import Client, handle_file
 
     sys.path.insert(0, str(ROOT))
+    from deep_emotion.models.card import default_models, read_cards
     from deep_emotion.results import DEFAULT_METHODS
-    from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
 
-    models = default_models({n: read_card(resolve(n)) for n in list_checkpoints()})
+    models = default_models(read_cards())  # the page's default choice, from the cards (no weights loaded here)
     client = Client(url, verbose=False, download_files=False)
     if ready is not None:
         ready.wait(timeout=300)

@@ -26,13 +26,10 @@ def rss_mb() -> float:
 def main() -> None:
     from PIL import Image
 
-    from deep_emotion.results import AnalysisOptions, analyze
-    from deep_emotion.models.card import list_checkpoints
-    from deep_emotion.models.checkpoints import load_checkpoint
-    from deep_emotion.faces.images import load_image
+    from deep_emotion import AnalysisOptions, Pipeline, load_image
 
     after_import = rss_mb()
-    models = {n: load_checkpoint(n) for n in list_checkpoints()}
+    pipe = Pipeline.from_names(None, posthoc=False)  # every bundled model, the networks alone
     small = Image.open(ROOT / "webapp" / "examples" / "astronaut.jpg").convert("RGB")
     buf = io.BytesIO()
     small.resize((6000, 4000), Image.Resampling.BILINEAR).save(buf, format="JPEG", quality=90)
@@ -40,10 +37,10 @@ def main() -> None:
     del small
     t = time.perf_counter()
     photo = load_image(data)
-    result = analyze(photo, models, AnalysisOptions(window=8, stride=2, faithfulness=True))  # every default map
+    result = pipe.analyze(photo, options=AnalysisOptions(window=8, stride=2, faithfulness=True))  # every default map
     seconds = time.perf_counter() - t
     print(json.dumps({"benchmark": "memory", "photo": "6000x4000 JPEG (24 MP)", "jpeg_mb": round(len(data) / 2**20, 1),
-                      "models": list(models), "faces": len(result.faces), "analysis_s": round(seconds, 2),
+                      "models": list(pipe.models), "faces": len(result.faces), "analysis_s": round(seconds, 2),
                       "peak_rss_mb_after_import": round(after_import, 1), "peak_rss_mb": round(rss_mb(), 1),
                       "target_mb": 2048, "environment": environment()}, indent=2))
 

@@ -4,7 +4,7 @@
     python benchmarks/occlusion.py [--model fer2013] [--repeats 5] [--profile] [--fold on|off|both]
 
 --fold on (as shipped): the network's exact folds for every method, plus the batched map's incremental pass
-(deep_emotion/incremental.py); off: every method on the network evaluated layer by layer
+(deep_emotion/explain/incremental.py); off: every method on the network evaluated layer by layer
 (model.set_fold(False)); both: one run of each, interleaved per window/stride pair. The two targets at 8/2
 are also measured as medians of back-to-back pairs (--pairs), steadier than ratios of separate medians.
 
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="add the operator shares of the batched map at 8/2")
     ap.add_argument("--pairs", type=int, default=15, help="back-to-back pairs for the 8/2 target ratios")
     ap.add_argument("--fold", default="on", choices=["on", "off", "both"],
-                    help="eval-mode re-expressions of the first blocks (deep_emotion/fold.py)")
+                    help="eval-mode re-expressions of the first blocks (deep_emotion/models/fold.py)")
     args = ap.parse_args()
     model, card = load_checkpoint(args.model) if args.model in list_checkpoints() or Path(args.model).exists() else (None, None)
     if model is None:
@@ -80,7 +80,7 @@ def main() -> None:
             print(json.dumps(paired), file=sys.stderr, flush=True)
     model.set_fold(folds[0])
     shares = operator_shares(model, x) if args.profile else None
-    print(json.dumps({"benchmark": "occlusion", "model": card["name"], "batch_size": 128, "repeats": args.repeats,
+    print(json.dumps({"benchmark": "occlusion", "model": card.name, "batch_size": 128, "repeats": args.repeats,
                       "targets_at_8_2": {"speedup_vs_loop": ">= 5", "fraction_of_captum_default": "<= 0.1"},
                       "rows": rows, "paired_at_8_2": paired, "operator_shares_at_8_2": shares, "environment": environment()}, indent=2))
 

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
 from deep_emotion import explain  # noqa: E402
-from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve  # noqa: E402
-from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.training.data import card_data  # noqa: E402
+from deep_emotion.models.card import default_models, read_cards  # noqa: E402
 from deep_emotion.models.inputs import to_tensor  # noqa: E402
+from deep_emotion.pipeline import Pipeline, parse_names  # noqa: E402
+from deep_emotion.training.data import card_data  # noqa: E402
 
 METHODS = ("occlusion-flip", "occlusion-drop")
 
@@ -54,15 +54,14 @@ def main() -> None:
     if args.n < 2:
         ap.error("--n: at least 2 faces (standard errors)")
     torch.set_num_threads(1)  # CPU seconds of one thread, comparable across strides
-    names = args.models.split(",") if args.models else default_models(
-        {n: read_card(resolve(n)) for n in list_checkpoints()})
+    names = parse_names(args.models) or default_models(read_cards())
     strides = [int(s) for s in args.strides.split(",")]
     if strides[0] != min(strides):
         ap.error("--strides: the finest first (the others are compared with it)")
     out = {"benchmark": "occlusion_stride", "window": args.window, "strides": strides, "n": args.n, "models": {},
            "environment": environment()}
-    for name in names:
-        model, card = load_checkpoint(name, posthoc=True)
+    pipe = Pipeline.from_names(names, posthoc=True)  # the models as the app shows them
+    for name, (model, card) in pipe.models.items():
         ds, split = card_data(card, args.data_dir)
         idx = np.sort(np.random.default_rng(0).choice(split.val, min(args.n, len(split.val)), replace=False))
         scores = {s: {m: [] for m in (*METHODS, "random")} for s in strides}
@@ -94,7 +93,7 @@ def main() -> None:
                     agree[s][m]["peak"].append(float(np.abs(peak(maps[strides[0]][m].values)
                                                             - peak(maps[s][m].values)).max() <= 4))
         out["models"][name] = {
-            "faces": len(idx), "split": f"{card['dataset']} validation", "seconds": round(time.perf_counter() - t0, 1),
+            "faces": len(idx), "split": f"{card.dataset} validation", "seconds": round(time.perf_counter() - t0, 1),
             "strides": {str(s): {
                 "windows": explain.n_windows(48, args.window, s),
                 "cpu_s_both_maps_median": round(float(np.median(seconds[s])), 4),

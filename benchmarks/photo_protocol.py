@@ -1,5 +1,5 @@
 r"""The photo protocol for every shipped model: each data set's test faces made into photos (tight, context,
-rotated, light; deep_emotion/photo_protocol.py) and read through the whole pipeline, with each face framing,
+rotated, light; deep_emotion/training/photo_protocol.py) and read through one `Pipeline`, with each face framing,
 for the network alone ("raw") and with its card's post-hoc corrections ("posthoc").
 
 One JSON line per (data set, framing, variant) goes to --out (appended; --resume skips lines already there),
@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
-from deep_emotion.models.card import list_checkpoints  # noqa: E402
-
-from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.training.data import card_data  # noqa: E402
 from deep_emotion.faces.framing import DEFAULT_FRAMING, LEGACY_FRAMING, Framing  # noqa: E402
+from deep_emotion.models.card import ModelCard, list_checkpoints  # noqa: E402
+from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
+from deep_emotion.pipeline import Pipeline, parse_names  # noqa: E402
+from deep_emotion.training.data import card_data  # noqa: E402
 from deep_emotion.training.photo_protocol import GROUPS, expand_variants, run_protocol  # noqa: E402
 
 FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding, no retries, margin 0.1
@@ -46,12 +47,14 @@ FRAMINGS = {"legacy": LEGACY_FRAMING,  # before the framing rules: black padding
             "default": DEFAULT_FRAMING}
 
 
-def data_sets(models: list[str]) -> dict[tuple, list[str]]:
+POSTHOC = "+posthoc"  # the pipeline's name for a model with its card's post-hoc corrections
+
+
+def data_sets(cards: dict[str, ModelCard]) -> dict[tuple, list[str]]:
     """Shipped models grouped by the test faces they are scored on: data set, protocol, seed and fold."""
     out: dict[tuple, list[str]] = {}
-    for name in models:
-        _, card = load_checkpoint(name)
-        key = (card["dataset"], card["protocol"], card.get("seed", 0), card.get("fold"))
+    for name, card in cards.items():
+        key = (card.dataset, card.protocol, card.seed or 0, card.fold)
         out.setdefault(key, []).append(name)
     return out
 
@@ -64,12 +67,15 @@ def run(args: argparse.Namespace) -> None:
             if "variant" in r and r["split"] == args.split:
                 done.add((r["dataset"], r["framing"], r["variant"]))
     variants = expand_variants(args.variants)
-    names = args.models.split(",") if args.models else list_checkpoints()
+    names = parse_names(args.models) or list_checkpoints()
     env = environment()
-    for (dataset, *_), members in data_sets(names).items():
-        raw = {n: load_checkpoint(n) for n in members}
-        post = {f"{n}+posthoc": load_checkpoint(n, posthoc=True) for n in members}
-        card = raw[members[0]][1]
+    # one pipeline for every run: each network alone ("raw") and with its card's corrections; its detector's
+    # framing is the one under test
+    pipe = Pipeline({**{n: load_checkpoint(n) for n in names},
+                     **{n + POSTHOC: load_checkpoint(n, posthoc=True) for n in names}})
+    shipped = pipe.detector
+    for (dataset, *_), members in data_sets({n: pipe.cards[n] for n in names}).items():
+        card = pipe.cards[members[0]]
         ds, split = card_data(card, args.data_dir)
         idx = split[args.split]
         if args.limit and len(idx) > args.limit:
@@ -78,8 +84,9 @@ def run(args: argparse.Namespace) -> None:
             todo = [v for v in variants if (dataset, fname, v) not in done]
             if not todo:
                 continue
+            pipe.detector = replace(shipped, framing=FRAMINGS[fname])
             t0 = time.perf_counter()
-            result = run_protocol({**raw, **post}, ds.images[idx], ds.labels[idx], todo, FRAMINGS[fname],
+            result = run_protocol(pipe, ds.images[idx], ds.labels[idx], todo, members + [n + POSTHOC for n in members],
                                   seed=args.seed, indices=idx)
             seconds = time.perf_counter() - t0
             for variant, per_model in result.items():
@@ -103,7 +110,7 @@ def markdown(path: Path, framing: str = "default", columns: str = "posthoc") -> 
         if r["framing"] == framing:
             for m in r["models"]:
                 by[(m, r["variant"])] = r
-    pick = sorted({m for m, _ in by if m.endswith("+posthoc") == (columns == "posthoc")})
+    pick = sorted({m for m, _ in by if m.endswith(POSTHOC) == (columns == "posthoc")})
     lines = ["| model | n | crop acc / bal | " + " | ".join(f"{g} acc / bal / F1 (found)" for g in GROUPS) + " |",
              "|---" * (3 + len(GROUPS)) + "|"]
     for m in pick:
@@ -111,7 +118,7 @@ def markdown(path: Path, framing: str = "default", columns: str = "posthoc") -> 
         if crop is None:
             continue
         c = crop["models"][m]
-        cells = [f"`{m.removesuffix('+posthoc')}`", str(crop["n"]), f"{c['accuracy']:.3f} / {c['balanced_accuracy']:.3f}"]
+        cells = [f"`{m.removesuffix(POSTHOC)}`", str(crop["n"]), f"{c['accuracy']:.3f} / {c['balanced_accuracy']:.3f}"]
         for group, vs in GROUPS.items():
             got = [by[(m, v)]["models"][m] for v in vs if (m, v) in by]
             if not got:
@@ -129,7 +136,7 @@ def framing_table(path: Path, columns: str = "raw") -> str:
     detection rate on tight-x4 and on context."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     framings = list(dict.fromkeys(r["framing"] for r in rows))
-    models = sorted({m for r in rows for m in r["models"] if m.endswith("+posthoc") == (columns == "posthoc")})
+    models = sorted({m for r in rows for m in r["models"] if m.endswith(POSTHOC) == (columns == "posthoc")})
     if len({(r["dataset"], r["split"]) for r in rows}) > 1:
         raise SystemExit(f"{path}: rows of several data sets or splits; the framing table compares one")
     lines = ["| framing | model | crop | " + " | ".join(GROUPS) + " | MTCNN found: tight-x4 / context |",
@@ -139,7 +146,7 @@ def framing_table(path: Path, columns: str = "raw") -> str:
         for m in models:
             if "crop" not in by or m not in by["crop"]["models"]:
                 continue
-            cells = [f, f"`{m.removesuffix('+posthoc')}`", f"{by['crop']['models'][m]['accuracy']:.3f}"]
+            cells = [f, f"`{m.removesuffix(POSTHOC)}`", f"{by['crop']['models'][m]['accuracy']:.3f}"]
             for vs in GROUPS.values():
                 got = [by[v]["models"][m]["accuracy"] for v in vs if v in by]
                 cells.append(f"{np.mean(got):.3f}" if got else "—")

@@ -2,9 +2,10 @@
 
 - throughput: a generated 640x480 clip (10 s at 30 fps, one face panning and zooming: the public-domain astronaut)
   analysed at 10 sampled frames per second by three paper-architecture models (fer2013, ferplus, ckplus), with
-  the cards' post-hoc corrections, in several settings: MTCNN's copy of each frame at 480 or 320 px, faces found in
-  every frame or every 2nd / 3rd sampled frame (boxes carried in between); decoding included;
-- live: `LiveReader.process` per 640x480 frame (detection at 320 px, one model, smoothing) with and without the
+  the cards' post-hoc corrections, through one `Pipeline` (`analyze_clip`), in several settings: MTCNN's copy
+  of each frame at 480 or 320 px, faces found in every frame or every 2nd / 3rd sampled frame (boxes carried in
+  between); decoding included;
+- live: `Pipeline.live(...).process` per 640x480 frame (detection at 320 px, one model, smoothing) with and without the
   live occlusion map (window 12, stride 6), as frames per second;
 - memory: peak RSS (VmHWM: getrusage's maxrss would carry the parent's over exec) of a fresh process that analyses a generated 720p clip of --minutes (default 5) at 4 fps,
   against one of 30 s: frames are streamed, never held.
@@ -30,12 +31,12 @@ from _env import environment  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
-from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.video.live import LiveReader  # noqa: E402
-from deep_emotion.video.analysis import analyze_video  # noqa: E402
+from deep_emotion.pipeline import Pipeline  # noqa: E402
+from deep_emotion.video.analysis import VideoAnalysis  # noqa: E402
 from deep_emotion.video.clips import sample_frames, write_clip  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 EXAMPLE = ROOT / "webapp" / "examples" / "astronaut.jpg"
 PAPER_MODELS = ("fer2013", "ferplus", "ckplus")
 
@@ -54,22 +55,28 @@ def frames(size: tuple[int, int], n: int, fps: float):
         yield frame
 
 
+def analyze_clip(pipe: Pipeline, clip: Path, detect_side: int, **settings) -> VideoAnalysis:
+    """`pipe.analyze_clip` with MTCNN searching a copy of each frame at `detect_side` px."""
+    return pipe.analyze_clip(clip, detect_side=detect_side, **settings)
+
+
 MEMORY = """
 import sys, time
 sys.path.insert(0, {root!r})
-from deep_emotion.models.checkpoints import load_checkpoint
-from deep_emotion.video.analysis import analyze_video
-models = {{m: load_checkpoint(m, posthoc=True) for m in {models!r}}}
+sys.path.insert(0, {here!r})
+from deep_emotion.pipeline import Pipeline
+from video_speed import analyze_clip
+pipe = Pipeline.from_names({models!r}, posthoc=True)
 t0 = time.perf_counter()
-r = analyze_video({clip!r}, models, fps=4.0, detect_every=2, detect_side=320)
+r = analyze_clip(pipe, {clip!r}, 320, fps=4.0, detect_every=2)
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0].split()[1]  # kB, this process only
 print(r.frames, len(r.rows), time.perf_counter() - t0, int(hwm) / 1024)
 """
 
 
 def peak_rss(clip: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEMORY.format(root=str(ROOT), models=PAPER_MODELS, clip=str(clip))],
-                         capture_output=True, text=True, check=True).stdout.split()
+    script = MEMORY.format(root=str(ROOT), here=str(HERE), models=list(PAPER_MODELS), clip=str(clip))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     frames_, rows, seconds, rss = out[-4:]
     return {"frames_sampled": int(frames_), "rows": int(rows), "seconds": round(float(seconds), 1),
             "peak_rss_mb": round(float(rss))}
@@ -95,7 +102,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     env = environment()
-    models = {m: load_checkpoint(m, posthoc=True) for m in PAPER_MODELS}
+    pipe = Pipeline.from_names(PAPER_MODELS, posthoc=True)
     results = []
     with tempfile.TemporaryDirectory() as folder:
         if args.memory_only:
@@ -106,12 +113,12 @@ def main() -> None:
         decode.append(time.perf_counter())
         results.append({"what": "decode only", "frames_sampled": n,
                         "frames_per_second": round(n / (decode[1] - decode[0]), 1)})
-        analyze_video(clip, models, fps=10.0, detect_side=320)  # warm-up
+        analyze_clip(pipe, clip, 320, fps=10.0)  # warm-up
         for side, every in [(480, 1), (320, 1), (320, 2), (320, 3)]:
             times = []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                r = analyze_video(clip, models, fps=10.0, detect_side=side, detect_every=every)
+                r = analyze_clip(pipe, clip, side, fps=10.0, detect_every=every)
                 times.append(time.perf_counter() - t0)
             s = statistics.median(times)
             found = len({row.frame for row in r.rows}) / r.frames
@@ -122,7 +129,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
         images = [im for _, im in sample_frames(clip, 10.0)][:40]
         for show_map in (False, True):
-            reader = LiveReader(models["fer2013"], show_map=show_map)
+            reader = pipe.live("fer2013", show_map=show_map)
             reader.process(images[0], 0.0)
             times = []
             for k, im in enumerate(images):

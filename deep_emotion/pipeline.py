@@ -43,7 +43,7 @@ def parse_names(names: str | Iterable[str] | None) -> list[str] | None:
     parts = [names] if isinstance(names, str) else list(names)
     out: list[str] = []
     for part in parts:
-        out += [n.strip() for n in str(part).split(",") if n.strip() and n.strip() not in out]
+        out += [n for n in dict.fromkeys(n.strip() for n in str(part).split(",")) if n and n not in out]
     return out
 
 
@@ -254,11 +254,13 @@ class Pipeline:
 
     def analyze_clip(self, source: Source, models: str | Iterable[str] | None = None, fps: float = DEFAULT_FPS,
                      name: str | None = None, detect_every: int = 1, smooth: float = 0.0,
-                     progress: Callable[[float, int], None] | None = None) -> VideoAnalysis:
+                     detect_side: int = DETECT_SIDE, progress: Callable[[float, int], None] | None = None
+                     ) -> VideoAnalysis:
         """Every face of a clip's frames sampled at `fps`, followed across frames and read by every chosen model;
-        `smooth`: half-life (s) of each face's moving average. `progress(time, frames)` after each batch."""
+        `smooth`: half-life (s) of each face's moving average; faces are searched on a copy of each frame whose
+        longer side is `detect_side`. `progress(time, frames)` after each batch."""
         chosen = self.choose(models)
-        finder = replace(self.detector, framing=VIDEO_FRAMING, detect_side=DETECT_SIDE, whole_picture=False)
+        finder = replace(self.detector, framing=VIDEO_FRAMING, detect_side=detect_side, whole_picture=False)
         return analyze_video(source, finder.batch, lambda crops: self.read_crops(crops, chosen),
                              {m: list(self.models[m].classes) for m in chosen}, fps=fps, name=name,
                              detect_every=detect_every, smooth=smooth, framing=VIDEO_FRAMING, progress=progress)

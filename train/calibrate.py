@@ -10,6 +10,7 @@ draws checkpoints/<name>_reliability.png (test split). The weights are not touch
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from deep_emotion.models.posthoc import T_RANGE, PostHoc, flip_average
-
-from deep_emotion.training.calibrate import class_log_prior, fit_tau, fit_temperature, negative_log_likelihood, plot_reliability
-
-from deep_emotion.training.evaluation import expected_calibration_error
-from deep_emotion.models.card import checkpoint_dir, list_checkpoints
+from deep_emotion.models.card import checkpoint_dir, list_checkpoints, read_cards
 from deep_emotion.models.checkpoints import load_checkpoint
-from deep_emotion.training.data import card_data
-from deep_emotion.training.evaluation import metrics
 from deep_emotion.models.inputs import to_tensor
+from deep_emotion.models.posthoc import T_RANGE, PostHoc, flip_average
+from deep_emotion.training.calibrate import (
+    class_log_prior,
+    fit_tau,
+    fit_temperature,
+    negative_log_likelihood,
+    plot_reliability,
+)
+from deep_emotion.training.data import card_data
+from deep_emotion.training.evaluation import expected_calibration_error, metrics
 
 RULE = ("On the validation split only: flip averaging iff it raises accuracy; tau from 0..2 (step 0.05) maximising "
         "balanced accuracy with accuracy at most 1 point below tau = 0 (ties to the smaller tau); temperature "
@@ -58,11 +62,11 @@ def _report(logits: torch.Tensor, labels: np.ndarray, classes: list[str]) -> dic
 
 
 def calibrate(name: str, data_dir: Path, device: str = "cpu") -> tuple[dict[str, Any], PostHoc, dict[str, Any]]:
-    """The card with `posthoc` and the extra metrics filled in, the chosen PostHoc, and test probabilities
-    (raw and corrected) for the plot."""
-    model, card = load_checkpoint(name, device)
+    """The card (its JSON object) with `posthoc` and the extra metrics filled in, the chosen PostHoc, and test
+    probabilities (raw and corrected) for the plot."""
+    model, card = load_checkpoint(name, device)  # the network alone: its raw logits are what is calibrated
     ds, split = card_data(card, data_dir)
-    classes = list(card["classes"])
+    classes = list(card.labels)  # the data set's own names, in the network's output order
     if list(ds.classes) != classes:
         raise SystemExit(f"{name}: the data's classes {list(ds.classes)} differ from the model's {classes}")
     y = {s: ds.labels[split[s]] for s in ("val", "test")}
@@ -83,32 +87,32 @@ def calibrate(name: str, data_dir: Path, device: str = "cpu") -> tuple[dict[str,
 
     report = {s: {"raw": _report(raw[s], y[s], classes), "posthoc": _report(posthoc.adjust(out[s].double()), y[s], classes)}
               for s in ("val", "test")}
+    written = copy.deepcopy(card.to_dict())  # the card as JSON, to be rewritten (a ModelCard is frozen)
     for s in ("val", "test"):
-        card_acc = card["metrics"][s]["accuracy"]
+        card_acc = card.metrics[s].accuracy
         if abs(report[s]["raw"]["accuracy"] - card_acc) >= 1e-6:
             raise SystemExit(f"{name} {s}: accuracy {report[s]['raw']['accuracy']} differs from the card's {card_acc}: "
                              "the data or the face framing is not what the card was made with")
-        card["metrics"][s]["balanced_accuracy"] = report[s]["raw"]["balanced_accuracy"]
-        card["metrics"][s]["macro_f1"] = report[s]["raw"]["macro_f1"]
-    card["posthoc"] = {**posthoc.to_dict(), "chosen_on": "val", "rule": RULE,
-                       "prior_from": "train split class frequencies", "metrics": report}
+        written["metrics"][s]["balanced_accuracy"] = report[s]["raw"]["balanced_accuracy"]
+        written["metrics"][s]["macro_f1"] = report[s]["raw"]["macro_f1"]
+    written["posthoc"] = {**posthoc.to_dict(), "chosen_on": "val", "rule": RULE,
+                          "prior_from": "train split class frequencies", "metrics": report}
     probs = {"raw": raw["test"].double().softmax(1).numpy(),
              "posthoc": posthoc.adjust(out["test"].double()).softmax(1).numpy(), "labels": y["test"]}
-    return card, posthoc, probs
+    return written, posthoc, probs
 
 
 def table(names: list[str]) -> str:
     """README's table, from the cards (each figure: `deep-emotion evaluate --model NAME [--posthoc]`)."""
     lines = ["| model | flip TTA | τ | T | test accuracy | balanced accuracy | macro-F1 | ECE | rarest class: recall |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name in names:
-        _, card = load_checkpoint(name)
-        if "posthoc" not in card:
+    for name, card in read_cards(names).items():
+        if card.posthoc is None:
             lines.append(f"| `{name}` | no post-hoc block: run `python train/calibrate.py --data-dir DATA --models {name}` |")
             continue
-        p = card["posthoc"]
+        p = card.posthoc
         raw, post = p["metrics"]["test"]["raw"], p["metrics"]["test"]["posthoc"]
-        rare = card["classes"][int(np.argmin(p["log_prior"]))]
+        rare = card.labels[int(np.argmin(p["log_prior"]))]  # per_class_recall is keyed by the data set's names
         cells = [f"`{name}`", "on" if p["tta_flip"] else "off", f"{p['tau']:g}", f"{p['temperature']:.2f}"]
         cells += [f"{raw[k]:.4f} → {post[k]:.4f}" if k != "ece" else f"{raw[k]:.3f} → {post[k]:.3f}"
                   for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")]
@@ -133,15 +137,15 @@ def main() -> None:
     if not args.data_dir:
         ap.error("--data-dir is required (or --table)")
     for name in names:
-        card, posthoc, probs = calibrate(name, args.data_dir, args.device)
-        m = card["posthoc"]["metrics"]
+        written, posthoc, probs = calibrate(name, args.data_dir, args.device)
+        m = written["posthoc"]["metrics"]
         summary = {"model": name, "tta_flip": posthoc.tta_flip, "tau": posthoc.tau, "temperature": round(posthoc.temperature, 4),
                    **{f"{s}_{kind}": {k: round(v, 4) for k, v in m[s][kind].items() if k != "per_class_recall"}
                       for s in ("val", "test") for kind in ("raw", "posthoc")}}
         print(json.dumps(summary), flush=True)
         if args.dry_run:
             continue
-        (checkpoint_dir() / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+        (checkpoint_dir() / f"{name}.json").write_text(json.dumps(written, indent=2) + "\n")
         plot_reliability(probs["raw"], probs["posthoc"], probs["labels"],
                          f"{name}: test split, raw vs post-hoc (flip {'on' if posthoc.tta_flip else 'off'}, "
                          f"τ {posthoc.tau:g}, T {posthoc.temperature:.2f})", checkpoint_dir() / f"{name}_reliability.png",

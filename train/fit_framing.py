@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.training.data import load_dataset
+from deep_emotion.faces.detect import Detector, iou
 from deep_emotion.faces.framing import DEFAULT_FRAMING
-from deep_emotion.faces.detect import detect_faces_batch
+from deep_emotion.training.data import load_dataset
 from deep_emotion.training.photo_protocol import MATCH_IOU, make_photo
-from deep_emotion.faces.detect import iou
+
+# the pipeline's face finder with the shipped settings (`Pipeline.find_faces_batch` holds one like it); no model is
+# needed, and MTCNN's own answer is what is measured (no whole-picture fallback)
+FIND = Detector(framing=DEFAULT_FRAMING, whole_picture=False).batch
 
 
 def measure(name: str, data_dir: Path, n: int, seed: int) -> dict:
@@ -32,7 +35,7 @@ def measure(name: str, data_dir: Path, n: int, seed: int) -> dict:
     for start in range(0, len(idx), 32):
         part = idx[start:start + 32]
         photos = [make_photo(ds.images[i], "context", int(i), seed) for i in part]
-        for photo, found in zip(photos, detect_faces_batch([p.image for p in photos], framing=DEFAULT_FRAMING)):
+        for photo, found in zip(photos, FIND([p.image for p in photos])):
             if not found or iou(found[0].box, photo.truth) < MATCH_IOU:
                 continue
             (x0, y0, x1, y1), (t0, u0, t1, u1) = found[0].box, photo.truth
