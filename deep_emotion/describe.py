@@ -78,13 +78,18 @@ def region_sentence(view: ModelView) -> str:
 
 
 def most_faithful(view: ModelView) -> str:
-    """'most faithful map for this face: Grad-CAM (insertion - deletion +0.312; random map +0.020)', or ''."""
+    """'most faithful map for this face: Grad-CAM (insertion - deletion +0.312; random map +0.020)'; when no map
+    does better than the random one, it says so; '' without faithfulness scores."""
     best = view.most_faithful()
     if not best or not view.faithfulness:
         return ""
     f = view.faithfulness
+    score = f"insertion - deletion {f[best]['difference']:+.3f}"
+    if "random" in f and f[best]["difference"] <= f["random"]["difference"]:
+        return (f"no map does better than a random one for this face (best: {method_title(best)}, {score}; "
+                f"random map {f['random']['difference']:+.3f})")
     rnd = f"; random map {f['random']['difference']:+.3f}" if "random" in f else ""
-    return f"most faithful map for this face: {method_title(best)} (insertion - deletion {f[best]['difference']:+.3f}{rnd})"
+    return f"most faithful map for this face: {method_title(best)} ({score}{rnd})"
 
 
 def skipped(view: ModelView) -> list[str]:

@@ -1,7 +1,9 @@
 """A real browser: start the Streamlit app, upload a photo in headless Chromium, wait for the predictions.
 
 Chromium is Debian's package (installed by `make test` when missing); Playwright only drives it.
-The screenshot is saved as artifacts/browser.png.
+Screenshots are saved in artifacts/; with DEEP_EMOTION_SCREENSHOT set to a path, the desktop view of the example
+photo is saved there as well (the README's picture: `DEEP_EMOTION_SCREENSHOT=docs/app.png pytest
+tests/test_browser.py -k example`).
 """
 
 from __future__ import annotations
@@ -85,6 +87,41 @@ def test_upload_in_browser_shows_predictions(server, astronaut_path):
     assert (artifacts / "browser.png").stat().st_size > 10_000
 
 
+def test_example_at_desktop_size(server):
+    """The page as a visitor first sees it at 1280x800: the example photo with its box, the models' agreement,
+    their predictions and the first map; saved to artifacts/example-1280x800.png and to $DEEP_EMOTION_SCREENSHOT."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make test installs Debian's package when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "example-1280x800.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            page.goto(server, timeout=60_000)
+            page.get_by_text("astronaut.jpg: face 1 of 1 explained").wait_for(timeout=240_000)
+            page.get_by_text("All models agree").or_(page.get_by_text("The models disagree")).wait_for(timeout=60_000)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stProgress]')", timeout=240_000)
+            page.wait_for_function("() => [...document.images].length >= 3 && [...document.images].every("
+                                   "i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+            page.wait_for_function("() => document.querySelectorAll('[data-testid=stVegaLiteChart] canvas, "
+                                   "[data-testid=stVegaLiteChart] svg').length >= 2", timeout=60_000)
+            page.wait_for_timeout(1000)  # the charts' entry animation
+            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    wanted = os.environ.get("DEEP_EMOTION_SCREENSHOT")
+    if wanted:
+        target = Path(wanted) if Path(wanted).is_absolute() else ROOT / wanted
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
+
+
 @pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
 def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
     """A group photo at desktop and phone sizes: progress while it works, maps large enough to read, no
@@ -123,6 +160,7 @@ def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
                 close = page.locator('[data-testid="stSidebarCollapseButton"] button')
                 if close.count():
                     close.first.click()
+                    page.wait_for_timeout(800)  # the sidebar slides away before the screenshot below
             page.wait_for_function("() => [...document.images].length >= 5 && [...document.images].every("
                                    "i => i.complete && i.naturalWidth > 0)", timeout=60_000)
             assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from deep_emotion.describe import WHOLE_IMAGE_ASKED
 from deep_emotion.models.card import default_models, list_checkpoints, read_card, resolve
 
 APP = str(Path(__file__).resolve().parent.parent / "webapp" / "app.py")
@@ -52,8 +53,9 @@ def test_changing_window_and_stride_recomputes(monkeypatch):
     at.run()
     assert not at.exception
     assert "9 occluded forward passes" in cost_caption(at)  # 3 x 3 windows of 24 at stride 12
-    after = [c.value for c in at.caption if "label flips from" in c.value]
-    assert len(after) == 1 and after != before
+    # the map's sentence (describe.map_caption): at 24x24 no window flips this model's answer
+    after = [c.value for c in at.caption if "label flips from" in c.value or "no window" in c.value]
+    assert len(before) == len(after) == 1 and after != before
     assert at.query_params["window"] == "24" and at.query_params["stride"] == "12"  # the URL follows
 
 
@@ -104,6 +106,8 @@ def test_photo_without_face(monkeypatch, tmp_path):
     assert not at.subheader  # nothing classified yet
     at.checkbox(key="whole_image").check().run()
     assert [s.value for s in at.subheader] == [MODELS[0]]
+    # one sentence says how the face was found: as asked, not "No face was found in this photo." as well
+    assert not at.warning and at.info[0].value == WHOLE_IMAGE_ASKED
 
 
 def test_unreadable_upload_gets_a_message(monkeypatch, tmp_path):
@@ -114,11 +118,13 @@ def test_unreadable_upload_gets_a_message(monkeypatch, tmp_path):
     assert any("not a readable image" in e.value for e in at.error)
 
 
-@pytest.mark.parametrize("query,message", [({"window": "99"}, "window 99 is outside"),
-                                           ({"stride": "0"}, "stride 0 is outside"),
+@pytest.mark.parametrize("query,message", [({"window": "99"}, "window must be between 1 and 48 pixels, not 99"),
+                                           ({"stride": "0"}, "stride must be at least 1, not 0"),
+                                           ({"stride": "30"}, "stride 30 is beyond the stride control's 1..24"),
                                            ({"window": "eight"}, "not a whole number"),
-                                           ({"models": "nope"}, "unknown model"),
-                                           ({"methods": "occlusion-flip,blur"}, "unknown map(s) blur")])
+                                           ({"models": "nope"}, "unknown model(s) 'nope'"),
+                                           ({"methods": "occlusion-flip,blur"},
+                                            "unknown explanation method(s) 'blur'")])
 def test_bad_parameters_are_rejected(monkeypatch, query, message):
     at = app(monkeypatch, **query)
     assert not at.exception
@@ -132,7 +138,8 @@ def test_gradio_handler_returns_every_output():
 
     example = Path(APP).parent / "examples" / "astronaut.jpg"
     methods = ["occlusion-drop", "gradcam", "regions", "stn"]
-    boxes, panel, label, table, figures, message = gradio_app.handle(str(example), MODELS, methods, 8, 4, True, 1, False)
+    outputs = gradio_app.handle(str(example), MODELS, methods, 8, 4, True, 1, False)
+    boxes, panel, label, table, figures, message = outputs
     assert table["headers"] == ["face"] + MODELS and len(table["data"]) == 1 and table["data"][0][0] == 1
     assert isinstance(boxes, Image.Image) and isinstance(panel, Image.Image)
     assert panel.height >= len(MODELS) * 192 and panel.width >= (2 + len(methods)) * 192
@@ -240,3 +247,328 @@ def test_a_clip_without_faces_or_unreadable_gets_a_message(monkeypatch, tmp_path
     at.radio(key="source").set_value("Video").run()
     assert not at.exception
     assert any("notes.mp4: not a readable video" in e.value for e in at.error)
+
+
+# --- one door: both front ends go through a Pipeline's methods and nowhere else ----------------------------------
+
+WEBAPP = Path(APP).parent
+# the pipeline's inner steps: a page that called one of them would bypass the door
+INNER_STEPS = {"crop_face", "detect_faces", "detect_faces_batch", "load_checkpoint", "analyze_video", "to_grey_square",
+               "predict_proba", "explain_face", "LiveReader", "read_crops", "summarize", "analyze_faces"}
+
+
+class StandIn:
+    """A pipeline's door without networks: the methods and properties the front ends use, each call recorded.
+    One face (or none, `faces=0`), which every model reads as happy; its input side is 40 (not the models' 48),
+    so that the controls' ranges must come from it."""
+
+    device = "cpu"
+
+    def __init__(self, names: tuple[str, ...] = ("fer2013", "ferplus"), faces: int = 1, side: int = 40):
+        self.calls: list[str] = []
+        self._names, self._faces, self.input_size = list(names), faces, side
+
+    def _record(self, name: str) -> None:
+        self.calls.append(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def default_models(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def classes(self) -> list[str]:
+        return ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+    @property
+    def cards(self) -> dict:
+        self._record("cards")
+        return {n: read_card(resolve(n)) for n in self._names}  # the bundled cards; no weights are loaded
+
+    def _probabilities(self) -> dict[str, float]:
+        return {c: (0.88 if c == "happy" else 0.02) for c in self.classes}
+
+    def choose(self, names=None) -> list[str]:
+        self._record("choose")
+        if names is None:
+            return self.names
+        chosen = [n for part in ([names] if isinstance(names, str) else names) for n in part.split(",") if n]
+        unknown = [n for n in chosen if n not in self._names]
+        if unknown or not chosen:
+            raise ValueError(f"unknown model(s) {unknown}" if unknown else "choose at least one model")
+        return chosen
+
+    def slot(self):
+        from contextlib import nullcontext
+
+        self._record("slot")
+        return nullcontext()
+
+    def busy(self) -> bool:
+        self._record("busy")
+        return False
+
+    def to(self, device):
+        self._record("to")
+        return self
+
+    def find_faces(self, image, detect: bool = True) -> list:
+        import numpy as np
+
+        from deep_emotion.faces.detect import Face
+
+        self._record("find_faces")
+        w, h = image.size
+        if detect and not self._faces:
+            return []
+        box = (0.0, 0.0, float(w), float(h)) if not detect else (w * 0.3, h * 0.1, w * 0.6, h * 0.5)
+        return [Face(box, 0.99 if detect else 1.0, np.full((48, 48), 128, np.uint8), detected=detect)]
+
+    def face_picture(self, image, face, side: int = 288):
+        import numpy as np
+
+        self._record("face_picture")
+        return np.full((side, side), 100, np.uint8)
+
+    def predict(self, faces, models=None) -> list:
+        from deep_emotion import FacePrediction
+
+        self._record("predict")
+        chosen = self.choose(models)
+        return [FacePrediction(i, f.box, f.probability, {m: self._probabilities() for m in chosen}, f.crop, f.detected)
+                for i, f in enumerate(faces)]
+
+    def explain(self, face, models=None, options=None) -> dict:
+        import numpy as np
+
+        from deep_emotion import AnalysisOptions, Map, ModelView
+
+        self._record("explain")
+        options = options or AnalysisOptions()
+        options.check(self.input_size)
+        side = self.input_size
+        values = np.linspace(0, 1, side * side, dtype=np.float32).reshape(side, side)
+        views = {}
+        for m in self.choose(models):
+            maps = {meth: Map(meth, values, False, "stand-in units", 1, 0) for meth in options.methods}
+            faith = None
+            if options.faithfulness:
+                faith = ({n: {"deletion": 0.2, "insertion": 0.5, "difference": 0.3} for n in options.methods}
+                         | {"random": {"deletion": 0.3, "insertion": 0.3, "difference": 0.0}})
+            views[m] = ModelView(m, self._probabilities(), "happy", options.target or "happy", None, None, maps, {},
+                                 faith)
+        return views
+
+    def analyze(self, image, models=None, options=None, faces=None, face_indices=None):
+        from deep_emotion import Analysis, AnalysisOptions, FaceAnalysis
+
+        self._record("analyze")
+        options = options or AnalysisOptions()
+        found = faces if faces is not None else self.find_faces(image, options.detect)
+        picked = range(len(found)) if face_indices is None else face_indices
+        return Analysis([FaceAnalysis(i, found[i].box, found[i].probability, found[i].crop,
+                                      self.explain(found[i], models, options), found[i].detected) for i in picked],
+                        options.detect, image.size if image is not None else None, options)
+
+    def probe_clip(self, source, name=None):
+        from deep_emotion.video.clips import VideoInfo
+
+        self._record("probe_clip")
+        return VideoInfo(name or "clip", 480, 360, 4.0, 10.0, "h264", "mp4")
+
+    def analyze_clip(self, source, models=None, fps=4.0, name=None, detect_every=1, smooth=0.0, progress=None):
+        import numpy as np
+
+        from deep_emotion.video.analysis import FaceAtTime, VideoAnalysis
+
+        self._record("analyze_clip")
+        chosen = self.choose(models)
+        p = np.array(list(self._probabilities().values()))
+        rows = [FaceAtTime(k / fps, k, 1, (150.0, 40.0, 330.0, 260.0), 0.99, True, {m: p for m in chosen})
+                for k in range(int(4 * fps))]
+        if progress:
+            progress(rows[-1].time, len(rows))
+        return VideoAnalysis(self.probe_clip(source, name), float(fps), {m: self.classes for m in chosen}, rows,
+                             len(rows), float(smooth))
+
+    def live(self, model=None, **settings):
+        self._record("live")
+        return object()  # a LiveReader's stand-in: frames only reach it once a browser streams
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """A StandIn served by `Pipeline.from_names` (what the Streamlit app builds its pipeline with), every inner step
+    made to fail, and Streamlit's caches emptied before and after (they outlive one AppTest)."""
+    import streamlit as st
+
+    import deep_emotion.explain
+    import deep_emotion.explain.registry
+    import deep_emotion.faces.detect
+    import deep_emotion.faces.framing
+    import deep_emotion.models.checkpoints
+    import deep_emotion.models.inputs
+    import deep_emotion.pipeline
+    import deep_emotion.video.analysis
+    import deep_emotion.video.live
+
+    def inner(name):
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"a front end called the inner step {name} instead of the pipeline")
+        return refuse
+
+    for module in (deep_emotion.faces.detect, deep_emotion.faces.framing, deep_emotion.models.checkpoints,
+                   deep_emotion.models.inputs, deep_emotion.explain, deep_emotion.explain.registry,
+                   deep_emotion.video.analysis, deep_emotion.video.live, deep_emotion.pipeline):
+        for name in INNER_STEPS:
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, inner(name))
+    fake = StandIn()
+    monkeypatch.setattr(deep_emotion.pipeline.Pipeline, "from_names", classmethod(lambda cls, *a, **k: fake))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield fake
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_streamlit_goes_through_the_door(monkeypatch, stand_in):
+    at = app(monkeypatch, methods="occlusion-flip,gradcam")
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert [s.value for s in at.subheader] == stand_in.names
+    assert {"find_faces", "predict", "explain", "face_picture", "slot", "busy"} <= set(stand_in.calls)
+    assert [s.value for s in at.success] == ["All models agree: fer2013: happy; ferplus: happy"]
+    assert any(c.value.startswith("fer2013: stand-in units from 0 to 1") for c in at.caption)
+    # the controls' ranges come from the pipeline (its input side 40), not from the models' usual 48
+    window, stride = at.sidebar.slider[0], at.sidebar.slider[1]
+    assert window.max == 40 and stride.max == 20 and "40x40" in window.label
+    at.sidebar.checkbox(key="faithfulness").check().run()
+    assert not at.exception and list(at.dataframe[-1].value.columns) == stand_in.names
+    at.toggle(key="about_models").set_value(True).run()
+    assert not at.exception and "cards" in stand_in.calls
+    stand_in.calls.clear()
+    at.radio(key="source").set_value("Video").run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert {"probe_clip", "analyze_clip", "find_faces", "explain"} <= set(stand_in.calls)
+    assert any("1 face(s) followed" in c.value for c in at.caption)
+    webrtc = pytest.importorskip("streamlit_webrtc")
+    streams = []  # the WebRTC component needs a browser: here it only records what the page hands it
+    monkeypatch.setattr(webrtc, "webrtc_streamer", lambda **kwargs: streams.append(kwargs))
+    at.radio(key="source").set_value("Live").run()
+    assert not at.exception
+    assert stand_in.calls[-1] == "live" and callable(streams[-1]["video_frame_callback"])
+
+
+def test_streamlit_says_how_the_face_was_found_once(monkeypatch, stand_in):
+    from deep_emotion.describe import NO_FACE
+
+    stand_in._faces = 0
+    at = app(monkeypatch, methods="gradcam")
+    assert [w.value for w in at.warning] == [NO_FACE] and not at.subheader
+    at.checkbox(key="whole_image").check().run()
+    assert not at.exception and not at.warning
+    assert at.info[0].value == WHOLE_IMAGE_ASKED and not any(NO_FACE in i.value for i in at.info)
+    assert any(c.value.endswith("astronaut.jpg: face 1 of 1 explained by 2 model(s).") for c in at.caption)
+
+
+def gradio_module():
+    sys.path.insert(0, str(WEBAPP))
+    import gradio_app
+
+    return gradio_app
+
+
+def test_gradio_goes_through_the_door_and_says_what_streamlit_says(monkeypatch, stand_in):
+    from deep_emotion.describe import NO_FACE
+
+    gradio_app = gradio_module()
+    monkeypatch.setattr(gradio_app, "pipeline", lambda: stand_in)
+    example = WEBAPP / "examples" / "astronaut.jpg"
+    boxes, panel, label, table, figures, message = gradio_app.handle(str(example), ["fer2013", "ferplus"],
+                                                                     ["occlusion-flip"], 8, 2, False, 1, False)
+    assert {"choose", "to", "find_faces", "analyze", "predict"} <= set(stand_in.calls)
+    assert table == {"headers": ["face", "fer2013", "ferplus"], "data": [[1, "happy 88%", "happy 88%"]]}
+    assert set(figures["faces"][0]["models"]) == {"fer2013", "ferplus"} and label["happy"] == 0.88
+    # the same sentences as the Streamlit page (test_streamlit_goes_through_the_door)
+    lines = message.split("\n\n")
+    assert "All models agree: fer2013: happy; ferplus: happy" in lines
+    assert "fer2013: stand-in units from 0 to 1, highest at row 39, column 39" in lines
+    stand_in._faces = 0
+    assert gradio_app.handle(str(example), ["fer2013"], ["gradcam"], 8, 2, False, 1, False)[-1].startswith(NO_FACE)
+    message = gradio_app.handle(str(example), ["fer2013"], ["gradcam"], 8, 2, False, 1, True)[-1]
+    assert message.split("\n\n")[0] == WHOLE_IMAGE_ASKED and NO_FACE not in message
+    # the page's choices come from the pipeline too: its models, its input side
+    import gradio as gr
+
+    demo = gradio_app.build()
+    sliders = [b for b in demo.blocks.values() if isinstance(b, gr.Slider)]
+    assert [(s.minimum, s.maximum) for s in sliders] == [(1, 40), (1, 20)]
+    models = next(b for b in demo.blocks.values() if isinstance(b, gr.CheckboxGroup))
+    assert [c[1] for c in models.choices] == stand_in.names
+
+
+def deep_emotion_imports(tree) -> set[str]:
+    """The deep_emotion modules a file imports ('from deep_emotion import describe' counts as deep_emotion.describe,
+    'from deep_emotion import Pipeline' as deep_emotion)."""
+    import ast
+
+    root = Path(APP).resolve().parent.parent
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "deep_emotion"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "deep_emotion":
+            folder = root / node.module.replace(".", "/")
+            for a in node.names:
+                sub = (folder / f"{a.name}.py").is_file() or (folder / a.name / "__init__.py").is_file()
+                found.add(f"{node.module}.{a.name}" if sub else node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(WEBAPP.glob("*.py")), ids=lambda p: p.name)
+def test_pages_are_thin(path):
+    """Each front-end file is at most 400 lines, imports at most 4 library modules, and names no inner step."""
+    import ast
+
+    text = path.read_text()
+    assert len(text.splitlines()) <= 400
+    tree = ast.parse(text)
+    modules = deep_emotion_imports(tree)
+    assert len(modules) <= 4, sorted(modules)
+    named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | {
+        a.name.split(".")[-1] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    assert not named & INNER_STEPS, sorted(named & INNER_STEPS)
+
+
+def test_url_parameters_are_read_and_checked_by_the_library(stand_in):
+    from deep_emotion.serve.params import check_choice, check_query, parse_query, to_query
+
+    values, errors = parse_query({"window": "12", "stride": "x", "models": "fer2013,,ferplus", "other": "1"})
+    assert values == {"window": 12, "models": ["fer2013", "ferplus"]} and errors == ["stride='x' is not a whole number"]
+    assert check_query(values, stand_in) == []
+    assert check_query({"window": 41, "stride": 21}, stand_in) == [
+        "window must be between 1 and 40 pixels, not 41", "stride 21 is beyond the stride control's 1..20"]
+    assert check_query({"target": "bored"}, stand_in)[0].startswith("target 'bored' is not a class")
+    assert check_choice([], [], stand_in) == ["choose at least one model", "choose at least one explanation method"]
+    assert parse_query(to_query(["fer2013"], ["gradcam", "stn"], 9, 3, "sad"))[0] == {
+        "window": 9, "stride": 3, "models": ["fer2013"], "methods": ["gradcam", "stn"], "target": "sad"}
+
+
+def test_example_clip_is_made_from_the_example_photo(tmp_path, monkeypatch):
+    from deep_emotion import DeepEmotionError
+    from deep_emotion.serve.examples import example_clip, example_photo_path
+    from deep_emotion.video.clips import probe
+
+    assert example_photo_path() == WEBAPP / "examples" / "astronaut.jpg"
+    data, name = example_clip(None)
+    info = probe(data, name)
+    assert name == "astronaut-clip.mp4" and (info.width, info.height) == (480, 360)
+    assert info.seconds == pytest.approx(4, abs=0.2)
+    with pytest.raises(DeepEmotionError, match="does not exist"):
+        example_clip(str(tmp_path / "missing.mp4"))
+    monkeypatch.setenv("DEEP_EMOTION_EXAMPLE", str(tmp_path / "other.jpg"))
+    assert example_photo_path() == tmp_path / "other.jpg"

@@ -64,9 +64,9 @@ def build(out: Path) -> Path:
     shutil.copytree(ROOT / "checkpoints", out / "checkpoints", ignore=shutil.ignore_patterns("*.png"))
     (out / "webapp" / "examples").mkdir(parents=True)
     shutil.copy(ROOT / "webapp" / "examples" / "astronaut.jpg", out / "webapp" / "examples" / "astronaut.jpg")
-    text = (ROOT / "webapp" / "gradio_app.py").read_text()
-    # the Space's root is the app's folder: the example sits in webapp/examples/ beside it
-    (out / "app.py").write_text(text.replace('Path(__file__).parent / "examples"', 'Path(__file__).parent / "webapp" / "examples"'))
+    # the twin is one file (the Streamlit pages are not needed); it finds the example through the library
+    # (deep_emotion.serve.examples: webapp/examples/ beside the deep_emotion folder)
+    shutil.copy(ROOT / "webapp" / "gradio_app.py", out / "app.py")
     (out / "requirements.txt").write_text(REQUIREMENTS)
     import gradio  # the version the twin is tested with here
 

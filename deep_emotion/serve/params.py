@@ -8,9 +8,10 @@ the occlusion cost). Imports no UI library.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from deep_emotion.results import DEFAULT_METHODS, AnalysisOptions
+from deep_emotion.results import AnalysisOptions
 
 if TYPE_CHECKING:
     from deep_emotion.pipeline import Pipeline
