@@ -6,7 +6,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -47,6 +47,11 @@ def paired_ratio(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats
         fn_b()
         b = time.perf_counter() - t
         ratios.append(a / b), ta.append(a), tb.append(b)
-    return {"median_ratio": round(statistics.median(ratios), 4), "min_ratio": round(min(ratios), 4),
-            "max_ratio": round(max(ratios), 4), "median_a_s": round(statistics.median(ta), 5),
-            "median_b_s": round(statistics.median(tb), 5), "pairs": repeats}
+    return {
+        "median_ratio": round(statistics.median(ratios), 4),
+        "min_ratio": round(min(ratios), 4),
+        "max_ratio": round(max(ratios), 4),
+        "median_a_s": round(statistics.median(ta), 5),
+        "median_b_s": round(statistics.median(tb), 5),
+        "pairs": repeats,
+    }

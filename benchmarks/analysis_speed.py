@@ -33,9 +33,9 @@ NETWORK_ALONE = " (network alone)"  # the pipeline's name for a model without it
 COLD = f"""
 import time, sys
 t0 = time.perf_counter()
-sys.path.insert(0, {str(ROOT / 'webapp')!r})
+sys.path.insert(0, {str(ROOT / "webapp")!r})
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file({str(ROOT / 'webapp' / 'app.py')!r}, default_timeout=600).run()
+at = AppTest.from_file({str(ROOT / "webapp" / "app.py")!r}, default_timeout=600).run()
 assert not at.exception and at.subheader
 print(time.perf_counter() - t0)
 """
@@ -57,8 +57,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--models", help="comma-separated (default: every bundled model)")
-    ap.add_argument("--posthoc", action=argparse.BooleanOptionalAction, default=True,
-                    help="models with their cards' post-hoc corrections, as the app loads them")
+    ap.add_argument(
+        "--posthoc",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="models with their cards' post-hoc corrections, as the app loads them",
+    )
     args = ap.parse_args()
 
     from deep_emotion import AnalysisOptions, Pipeline
@@ -86,8 +90,10 @@ def main() -> None:
     rewindow = median_time(lambda: pipe.analyze(hd, names, AnalysisOptions(OCCLUSION_MAPS, 12, 4), faces=faces), r)
     big_full = median_time(lambda: pipe.analyze(big, names, occlusion), max(3, r // 2))
     big_detect = median_time(lambda: pipe.find_faces(big), max(3, r // 2))
-    exact = median_time(lambda: pipe.analyze(hd, names, AnalysisOptions(OCCLUSION_MAPS, 8, 2, captum_itself=True),
-                                             faces=faces), max(3, r // 2))
+    exact = median_time(
+        lambda: pipe.analyze(hd, names, AnalysisOptions(OCCLUSION_MAPS, 8, 2, captum_itself=True), faces=faces),
+        max(3, r // 2),
+    )
 
     result = {
         "benchmark": "analysis_speed",
@@ -97,8 +103,10 @@ def main() -> None:
         "full_analysis_s": round(full, 4),
         "full_over_detection": round(full / detect, 2),
         "target_full_over_detection": 3.0,
-        "stage_share": {"detection_and_crop": round(detect / full, 3),
-                        **{f"model_{n}": round(s / full, 3) for n, s in per_model.items()}},
+        "stage_share": {
+            "detection_and_crop": round(detect / full, 3),
+            **{f"model_{n}": round(s / full, 3) for n, s in per_model.items()},
+        },
         "posthoc": args.posthoc,
         "per_model_view_s": {n: round(v, 4) for n, v in per_model.items()},
         "per_model_view_network_alone_s": {n: round(v, 4) for n, v in per_model_raw.items()},
@@ -115,7 +123,9 @@ def main() -> None:
     if not args.no_cold:
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, cwd=ROOT)
-        result["cold_start_s"] = round(time.perf_counter() - t, 2) if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
+        result["cold_start_s"] = (
+            round(time.perf_counter() - t, 2) if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
+        )
     result["environment"] = environment()
     print(json.dumps(result, indent=2))
 

@@ -46,8 +46,11 @@ def python_figures(photo, model_name: str, repeats: int) -> dict:
         t0 = time.perf_counter()
         pipe.explain(face, [name], options)
         maps.append(time.perf_counter() - t0)
-    return {"detect_ms": round(1000 * statistics.median(detect)), "maps_ms": round(1000 * statistics.median(maps)),
-            "crop": face.crop}
+    return {
+        "detect_ms": round(1000 * statistics.median(detect)),
+        "maps_ms": round(1000 * statistics.median(maps)),
+        "crop": face.crop,
+    }
 
 
 def main() -> None:
@@ -94,12 +97,20 @@ def main() -> None:
         server.shutdown()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    out = {"photo": f"webapp/examples/astronaut.jpg ({photo.width}x{photo.height})", "model": args.model,
-           "maps": "occlusion flip + drop, window 8, stride 2 (441 copies), post-hoc corrections included",
-           "browser": {"detect_ms": round(statistics.median(detect)), "maps_ms": round(statistics.median(maps)),
-                       "wasm_threads": threads, "engine": "headless Chromium, onnxruntime-web wasm"},
-           "python": {"detect_ms": py["detect_ms"], "maps_ms": py["maps_ms"], "engine": "PyTorch on the CPU"},
-           "repeats": args.repeats, "env": environment()}
+    out = {
+        "photo": f"webapp/examples/astronaut.jpg ({photo.width}x{photo.height})",
+        "model": args.model,
+        "maps": "occlusion flip + drop, window 8, stride 2 (441 copies), post-hoc corrections included",
+        "browser": {
+            "detect_ms": round(statistics.median(detect)),
+            "maps_ms": round(statistics.median(maps)),
+            "wasm_threads": threads,
+            "engine": "headless Chromium, onnxruntime-web wasm",
+        },
+        "python": {"detect_ms": py["detect_ms"], "maps_ms": py["maps_ms"], "engine": "PyTorch on the CPU"},
+        "repeats": args.repeats,
+        "env": environment(),
+    }
     print(json.dumps(out, indent=2))
 
 

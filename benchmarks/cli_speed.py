@@ -41,13 +41,17 @@ def run(repo: Path, args: list[str], repeats: int) -> dict:
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "deep_emotion", *args], cwd=repo, env=env, capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "deep_emotion", *args], cwd=repo, env=env, capture_output=True, text=True
+        )
         times.append(time.perf_counter() - t)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed in {repo}: {done.stderr[-500:]}")
-    return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
-            "max_s": round(max(times), 3)}
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "min_s": round(min(times), 3),
+        "max_s": round(max(times), 3),
+    }
 
 
 def app_path(photo: Path, repeats: int) -> dict:
@@ -62,8 +66,11 @@ def app_path(photo: Path, repeats: int) -> dict:
         pipe.predict(pipe.find_faces(image))
         times.append(time.perf_counter() - t)
     times = times[1:]  # the first call builds MTCNN
-    return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
-            "max_s": round(max(times), 3)}
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "min_s": round(min(times), 3),
+        "max_s": round(max(times), 3),
+    }
 
 
 def busy_loop() -> None:
@@ -83,12 +90,19 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             photo = no_face_photo(Path(folder))
-            out = {"cpus": os.cpu_count(), "busy_loops": args.busy, "repeats": args.repeats, "photo": "900x916, no face"}
+            out = {
+                "cpus": os.cpu_count(),
+                "busy_loops": args.busy,
+                "repeats": args.repeats,
+                "photo": "900x916, no face",
+            }
             for repo in [ROOT, *args.repo]:
                 label = "this checkout" if repo == ROOT else str(repo)
-                out[label] = {"--help": run(repo, ["--help"], args.repeats),
-                              "models": run(repo, ["models"], args.repeats),
-                              "predict": run(repo, ["predict", str(photo)], args.repeats)}
+                out[label] = {
+                    "--help": run(repo, ["--help"], args.repeats),
+                    "models": run(repo, ["models"], args.repeats),
+                    "predict": run(repo, ["predict", str(photo)], args.repeats),
+                }
             out["app path (pipeline loaded): find_faces + predict"] = app_path(photo, args.repeats)
     finally:
         for loop in loops:

@@ -44,14 +44,40 @@ def run(recipe: Path, data: Path, work: Path, nproc: int, threads: int, epochs: 
     text = recipe.read_text()
     lines = [ln for ln in text.splitlines() if not ln.startswith(("dataset", "protocol", "name", "init_from"))]
     local = work / f"bench-{nproc}x{threads}.toml"
-    local.write_text(f'name = "bench"\ndataset = "folder"\n' + "\n".join(lines) + "\n")
+    local.write_text('name = "bench"\ndataset = "folder"\n' + "\n".join(lines) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 \
+    cmd = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1
         else [sys.executable]
+    )
     run_dir = work / f"run-{nproc}x{threads}"
-    subprocess.run([*cmd, "-m", "deep_emotion", "train", str(local), "--data-dir", str(data), "--epochs", str(epochs),
-                    "--run-dir", str(run_dir), "--out", str(work / "out"), "--threads", str(threads), "--no-progress",
-                    "--device", "cpu"], env=env, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            *cmd,
+            "-m",
+            "deep_emotion",
+            "train",
+            str(local),
+            "--data-dir",
+            str(data),
+            "--epochs",
+            str(epochs),
+            "--run-dir",
+            str(run_dir),
+            "--out",
+            str(work / "out"),
+            "--threads",
+            str(threads),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
     seconds = statistics.median(r["seconds"] for r in log[1:])
     return {"processes": nproc, "threads_each": threads, "epoch_s": seconds}
@@ -76,9 +102,19 @@ def main() -> None:
             r["images_per_s"] = round(n_train / r["epoch_s"], 1)
             rows.append(r)
             print(json.dumps(r), flush=True)
-    print(json.dumps({"recipe": str(args.recipe.relative_to(ROOT)) if args.recipe.is_relative_to(ROOT) else str(args.recipe),
-                      "train_images": n_train, "epochs": args.epochs, "results": rows,
-                      "note": "epoch seconds include the validation pass on rank 0", "env": environment()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "recipe": str(args.recipe.relative_to(ROOT)) if args.recipe.is_relative_to(ROOT) else str(args.recipe),
+                "train_images": n_train,
+                "epochs": args.epochs,
+                "results": rows,
+                "note": "epoch seconds include the validation pass on rank 0",
+                "env": environment(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

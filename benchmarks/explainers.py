@@ -62,16 +62,35 @@ def main() -> None:
             return lambda: pipe.explain(face, [name], options)
 
         fns = {m: view((m,)) for m in list_explainers()}
-        fns |= {"occlusion_only_view": view(OCCLUSION_ONLY), "every_map_view": view(EVERY_MAP),
-                "every_map_with_faithfulness": view(EVERY_MAP, True)}
+        fns |= {
+            "occlusion_only_view": view(OCCLUSION_ONLY),
+            "every_map_view": view(EVERY_MAP),
+            "every_map_with_faithfulness": view(EVERY_MAP, True),
+        }
         t = paired_medians(fns, args.repeats)
-        rows[name] = {"seconds": {k: round(v, 4) for k, v in t.items()},
-                      "every_map_over_occlusion_only": round(t["every_map_view"] / t["occlusion_only_view"], 2),
-                      "faithfulness_over_every_map": round(t["every_map_with_faithfulness"] / t["every_map_view"], 2)}
-    print(json.dumps({"benchmark": "explainers", "face": "the example photo's face, 48x48", "window": 8, "stride": 2,
-                      "posthoc": True, "every_map": list(EVERY_MAP), "occlusion_only": list(OCCLUSION_ONLY),
-                      "target_every_map_over_occlusion_only": 2.0, "models": rows, "repeats": args.repeats,
-                      "environment": environment()}, indent=2))
+        rows[name] = {
+            "seconds": {k: round(v, 4) for k, v in t.items()},
+            "every_map_over_occlusion_only": round(t["every_map_view"] / t["occlusion_only_view"], 2),
+            "faithfulness_over_every_map": round(t["every_map_with_faithfulness"] / t["every_map_view"], 2),
+        }
+    print(
+        json.dumps(
+            {
+                "benchmark": "explainers",
+                "face": "the example photo's face, 48x48",
+                "window": 8,
+                "stride": 2,
+                "posthoc": True,
+                "every_map": list(EVERY_MAP),
+                "occlusion_only": list(OCCLUSION_ONLY),
+                "target_every_map_over_occlusion_only": 2.0,
+                "models": rows,
+                "repeats": args.repeats,
+                "environment": environment(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ def main() -> None:
             assert not skipped, skipped
             for m in methods:
                 seconds[m].append(maps[m].seconds)
-            values = {n: torch.from_numpy(m.values) for n, m in maps.items()} | {"random": explain.random_map(48, seed=k)}
+            values = {n: torch.from_numpy(m.values) for n, m in maps.items()} | {
+                "random": explain.random_map(48, seed=k)
+            }
             faith = explain.faithfulness(model, x, values, target)
         for n, f in faith.items():
             for key in ("deletion", "insertion", "difference"):
@@ -100,16 +102,24 @@ def main() -> None:
         with torch.no_grad():
             for n, v in values.items():
                 torch.manual_seed(k)
-                scores[n]["infidelity"].append(float(infidelity(prob, perturb, x, v.view(1, 1, 48, 48), target=target,
-                                                                n_perturb_samples=16, normalize=True)))
+                scores[n]["infidelity"].append(
+                    float(
+                        infidelity(
+                            prob, perturb, x, v.view(1, 1, 48, 48), target=target, n_perturb_samples=16, normalize=True
+                        )
+                    )
+                )
         if k < args.sensitivity_faces:
             for m in SENSITIVE:
+
                 def explain_fn(inp, m=m, **_):  # a batch of perturbed faces (maybe in a tuple), one map each
                     fn = explain.EXPLAINERS[m].fn
                     batch = inp[0] if isinstance(inp, tuple) else inp
-                    out = torch.stack([torch.from_numpy(fn(model, face[None], target, ctx).values)[None]
-                                       for face in batch])
+                    out = torch.stack(
+                        [torch.from_numpy(fn(model, face[None], target, ctx).values)[None] for face in batch]
+                    )
                     return (out,) if isinstance(inp, tuple) else out
+
                 torch.manual_seed(k)
                 sensitivity[m].append(float(sensitivity_max(explain_fn, x, perturb_radius=0.02, n_perturb_samples=5)))
         c = classes[target]
@@ -130,17 +140,29 @@ def main() -> None:
     by_class = {}
     for c, d in regions.items():
         if d["faces"]:
-            by_class[c] = {"faces": d["faces"],
-                           "mean_fall": {r: round(float(np.mean(d[r])), 4) for r in explain.REGIONS},
-                           "top_region_share": {r: round(d["top"].count(r) / d["faces"], 3) for r in explain.REGIONS}}
-    result = {"benchmark": "faithfulness", "model": card.name, "posthoc": args.posthoc, "faces": len(idx),
-              "split": "FER2013 PrivateTest, N faces drawn at random (seed 0)", "window": 8, "stride": 2,
-              "target": "each face's predicted class", "methods": table,
-              "note": "captum-occlusion is derived from the occluded passes of occlusion-drop (equal by definition, "
-                      "tests/test_explain.py checks Captum's own run against it), so the two tie; ties go to the first",
-              "faces_with_own_landmarks": own_landmarks, "regions_by_predicted_class": by_class,
-              "sensitivity_faces": min(args.sensitivity_faces, len(idx)),
-              "seconds": round(time.perf_counter() - t0, 1), "environment": environment()}
+            by_class[c] = {
+                "faces": d["faces"],
+                "mean_fall": {r: round(float(np.mean(d[r])), 4) for r in explain.REGIONS},
+                "top_region_share": {r: round(d["top"].count(r) / d["faces"], 3) for r in explain.REGIONS},
+            }
+    result = {
+        "benchmark": "faithfulness",
+        "model": card.name,
+        "posthoc": args.posthoc,
+        "faces": len(idx),
+        "split": "FER2013 PrivateTest, N faces drawn at random (seed 0)",
+        "window": 8,
+        "stride": 2,
+        "target": "each face's predicted class",
+        "methods": table,
+        "note": "captum-occlusion is derived from the occluded passes of occlusion-drop (equal by definition, "
+        "tests/test_explain.py checks Captum's own run against it), so the two tie; ties go to the first",
+        "faces_with_own_landmarks": own_landmarks,
+        "regions_by_predicted_class": by_class,
+        "sensitivity_faces": min(args.sensitivity_faces, len(idx)),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "environment": environment(),
+    }
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

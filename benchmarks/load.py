@@ -60,7 +60,9 @@ def cpu_seconds(pid: int) -> float:
 
 def machine_cpu_seconds() -> float:
     """Busy CPU seconds of the whole machine, all cores (/proc/stat): the server, the browsers, everything."""
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in Path("/proc/stat").read_text().split()[1:9])
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split()[1:9]
+    )
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
@@ -86,8 +88,7 @@ def photos(session: int, count: int, folder: Path) -> list[Path]:
     return out
 
 
-def session(url: str, files: list[Path], latencies: list[float],
-            ready: threading.Barrier | None = None) -> None:
+def session(url: str, files: list[Path], latencies: list[float], ready: threading.Barrier | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -109,8 +110,9 @@ def session(url: str, files: list[Path], latencies: list[float],
             browser.close()
 
 
-def protocol_session(url: str, files: list[Path], latencies: list[float],
-                     ready: threading.Barrier | None = None) -> None:
+def protocol_session(
+    url: str, files: list[Path], latencies: list[float], ready: threading.Barrier | None = None
+) -> None:
     """One visitor without a browser: Streamlit's own protocol, as the page's JavaScript speaks it (the websocket
     `/_stcore/stream`, the upload route, the rendered images fetched). It costs the machine little, so the server
     has the cores to itself; the page's own drawing in a browser is not measured."""
@@ -126,10 +128,15 @@ def protocol_session(url: str, files: list[Path], latencies: list[float],
         http = closing.enter_context(requests.Session())
         http.get(base + "_stcore/health", timeout=60).raise_for_status()
         xsrf = http.cookies.get("_streamlit_xsrf")  # set by the server; echoed in a header and the subprotocol
-        ws = closing.enter_context(connect(
-            base.replace("http", "ws", 1) + "_stcore/stream", max_size=None, open_timeout=60,
-            subprotocols=["streamlit", xsrf] if xsrf else ["streamlit"],
-            additional_headers={"Cookie": f"_streamlit_xsrf={xsrf}"} if xsrf else None))
+        ws = closing.enter_context(
+            connect(
+                base.replace("http", "ws", 1) + "_stcore/stream",
+                max_size=None,
+                open_timeout=60,
+                subprotocols=["streamlit", xsrf] if xsrf else ["streamlit"],
+                additional_headers={"Cookie": f"_streamlit_xsrf={xsrf}"} if xsrf else None,
+            )
+        )
         ids: dict[str, str] = {}  # widget label -> id
         state = {"session": "", "images": []}
 
@@ -184,8 +191,12 @@ def protocol_session(url: str, files: list[Path], latencies: list[float],
                 pass
             urls = fwd.file_urls_response.file_urls[0]
             body = path.read_bytes()
-            http.put(base + urls.upload_url.lstrip("/"), files={"file": (path.name, body, "image/jpeg")},
-                     headers={"X-Xsrftoken": xsrf} if xsrf else {}, timeout=60).raise_for_status()
+            http.put(
+                base + urls.upload_url.lstrip("/"),
+                files={"file": (path.name, body, "image/jpeg")},
+                headers={"X-Xsrftoken": xsrf} if xsrf else {},
+                timeout=60,
+            ).raise_for_status()
             info = UploadedFileInfo(name=path.name, size=len(body), file_id=urls.file_id, file_urls=urls)
             upload = WidgetState(id=uploader)
             upload.file_uploader_state_value.uploaded_file_info.append(info)
@@ -193,8 +204,7 @@ def protocol_session(url: str, files: list[Path], latencies: list[float],
             latencies.append(time.perf_counter() - t)
 
 
-def gradio_session(url: str, files: list[Path], latencies: list[float],
-                   ready: threading.Barrier | None = None) -> None:
+def gradio_session(url: str, files: list[Path], latencies: list[float], ready: threading.Barrier | None = None) -> None:
     """One visitor of the Gradio twin: the Analyse button's handler with the page's defaults, per photo."""
     from gradio_client import Client, handle_file
 
@@ -208,15 +218,22 @@ def gradio_session(url: str, files: list[Path], latencies: list[float],
         ready.wait(timeout=300)
     for path in files:
         t = time.perf_counter()
-        out = client.predict(handle_file(str(path)), models, list(DEFAULT_METHODS), 8, 2, False, 1, False,
-                             api_name="/handle")
+        out = client.predict(
+            handle_file(str(path)), models, list(DEFAULT_METHODS), 8, 2, False, 1, False, api_name="/handle"
+        )
         if not str(out[-1]).startswith("1 face(s)"):
             raise RuntimeError(f"unexpected message: {str(out[-1])[:120]}")
         latencies.append(time.perf_counter() - t)
 
 
-def guarded(visit, url: str, files: list[Path], latencies: list[float], errors: list[str],
-            ready: threading.Barrier | None = None) -> None:
+def guarded(
+    visit,
+    url: str,
+    files: list[Path],
+    latencies: list[float],
+    errors: list[str],
+    ready: threading.Barrier | None = None,
+) -> None:
     """Run one visitor; a failure is reported in `errors`, not raised, and the others (and the clock) stop waiting
     for it at the barrier."""
     try:
@@ -230,28 +247,45 @@ def guarded(visit, url: str, files: list[Path], latencies: list[float], errors: 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--app", default="streamlit", choices=["streamlit", "gradio"])
-    ap.add_argument("--client", default="browser", choices=["browser", "protocol"],
-                    help="the Streamlit app's visitors: headless Chromium (the page drawn, as people see it), or "
-                         "Streamlit's protocol spoken directly (no drawing: the server has this machine's cores)")
+    ap.add_argument(
+        "--client",
+        default="browser",
+        choices=["browser", "protocol"],
+        help="the Streamlit app's visitors: headless Chromium (the page drawn, as people see it), or "
+        "Streamlit's protocol spoken directly (no drawing: the server has this machine's cores)",
+    )
     ap.add_argument("--workers", type=int, default=0, help="DEEP_EMOTION_WORKERS for the server (0: unset)")
-    ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the server: torch's threads per "
-                                                         "analysis (0: unset, torch's choice)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="OMP_NUM_THREADS for the server: torch's threads per analysis (0: unset, torch's choice)",
+    )
     ap.add_argument("--sessions", type=int, default=4)
     ap.add_argument("--photos", type=int, default=5)
     ap.add_argument("--models", default="", help="comma-separated, in the URL (default: the app's defaults)")
-    ap.add_argument("--methods", default="", help="the Streamlit app's maps, in the URL (the first is shown; "
-                                                  "default: the app's)")
+    ap.add_argument(
+        "--methods", default="", help="the Streamlit app's maps, in the URL (the first is shown; default: the app's)"
+    )
     ap.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: unset)")
-    ap.add_argument("--client-nice", type=int, default=None,
-                    help="niceness of the clients (this process, its browsers and drivers; the server keeps 0). "
-                         "Default: 19 for browsers (they share the server's cores here, where real visitors' "
-                         "browsers would not), 0 for the protocol client (at 19 its few instructions would wait "
-                         "behind the busy server, and the wait would count in the latencies)")
+    ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=None,
+        help="niceness of the clients (this process, its browsers and drivers; the server keeps 0). "
+        "Default: 19 for browsers (they share the server's cores here, where real visitors' "
+        "browsers would not), 0 for the protocol client (at 19 its few instructions would wait "
+        "behind the busy server, and the wait would count in the latencies)",
+    )
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--profile", type=Path, help="also sample the server with py-spy during the uploads: the threads "
-                                                   "holding Python's GIL, as raw stacks to this file (torch's own "
-                                                   "threads are not seen; py-spy pauses the server as it samples, "
-                                                   "so latencies include its overhead)")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="also sample the server with py-spy during the uploads: the threads "
+        "holding Python's GIL, as raw stacks to this file (torch's own "
+        "threads are not seen; py-spy pauses the server as it samples, "
+        "so latencies include its overhead)",
+    )
     args = ap.parse_args()
     if not 1 <= args.sessions <= 8 or not 1 <= args.photos <= 20:
         ap.error("--sessions 1..8, --photos 1..20")
@@ -285,8 +319,19 @@ def main() -> None:
         command = [sys.executable, str(ROOT / "webapp" / "gradio_app.py")]
         health, visit = f"http://127.0.0.1:{port}/", gradio_session
     else:
-        command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "webapp" / "app.py"), "--server.port",
-                   str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "webapp" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ]
         health = f"http://127.0.0.1:{port}/_stcore/health"
         visit = session if args.client == "browser" else protocol_session
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -310,8 +355,12 @@ def main() -> None:
             else:
                 guarded(visit, url, [], [], errors)
             ready = threading.Barrier(args.sessions + 1)
-            threads = [threading.Thread(target=guarded, args=(visit, url, photos(s, args.photos, Path(tmp)), latencies,
-                                                              errors, ready)) for s in range(args.sessions)]
+            threads = [
+                threading.Thread(
+                    target=guarded, args=(visit, url, photos(s, args.photos, Path(tmp)), latencies, errors, ready)
+                )
+                for s in range(args.sessions)
+            ]
             for t in threads:
                 t.start()
             try:
@@ -319,9 +368,26 @@ def main() -> None:
             except threading.BrokenBarrierError:
                 pass  # a session failed before its first upload: reported in "errors"; the others stop too
             cpu0, machine0 = cpu_seconds(server.pid), machine_cpu_seconds()
-            spy = (subprocess.Popen([str(spy_path), "record", "--pid", str(server.pid),
-                                     "--format", "raw", "--output", str(args.profile), "--rate", "100", "--gil"],
-                                    stdout=subprocess.DEVNULL) if args.profile else None)
+            spy = (
+                subprocess.Popen(
+                    [
+                        str(spy_path),
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(args.profile),
+                        "--rate",
+                        "100",
+                        "--gil",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+                if args.profile
+                else None
+            )
             t0 = time.perf_counter()
             for t in threads:
                 t.join(timeout=max(1.0, args.timeout - (time.perf_counter() - t0)))
@@ -341,18 +407,39 @@ def main() -> None:
         server.wait(timeout=30)
     lat = sorted(latencies)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
-    print(json.dumps({
-        "benchmark": "load", "app": args.app, "client": args.client if args.app == "streamlit" else "gradio_client", "workers": env.get("DEEP_EMOTION_WORKERS", "the app's default"),
-        "threads": env.get("OMP_NUM_THREADS", "torch's choice"), "sessions": args.sessions, "photos_per_session": args.photos,
-        "models": args.models or "the app's defaults",
-        "methods": args.methods or "the app's defaults", "malloc_arena_max": args.malloc_arena_max or None,
-        "uploads_done": len(lat), "errors": errors, "wall_s": round(wall, 1),
-        "latency_s": {"median": round(statistics.median(lat), 2) if lat else None, "p90": pct(0.9), "max": pct(1.0)},
-        "server_cpu_s_per_upload": round(cpu / max(1, len(lat)), 3),
-        # the clients (browsers) share this machine: what they take is missing from the server's cores
-        "machine_cpu_s_per_upload": round(machine / max(1, len(lat)), 3),
-        "target_server_cpu_s_per_upload": 0.5, "target_p90_s_4_sessions": 3.0,
-        "server_peak_rss_mb": round(rss, 1), "client_nice": args.client_nice, "environment": environment()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "load",
+                "app": args.app,
+                "client": args.client if args.app == "streamlit" else "gradio_client",
+                "workers": env.get("DEEP_EMOTION_WORKERS", "the app's default"),
+                "threads": env.get("OMP_NUM_THREADS", "torch's choice"),
+                "sessions": args.sessions,
+                "photos_per_session": args.photos,
+                "models": args.models or "the app's defaults",
+                "methods": args.methods or "the app's defaults",
+                "malloc_arena_max": args.malloc_arena_max or None,
+                "uploads_done": len(lat),
+                "errors": errors,
+                "wall_s": round(wall, 1),
+                "latency_s": {
+                    "median": round(statistics.median(lat), 2) if lat else None,
+                    "p90": pct(0.9),
+                    "max": pct(1.0),
+                },
+                "server_cpu_s_per_upload": round(cpu / max(1, len(lat)), 3),
+                # the clients (browsers) share this machine: what they take is missing from the server's cores
+                "machine_cpu_s_per_upload": round(machine / max(1, len(lat)), 3),
+                "target_server_cpu_s_per_upload": 0.5,
+                "target_p90_s_4_sessions": 3.0,
+                "server_peak_rss_mb": round(rss, 1),
+                "client_nice": args.client_nice,
+                "environment": environment(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

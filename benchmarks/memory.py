@@ -39,10 +39,23 @@ def main() -> None:
     photo = load_image(data)
     result = pipe.analyze(photo, options=AnalysisOptions(window=8, stride=2, faithfulness=True))  # every default map
     seconds = time.perf_counter() - t
-    print(json.dumps({"benchmark": "memory", "photo": "6000x4000 JPEG (24 MP)", "jpeg_mb": round(len(data) / 2**20, 1),
-                      "models": list(pipe.models), "faces": len(result.faces), "analysis_s": round(seconds, 2),
-                      "peak_rss_mb_after_import": round(after_import, 1), "peak_rss_mb": round(rss_mb(), 1),
-                      "target_mb": 2048, "environment": environment()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "memory",
+                "photo": "6000x4000 JPEG (24 MP)",
+                "jpeg_mb": round(len(data) / 2**20, 1),
+                "models": list(pipe.models),
+                "faces": len(result.faces),
+                "analysis_s": round(seconds, 2),
+                "peak_rss_mb_after_import": round(after_import, 1),
+                "peak_rss_mb": round(rss_mb(), 1),
+                "target_mb": 2048,
+                "environment": environment(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

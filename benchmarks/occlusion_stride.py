@@ -58,8 +58,14 @@ def main() -> None:
     strides = [int(s) for s in args.strides.split(",")]
     if strides[0] != min(strides):
         ap.error("--strides: the finest first (the others are compared with it)")
-    out = {"benchmark": "occlusion_stride", "window": args.window, "strides": strides, "n": args.n, "models": {},
-           "environment": environment()}
+    out = {
+        "benchmark": "occlusion_stride",
+        "window": args.window,
+        "strides": strides,
+        "n": args.n,
+        "models": {},
+        "environment": environment(),
+    }
     pipe = Pipeline.from_names(names, posthoc=True)  # the models as the app shows them
     for name, (model, card) in pipe.models.items():
         ds, split = card_data(card, args.data_dir)
@@ -75,8 +81,7 @@ def main() -> None:
                 maps = {}
                 for s in strides:
                     c = time.process_time()
-                    maps[s], skipped = explain.explain_face(model, x, target, METHODS,
-                                                               explain.Context(args.window, s))
+                    maps[s], skipped = explain.explain_face(model, x, target, METHODS, explain.Context(args.window, s))
                     seconds[s].append(time.process_time() - c)
                     assert not skipped, skipped
                     values = {m: torch.from_numpy(maps[s][m].values) for m in METHODS}
@@ -90,25 +95,56 @@ def main() -> None:
                         agree[s][m]["flat"] += 1
                         continue
                     agree[s][m]["r"].append(float(np.corrcoef(a, b)[0, 1]))
-                    agree[s][m]["peak"].append(float(np.abs(peak(maps[strides[0]][m].values)
-                                                            - peak(maps[s][m].values)).max() <= 4))
+                    agree[s][m]["peak"].append(
+                        float(np.abs(peak(maps[strides[0]][m].values) - peak(maps[s][m].values)).max() <= 4)
+                    )
         out["models"][name] = {
-            "faces": len(idx), "split": f"{card.dataset} validation", "seconds": round(time.perf_counter() - t0, 1),
-            "strides": {str(s): {
-                "windows": explain.n_windows(48, args.window, s),
-                "cpu_s_both_maps_median": round(float(np.median(seconds[s])), 4),
-                "faithfulness": {m: {"mean": round(float(np.mean(v)), 4),
-                                     "sem": round(float(np.std(v, ddof=1) / np.sqrt(len(v))), 4)}
-                                 for m, v in scores[s].items()},
-                **({"paired_difference_vs_finest": {
-                    m: {"mean": round(float(np.mean(np.subtract(scores[s][m], scores[strides[0]][m]))), 4),
-                        "sem": round(float(np.std(np.subtract(scores[s][m], scores[strides[0]][m]), ddof=1)
-                                           / np.sqrt(len(idx))), 4)} for m in METHODS},
-                    "agreement_with_finest": {m: {"faces_compared": len(a["r"]), "faces_with_a_flat_map": a["flat"],
-                                                  "pearson_median": round(float(np.median(a["r"])), 3) if a["r"] else None,
-                                                  "peak_within_4px": round(float(np.mean(a["peak"])), 3) if a["r"] else None}
-                                              for m, a in agree[s].items()}} if s != strides[0] else {})}
-                for s in strides}}
+            "faces": len(idx),
+            "split": f"{card.dataset} validation",
+            "seconds": round(time.perf_counter() - t0, 1),
+            "strides": {
+                str(s): {
+                    "windows": explain.n_windows(48, args.window, s),
+                    "cpu_s_both_maps_median": round(float(np.median(seconds[s])), 4),
+                    "faithfulness": {
+                        m: {
+                            "mean": round(float(np.mean(v)), 4),
+                            "sem": round(float(np.std(v, ddof=1) / np.sqrt(len(v))), 4),
+                        }
+                        for m, v in scores[s].items()
+                    },
+                    **(
+                        {
+                            "paired_difference_vs_finest": {
+                                m: {
+                                    "mean": round(float(np.mean(np.subtract(scores[s][m], scores[strides[0]][m]))), 4),
+                                    "sem": round(
+                                        float(
+                                            np.std(np.subtract(scores[s][m], scores[strides[0]][m]), ddof=1)
+                                            / np.sqrt(len(idx))
+                                        ),
+                                        4,
+                                    ),
+                                }
+                                for m in METHODS
+                            },
+                            "agreement_with_finest": {
+                                m: {
+                                    "faces_compared": len(a["r"]),
+                                    "faces_with_a_flat_map": a["flat"],
+                                    "pearson_median": round(float(np.median(a["r"])), 3) if a["r"] else None,
+                                    "peak_within_4px": round(float(np.mean(a["peak"])), 3) if a["r"] else None,
+                                }
+                                for m, a in agree[s].items()
+                            },
+                        }
+                        if s != strides[0]
+                        else {}
+                    ),
+                }
+                for s in strides
+            },
+        }
         print(f"{name}: done in {out['models'][name]['seconds']} s", file=sys.stderr)
     text = json.dumps(out, indent=2)
     print(text)

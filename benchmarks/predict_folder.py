@@ -43,14 +43,35 @@ def main() -> None:
         for batch in (1, 32, 1, 32):  # interleaved; the second of each pair is kept (warm)
             t = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
-                rc = cli(["predict", str(folder), "--model", args.model, "--csv", str(Path(d) / "out.csv"), "--batch", str(batch)])
+                rc = cli(
+                    [
+                        "predict",
+                        str(folder),
+                        "--model",
+                        args.model,
+                        "--csv",
+                        str(Path(d) / "out.csv"),
+                        "--batch",
+                        str(batch),
+                    ]
+                )
             assert rc == 0
             timings[batch] = time.perf_counter() - t
         rows = (Path(d) / "out.csv").read_text().splitlines()
-    print(json.dumps({"benchmark": "predict_folder", "images": args.images, "faces_found": len(rows) - 1,
-                      "batched_images_per_s": round(args.images / timings[32], 2),
-                      "one_by_one_images_per_s": round(args.images / timings[1], 2),
-                      "speedup": round(timings[1] / timings[32], 2), "environment": environment()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "predict_folder",
+                "images": args.images,
+                "faces_found": len(rows) - 1,
+                "batched_images_per_s": round(args.images / timings[32], 2),
+                "one_by_one_images_per_s": round(args.images / timings[1], 2),
+                "speedup": round(timings[1] / timings[32], 2),
+                "environment": environment(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

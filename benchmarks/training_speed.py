@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
 from deep_emotion.models.registry import create_model  # noqa: E402
-from deep_emotion.training.recipe import load_recipe  # noqa: E402
 from deep_emotion.training.loop import train_one_epoch  # noqa: E402
+from deep_emotion.training.recipe import load_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,9 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
         return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
-    batches = [(x[i:i + bs].contiguous(memory_format=torch.channels_last), y[i:i + bs]) for i in range(0, len(y), bs)]
+    batches = [
+        (x[i : i + bs].contiguous(memory_format=torch.channels_last), y[i : i + bs]) for i in range(0, len(y), bs)
+    ]
 
     def bare() -> float:
         model, opt, _ = fresh()
@@ -78,17 +80,27 @@ def main() -> None:
         bare_ips.append(bare())
         project_ips.append(project())
     b, p = statistics.median(bare_ips), statistics.median(project_ips)
-    print(json.dumps({
-        "benchmark": "training_speed",
-        "settings": {"images": args.images, "batch_size": bs, "repeats": args.repeats, "recipe": Path(args.recipe).name,
-                     "precision": recipe.precision},
-        "bare_images_per_s": round(b, 1),
-        "project_images_per_s": round(p, 1),
-        "ratio": round(p / b, 3),
-        "target_ratio": 0.9,
-        "fer2013_epoch_s_estimate": round(28709 / p, 1),
-        "environment": environment(),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "training_speed",
+                "settings": {
+                    "images": args.images,
+                    "batch_size": bs,
+                    "repeats": args.repeats,
+                    "recipe": Path(args.recipe).name,
+                    "precision": recipe.precision,
+                },
+                "bare_images_per_s": round(b, 1),
+                "project_images_per_s": round(p, 1),
+                "ratio": round(p / b, 3),
+                "target_ratio": 0.9,
+                "fer2013_epoch_s_estimate": round(28709 / p, 1),
+                "environment": environment(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
   between); decoding included;
 - live: `Pipeline.live(...).process` per 640x480 frame (detection at 320 px, one model, smoothing) with and without the
   live occlusion map (window 12, stride 6), as frames per second;
-- memory: peak RSS (VmHWM: getrusage's maxrss would carry the parent's over exec) of a fresh process that analyses a generated 720p clip of --minutes (default 5) at 4 fps,
+- memory: peak RSS (VmHWM: getrusage's maxrss would carry the parent's over exec) of a fresh process that
+  analyses a generated 720p clip of --minutes (default 5) at 4 fps,
   against one of 30 s: frames are streamed, never held.
 
     python benchmarks/video_speed.py [--minutes 5] [--skip-memory]
@@ -28,7 +29,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
-
 from PIL import Image  # noqa: E402
 
 from deep_emotion.pipeline import Pipeline  # noqa: E402
@@ -78,16 +78,23 @@ def peak_rss(clip: Path) -> dict:
     script = MEMORY.format(root=str(ROOT), here=str(HERE), models=list(PAPER_MODELS), clip=str(clip))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     frames_, rows, seconds, rss = out[-4:]
-    return {"frames_sampled": int(frames_), "rows": int(rows), "seconds": round(float(seconds), 1),
-            "peak_rss_mb": round(float(rss))}
+    return {
+        "frames_sampled": int(frames_),
+        "rows": int(rows),
+        "seconds": round(float(seconds), 1),
+        "peak_rss_mb": round(float(rss)),
+    }
 
 
 def memory(folder: str, minutes: float, results: list, env: dict) -> None:
     """Peak RSS for a 30 s and a `minutes` long 720p clip, each in a fresh process; then the summary."""
     for length in (0.5, minutes):
         long = write_clip(Path(folder) / f"hd-{length}.mp4", frames((1280, 720), int(length * 60 * 30), 30.0), fps=30)
-        row = {"what": f"memory: 720p, {length:g} min, 3 models, 4 fps", **peak_rss(long),
-               "file_mb": round(long.stat().st_size / 2**20, 1)}
+        row = {
+            "what": f"memory: 720p, {length:g} min, 3 models, 4 fps",
+            **peak_rss(long),
+            "file_mb": round(long.stat().st_size / 2**20, 1),
+        }
         results.append(row)
         print(json.dumps(row), flush=True)
         long.unlink()
@@ -111,8 +118,9 @@ def main() -> None:
         decode = [time.perf_counter()]
         n = sum(1 for _ in sample_frames(clip, 10.0))
         decode.append(time.perf_counter())
-        results.append({"what": "decode only", "frames_sampled": n,
-                        "frames_per_second": round(n / (decode[1] - decode[0]), 1)})
+        results.append(
+            {"what": "decode only", "frames_sampled": n, "frames_per_second": round(n / (decode[1] - decode[0]), 1)}
+        )
         analyze_clip(pipe, clip, 320, fps=10.0)  # warm-up
         for side, every in [(480, 1), (320, 1), (320, 2), (320, 3)]:
             times = []
@@ -122,9 +130,14 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             s = statistics.median(times)
             found = len({row.frame for row in r.rows}) / r.frames
-            row = {"what": f"3 models, detect at {side} px, every {every}", "frames_sampled": r.frames,
-                   "faces_in_frames": round(found, 3), "ids": r.faces(), "seconds": round(s, 2),
-                   "frames_per_second": round(r.frames / s, 1)}
+            row = {
+                "what": f"3 models, detect at {side} px, every {every}",
+                "frames_sampled": r.frames,
+                "faces_in_frames": round(found, 3),
+                "ids": r.faces(),
+                "seconds": round(s, 2),
+                "frames_per_second": round(r.frames / s, 1),
+            }
             results.append(row)
             print(json.dumps(row), flush=True)
         images = [im for _, im in sample_frames(clip, 10.0)][:40]
@@ -136,9 +149,11 @@ def main() -> None:
                 t0 = time.perf_counter()
                 reader.process(im, k / 10)
                 times.append(time.perf_counter() - t0)
-            row = {"what": f"live, 1 model, {'with' if show_map else 'without'} the map",
-                   "median_ms_per_frame": round(1000 * statistics.median(times), 1),
-                   "frames_per_second": round(1 / statistics.median(times), 1)}
+            row = {
+                "what": f"live, 1 model, {'with' if show_map else 'without'} the map",
+                "median_ms_per_frame": round(1000 * statistics.median(times), 1),
+                "frames_per_second": round(1 / statistics.median(times), 1),
+            }
             results.append(row)
             print(json.dumps(row), flush=True)
         if not args.skip_memory:

@@ -18,25 +18,51 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # the door
-    "Pipeline": "pipeline", "AnalysisOptions": "results", "Analysis": "results", "FaceAnalysis": "results",
-    "FacePrediction": "results", "ModelView": "results", "DEFAULT_METHODS": "results",
+    "Pipeline": "pipeline",
+    "AnalysisOptions": "results",
+    "Analysis": "results",
+    "FaceAnalysis": "results",
+    "FacePrediction": "results",
+    "ModelView": "results",
+    "DEFAULT_METHODS": "results",
     # models and cards
-    "load_model": "models.checkpoints", "LoadedModel": "models.checkpoints", "load_checkpoint": "models.checkpoints",
-    "save_checkpoint": "models.checkpoints", "ModelCard": "models.card", "list_checkpoints": "models.card",
-    "create_model": "models.registry", "list_models": "models.registry", "register_model": "models.registry",
-    "EmotionModel": "models.registry", "DeepEmotion": "models.paper", "ModelConfig": "models.paper",
+    "load_model": "models.checkpoints",
+    "LoadedModel": "models.checkpoints",
+    "load_checkpoint": "models.checkpoints",
+    "save_checkpoint": "models.checkpoints",
+    "ModelCard": "models.card",
+    "list_checkpoints": "models.card",
+    "create_model": "models.registry",
+    "list_models": "models.registry",
+    "register_model": "models.registry",
+    "EmotionModel": "models.registry",
+    "DeepEmotion": "models.paper",
+    "ModelConfig": "models.paper",
     "PostHoc": "models.posthoc",
     # faces
-    "load_image": "faces.images", "Face": "faces.detect", "Detector": "faces.detect", "detect_faces": "faces.detect",
-    "Framing": "faces.framing", "crop_face": "faces.framing",
+    "load_image": "faces.images",
+    "Face": "faces.detect",
+    "Detector": "faces.detect",
+    "detect_faces": "faces.detect",
+    "Framing": "faces.framing",
+    "crop_face": "faces.framing",
     # explanations
-    "register_explainer": "explain.registry", "list_explainers": "explain.registry", "Map": "explain.registry",
+    "register_explainer": "explain.registry",
+    "list_explainers": "explain.registry",
+    "Map": "explain.registry",
     # training
-    "Recipe": "training.recipe", "load_recipe": "training.recipe", "FaceDataset": "training.data",
+    "Recipe": "training.recipe",
+    "load_recipe": "training.recipe",
+    "FaceDataset": "training.data",
     "load_dataset": "training.data",
     # vocabulary and errors
-    "CANONICAL": "classes", "canonical": "classes", "DeepEmotionError": "errors", "DataLayoutError": "errors",
-    "ImageLoadError": "errors", "CheckpointError": "errors", "RecipeError": "errors",
+    "CANONICAL": "classes",
+    "canonical": "classes",
+    "DeepEmotionError": "errors",
+    "DataLayoutError": "errors",
+    "ImageLoadError": "errors",
+    "CheckpointError": "errors",
+    "RecipeError": "errors",
 }
 __all__ = list(_EXPORTS)
 

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 CANONICAL = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
 ALIASES = {
-    "anger": "angry", "angry": "angry", "an": "angry",
-    "disgust": "disgust", "disgusted": "disgust", "di": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "fe": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "ha": "happy",
-    "sad": "sad", "sadness": "sad", "sa": "sad",
-    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
-    "neutral": "neutral", "ne": "neutral",
+    "anger": "angry",
+    "angry": "angry",
+    "an": "angry",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "di": "disgust",
+    "fear": "fear",
+    "fearful": "fear",
+    "afraid": "fear",
+    "fe": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "ha": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "sa": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
+    "su": "surprise",
+    "neutral": "neutral",
+    "ne": "neutral",
     "contempt": "contempt",
 }
 
@@ -35,6 +50,7 @@ def shared_classes(a: list[str] | tuple[str, ...], b: list[str] | tuple[str, ...
 
 
 def majority(tops: list[str]) -> str:
-    """The emotion most of the models name, as a canonical name (a tie: the one named first); '' for none."""
-    names = [canonical(t) for t in tops]
+    """The emotion most of the models name, as a canonical name (a tie: the one named first); '' for none.
+    A class that is no emotion (a folder data set's own) counts by its label."""
+    names = [canonical_or_label(t) for t in tops]
     return max(names, key=lambda n: (names.count(n), -names.index(n))) if names else ""

@@ -6,7 +6,8 @@ Plain text: a front end may add its own emphasis (bold model names) but says not
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,8 +18,10 @@ if TYPE_CHECKING:
     from deep_emotion.faces.detect import Face
     from deep_emotion.results import ModelView
 
-WHOLE_PICTURE = ("No face was found, but the picture is small and square like a cut-out face, so all of it was read "
-                 "as one face. If it holds no face, the predictions mean nothing.")
+WHOLE_PICTURE = (
+    "No face was found, but the picture is small and square like a cut-out face, so all of it was read "
+    "as one face. If it holds no face, the predictions mean nothing."
+)
 WHOLE_IMAGE_ASKED = "No face was found, so the whole picture was read as one face, as asked."
 NO_FACE = "No face was found in this photo."
 
@@ -86,8 +89,10 @@ def most_faithful(view: ModelView) -> str:
     f = view.faithfulness
     score = f"insertion - deletion {f[best]['difference']:+.3f}"
     if "random" in f and f[best]["difference"] <= f["random"]["difference"]:
-        return (f"no map does better than a random one for this face (best: {method_title(best)}, {score}; "
-                f"random map {f['random']['difference']:+.3f})")
+        return (
+            f"no map does better than a random one for this face (best: {method_title(best)}, {score}; "
+            f"random map {f['random']['difference']:+.3f})"
+        )
     rnd = f"; random map {f['random']['difference']:+.3f}" if "random" in f else ""
     return f"most faithful map for this face: {method_title(best)} ({score}{rnd})"
 
@@ -97,10 +102,20 @@ def skipped(view: ModelView) -> list[str]:
     return [f"{method_title(m)} skipped: {why}" for m, why in view.skipped.items()]
 
 
-def view_lines(views: Sequence[ModelView]) -> list[str]:
-    """Everything above for one face, one line each: agreement, then per model its regions, most faithful map and
-    skipped maps."""
+def consensus_sentence(consensus: dict[str, float] | None) -> str:
+    """'Together the models say happy (0.93)', '' without a consensus (one model)."""
+    if not consensus:
+        return ""
+    top = max(consensus, key=consensus.get)
+    return f"Together the models say {top} ({consensus[top]:.2f})"
+
+
+def view_lines(views: Sequence[ModelView], consensus: dict[str, float] | None = None) -> list[str]:
+    """Everything above for one face, one line each: agreement, the consensus, then per model its regions, most
+    faithful map and skipped maps."""
     lines = [views_agreement(views)[1]]
+    if consensus:
+        lines.append(consensus_sentence(consensus))
     for v in views:
         for line in (region_sentence(v), most_faithful(v), *skipped(v)):
             if line:

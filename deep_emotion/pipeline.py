@@ -15,9 +15,10 @@ model at once) and an optional limit on analyses at once (`workers`, for servers
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import Any, Callable, ContextManager, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,8 +28,9 @@ from deep_emotion import explain
 from deep_emotion.classes import CANONICAL
 from deep_emotion.faces.detect import Detector, Face
 from deep_emotion.faces.framing import crop_face
-from deep_emotion.models.card import ModelCard, default_models, list_checkpoints, model_order
+from deep_emotion.models.card import ModelCard, checkpoint_dir, default_models, list_checkpoints, model_order
 from deep_emotion.models.checkpoints import LoadedModel, load_checkpoint
+from deep_emotion.models.consensus import EQUAL, ConsensusWeights, combine
 from deep_emotion.models.inputs import predict_proba, to_grey_square, to_tensor
 from deep_emotion.results import Analysis, AnalysisOptions, FaceAnalysis, FacePrediction, ModelView
 from deep_emotion.video.analysis import VideoAnalysis, analyze_video
@@ -50,21 +52,36 @@ def parse_names(names: str | Iterable[str] | None) -> list[str] | None:
 class Pipeline:
     """Loaded models (with their cards' post-hoc corrections), a face detector and a device, built once."""
 
-    def __init__(self, models: Mapping[str, LoadedModel], detector: Detector | None = None,
-                 device: str | torch.device = "cpu", workers: int = 0) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, LoadedModel],
+        detector: Detector | None = None,
+        device: str | torch.device = "cpu",
+        workers: int = 0,
+        consensus: ConsensusWeights | None = None,
+    ) -> None:
         if not models:
             raise ValueError("a pipeline needs at least one model")
         self.device = torch.device(device)
         self.models: dict[str, LoadedModel] = {
-            name: LoadedModel(loaded.model.to(self.device), loaded.card) for name, loaded in models.items()}
+            name: LoadedModel(loaded.model.to(self.device), loaded.card) for name, loaded in models.items()
+        }
         self.detector = detector or Detector(device=str(self.device))
         self._locks = {name: threading.Lock() for name in self.models}
         self._slots = threading.BoundedSemaphore(workers) if workers > 0 else None
+        shipped = checkpoint_dir() / "consensus.json"
+        self.consensus_weights = consensus or (ConsensusWeights.read(shipped) if shipped.is_file() else EQUAL)
 
     @classmethod
-    def from_names(cls, names: str | Iterable[str] | None = None, *, posthoc: bool = True,
-                   device: str | torch.device = "cpu", detector: Detector | None = None,
-                   workers: int = 0) -> Pipeline:
+    def from_names(
+        cls,
+        names: str | Iterable[str] | None = None,
+        *,
+        posthoc: bool = True,
+        device: str | torch.device = "cpu",
+        detector: Detector | None = None,
+        workers: int = 0,
+    ) -> Pipeline:
         """Bundled models by name ('fer2013,ferplus', a list, or None for every bundled model) or .safetensors
         paths; `posthoc=False`: the networks alone, without their cards' corrections."""
         chosen = parse_names(names)
@@ -116,7 +133,7 @@ class Pipeline:
     def lock(self, name: str) -> threading.Lock:
         return self._locks[name]
 
-    def slot(self) -> ContextManager[Any]:
+    def slot(self) -> AbstractContextManager[Any]:
         """One of the `workers` analyses allowed at once (waits for a free one); no limit when workers is 0."""
         return self._slots if self._slots is not None else nullcontext()
 
@@ -158,8 +175,9 @@ class Pipeline:
 
     # --- predictions ---------------------------------------------------------------------------------------------
 
-    def read_crops(self, crops: list[np.ndarray] | np.ndarray, models: str | Iterable[str] | None = None
-                   ) -> dict[str, np.ndarray]:
+    def read_crops(
+        self, crops: list[np.ndarray] | np.ndarray, models: str | Iterable[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Probabilities (N, classes) of 48x48 grey crops by each chosen model, one batched pass per model."""
         out = {}
         for name in self.choose(models):
@@ -171,28 +189,38 @@ class Pipeline:
                 out[name] = predict_proba(lm.model, np.stack(list(crops)))
         return out
 
-    def predict(self, faces: list[Face], models: str | Iterable[str] | None = None) -> list[FacePrediction]:
-        """Every face by every chosen model, in one batched pass per model."""
-        probs = self.read_crops([f.crop for f in faces], models)
-        return [FacePrediction(i, f.box, f.probability,
-                               {m: {c: float(v) for c, v in zip(self.models[m].classes, p[i])} for m, p in probs.items()},
-                               f.crop, f.detected)
-                for i, f in enumerate(faces)]
+    def consensus(self, probabilities: Mapping[str, Mapping[str, float]]) -> dict[str, float] | None:
+        """model -> (class -> probability) combined over the canonical classes with the shipped weights
+        (models/consensus.py); None for fewer than two models."""
+        return combine(probabilities, self.consensus_weights) if len(probabilities) >= 2 else None
 
-    def predict_many(self, faces_per_picture: list[list[Face]], models: str | Iterable[str] | None = None
-                     ) -> list[list[FacePrediction]]:
+    def predict(self, faces: list[Face], models: str | Iterable[str] | None = None) -> list[FacePrediction]:
+        """Every face by every chosen model, in one batched pass per model, and their consensus."""
+        probs = self.read_crops([f.crop for f in faces], models)
+        out = []
+        for i, f in enumerate(faces):
+            per_model = {m: {c: float(v) for c, v in zip(self.models[m].classes, p[i])} for m, p in probs.items()}
+            out.append(
+                FacePrediction(i, f.box, f.probability, per_model, f.crop, f.detected, self.consensus(per_model))
+            )
+        return out
+
+    def predict_many(
+        self, faces_per_picture: list[list[Face]], models: str | Iterable[str] | None = None
+    ) -> list[list[FacePrediction]]:
         """`predict` for the faces of many pictures at once (one batched pass per model over all of them)."""
         flat = self.predict([f for faces in faces_per_picture for f in faces], models)
         out, start = [], 0
         for faces in faces_per_picture:
-            out.append([replace(p, index=i) for i, p in enumerate(flat[start:start + len(faces)])])
+            out.append([replace(p, index=i) for i, p in enumerate(flat[start : start + len(faces)])])
             start += len(faces)
         return out
 
     # --- explanations --------------------------------------------------------------------------------------------
 
-    def explain(self, face: Face, models: str | Iterable[str] | None = None,
-                options: AnalysisOptions = AnalysisOptions()) -> dict[str, ModelView]:
+    def explain(
+        self, face: Face, models: str | Iterable[str] | None = None, options: AnalysisOptions = AnalysisOptions()
+    ) -> dict[str, ModelView]:
         """Each chosen model's view of one face: prediction, STN view, the maps of `options` (the occlusion maps
         share one set of occluded passes) and optionally their faithfulness. A method that does not apply to a
         model is listed in `ModelView.skipped` with its reason; a target class a model does not know falls back to
@@ -212,8 +240,9 @@ class Pipeline:
                 p0 = model(x).softmax(1)[0]
             top = int(p0.argmax())
             target = classes.index(options.target) if options.target in classes else top
-            context = explain.Context(options.window, options.stride, landmarks=landmarks,
-                                      captum_itself=options.captum_itself)
+            context = explain.Context(
+                options.window, options.stride, landmarks=landmarks, captum_itself=options.captum_itself
+            )
             maps, skipped = explain.explain_face(model, x, target, options.methods, context)
             stn = model.stn_view(x)
             faith = None
@@ -221,13 +250,26 @@ class Pipeline:
                 scored = {n: torch.from_numpy(m.values).to(self.device) for n, m in maps.items()}
                 scored["random"] = explain.random_map(x.shape[-1]).to(self.device)
                 faith = explain.faithfulness(model, x, scored, target)
-        return ModelView(name, {c: float(v) for c, v in zip(classes, p0)}, classes[top], classes[target],
-                         None if stn is None else stn[1][0].cpu().numpy(),
-                         None if stn is None else stn[0][0, 0].cpu().numpy(), maps, skipped, faith)
+        return ModelView(
+            name,
+            {c: float(v) for c, v in zip(classes, p0)},
+            classes[top],
+            classes[target],
+            None if stn is None else stn[1][0].cpu().numpy(),
+            None if stn is None else stn[0][0, 0].cpu().numpy(),
+            maps,
+            skipped,
+            faith,
+        )
 
-    def analyze(self, image: Image.Image | None, models: str | Iterable[str] | None = None,
-                options: AnalysisOptions = AnalysisOptions(), faces: list[Face] | None = None,
-                face_indices: list[int] | None = None) -> Analysis:
+    def analyze(
+        self,
+        image: Image.Image | None,
+        models: str | Iterable[str] | None = None,
+        options: AnalysisOptions = AnalysisOptions(),
+        faces: list[Face] | None = None,
+        face_indices: list[int] | None = None,
+    ) -> Analysis:
         """Find the faces (or reuse `faces`; then `image` may be None), then explain each chosen face (default:
         all) with each chosen model. No face: `Analysis.faces` is empty."""
         chosen = self.choose(models)
@@ -252,18 +294,34 @@ class Pipeline:
         """The clip's size, length and frame rate; refused (`VideoLoadError`) when over the caps, before decoding."""
         return probe(source, name)
 
-    def analyze_clip(self, source: Source, models: str | Iterable[str] | None = None, fps: float = DEFAULT_FPS,
-                     name: str | None = None, detect_every: int = 1, smooth: float = 0.0,
-                     detect_side: int = DETECT_SIDE, progress: Callable[[float, int], None] | None = None
-                     ) -> VideoAnalysis:
+    def analyze_clip(
+        self,
+        source: Source,
+        models: str | Iterable[str] | None = None,
+        fps: float = DEFAULT_FPS,
+        name: str | None = None,
+        detect_every: int = 1,
+        smooth: float = 0.0,
+        detect_side: int = DETECT_SIDE,
+        progress: Callable[[float, int], None] | None = None,
+    ) -> VideoAnalysis:
         """Every face of a clip's frames sampled at `fps`, followed across frames and read by every chosen model;
         `smooth`: half-life (s) of each face's moving average; faces are searched on a copy of each frame whose
         longer side is `detect_side`. `progress(time, frames)` after each batch."""
         chosen = self.choose(models)
         finder = replace(self.detector, framing=VIDEO_FRAMING, detect_side=detect_side, whole_picture=False)
-        return analyze_video(source, finder.batch, lambda crops: self.read_crops(crops, chosen),
-                             {m: list(self.models[m].classes) for m in chosen}, fps=fps, name=name,
-                             detect_every=detect_every, smooth=smooth, framing=VIDEO_FRAMING, progress=progress)
+        return analyze_video(
+            source,
+            finder.batch,
+            lambda crops: self.read_crops(crops, chosen),
+            {m: list(self.models[m].classes) for m in chosen},
+            fps=fps,
+            name=name,
+            detect_every=detect_every,
+            smooth=smooth,
+            framing=VIDEO_FRAMING,
+            progress=progress,
+        )
 
     def live(self, model: str | None = None, **settings: Any) -> LiveReader:
         """A reader of one stream's frames with one model (default: the first default model): faces followed,

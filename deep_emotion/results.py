@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deep_emotion.classes import majority
+from deep_emotion.classes import canonical_or_label, majority
 
 if TYPE_CHECKING:
     from deep_emotion.explain.registry import Map
@@ -29,6 +29,7 @@ class FacePrediction:
     probabilities: dict[str, dict[str, float]]  # model -> canonical class -> probability
     crop: np.ndarray = field(repr=False)  # (48, 48) uint8
     detected: bool = True  # False: no face found; the whole picture was read as one
+    consensus: dict[str, float] | None = None  # the models' probabilities combined (two or more models)
 
     def top(self, model: str) -> str:
         p = self.probabilities[model]
@@ -43,16 +44,39 @@ class FacePrediction:
         """The class most models name (a tie: the one named first)."""
         return majority(list(self.tops.values()))
 
+    @property
+    def consensus_top(self) -> str | None:
+        return None if not self.consensus else max(self.consensus, key=self.consensus.get)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"face": self.index + 1, "box": [round(v, 1) for v in self.box],
-                "face_probability": round(self.face_probability, 4), "detected": self.detected,
-                "majority": self.majority,
-                "models": {m: {"top": self.top(m), "probabilities": {c: round(v, 4) for c, v in p.items()}}
-                           for m, p in self.probabilities.items()}}
+        d = {
+            "face": self.index + 1,
+            "box": [round(v, 1) for v in self.box],
+            "face_probability": round(self.face_probability, 4),
+            "detected": self.detected,
+            "majority": self.majority,
+            "models": {
+                m: {"top": self.top(m), "probabilities": {c: round(v, 4) for c, v in p.items()}}
+                for m, p in self.probabilities.items()
+            },
+        }
+        if self.consensus:
+            d["consensus"] = {
+                "top": self.consensus_top,
+                "probabilities": {c: round(v, 4) for c, v in self.consensus.items()},
+            }
+        return d
 
 
-DEFAULT_METHODS = ("occlusion-flip", "captum-occlusion", "integrated-gradients", "smoothgrad", "gradcam", "regions",
-                   "stn")
+DEFAULT_METHODS = (
+    "occlusion-flip",
+    "captum-occlusion",
+    "integrated-gradients",
+    "smoothgrad",
+    "gradcam",
+    "regions",
+    "stn",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,7 @@ class AnalysisOptions:
     methods: tuple[str, ...] = DEFAULT_METHODS  # explanation methods (explain.py registry), in this order
     window: int = 8  # occlusion: black square, pixels of the model's input
     stride: int = 2
-    target: str | None = None  # the class to explain (by name); None: each model's top class
+    target: str | None = None  # the class to explain (by name, kept canonical); None: each model's top class
     faithfulness: bool = False  # deletion/insertion AUC of every map, with a random map as baseline
     detect: bool = True  # False: the whole image is the face
     captum_itself: bool = False  # Captum Occlusion run by Captum (slower, the same numbers)
@@ -70,6 +94,8 @@ class AnalysisOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.methods, tuple):
             object.__setattr__(self, "methods", tuple(self.methods))
+        if self.target is not None:  # a data set's own name ("happiness") is the canonical class the models list
+            object.__setattr__(self, "target", canonical_or_label(self.target))
 
     def check(self, input_size: int = INPUT_SIZE) -> None:
         """ValueError naming every bad option."""
@@ -112,10 +138,14 @@ class ModelView:
     faithfulness: dict[str, dict[str, float]] | None = None  # map (and "random") -> deletion, insertion, difference
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"model": self.model, "top": self.top, "target": self.target,
-             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-             "theta": None if self.theta is None else np.round(self.theta, 4).tolist(),
-             "maps": {n: m.to_dict() for n, m in self.maps.items()}}
+        d = {
+            "model": self.model,
+            "top": self.top,
+            "target": self.target,
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "theta": None if self.theta is None else np.round(self.theta, 4).tolist(),
+            "maps": {n: m.to_dict() for n, m in self.maps.items()},
+        }
         if self.skipped:
             d["skipped"] = dict(self.skipped)
         if self.faithfulness is not None:
@@ -148,8 +178,18 @@ class Analysis:
     options: AnalysisOptions
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": None if self.image_size is None else list(self.image_size), "detected": self.detected,
-                "options": self.options.to_dict(),
-                "faces": [{"index": f.index, "box": [round(v, 1) for v in f.box],
-                           "face_probability": round(f.face_probability, 4), "detected": f.detected,
-                           "models": {n: v.to_dict() for n, v in f.views.items()}} for f in self.faces]}
+        return {
+            "image_size": None if self.image_size is None else list(self.image_size),
+            "detected": self.detected,
+            "options": self.options.to_dict(),
+            "faces": [
+                {
+                    "index": f.index,
+                    "box": [round(v, 1) for v in f.box],
+                    "face_probability": round(f.face_probability, 4),
+                    "detected": f.detected,
+                    "models": {n: v.to_dict() for n, v in f.views.items()},
+                }
+                for f in self.faces
+            ],
+        }

@@ -48,9 +48,42 @@ def pattern_folder(tmp_path) -> Path:
     """A generic <class>/<image> folder of 3 learnable classes, 60 images each."""
     rng = np.random.default_rng(0)
     root = tmp_path / "patterns"
-    for k, name in enumerate(["blob", "horizontal", "vertical"]):
+    for name in ["blob", "horizontal", "vertical"]:
         (root / name).mkdir(parents=True)
         kind = {"blob": 2, "horizontal": 0, "vertical": 1}[name]
         for i in range(60):
             Image.fromarray(pattern_face(kind, rng)).save(root / name / f"{i:03d}.png")
     return root
+
+
+EMOTIONS7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def loaded_model(model, classes=EMOTIONS7, name: str = "m", dataset: str = "folder"):
+    """A network built here (no weight file) with a card naming `classes`: what `load_checkpoint` returns."""
+    from deep_emotion.models.card import ModelCard
+    from deep_emotion.models.checkpoints import LoadedModel
+    from deep_emotion.models.registry import architecture_name
+
+    card = ModelCard.from_dict(
+        {
+            "name": name,
+            "dataset": dataset,
+            "classes": list(classes),
+            "architecture": architecture_name(model),
+            "model_config": model.config.to_dict(),
+        },
+        source=f"{name} (built in a test)",
+    )
+    return LoadedModel(model, card)
+
+
+def pipeline_of(models: dict, detector=None):
+    """A `Pipeline` of networks built here: {name: (model, classes)} or {name: LoadedModel}."""
+    from deep_emotion.models.checkpoints import LoadedModel
+    from deep_emotion.pipeline import Pipeline
+
+    return Pipeline(
+        {name: m if isinstance(m, LoadedModel) else loaded_model(m[0], m[1], name) for name, m in models.items()},
+        detector,
+    )

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from deep_emotion.training import loop as training
-from deep_emotion.models.registry import EmotionModel, architecture_name, create_model, list_models, register_model
-from deep_emotion.models.checkpoints import load_checkpoint, save_checkpoint
 from deep_emotion.errors import CheckpointError, RecipeError
+from deep_emotion.models.checkpoints import load_checkpoint, save_checkpoint
 from deep_emotion.models.paper import DeepEmotion, ModelConfig
-from deep_emotion.training.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
+from deep_emotion.models.registry import EmotionModel, architecture_name, create_model, list_models, register_model
 from deep_emotion.models.resnet import ResNetConfig, ResNetSmall
+from deep_emotion.training import loop as training
+from deep_emotion.training.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
 
 CARD = {"name": "tiny", "dataset": "folder", "classes": ["a", "b", "c"], "protocol": "random"}
 SMALL_RESNET = {"num_classes": 3, "stem": 8, "widths": [8, 16], "strides": [1, 2]}
@@ -108,6 +108,7 @@ def test_resnet_round_trip_and_no_stn(tmp_path):
     assert card["architecture"] == "ResNetSmall" and card["model_config"]["widths"] == [8, 16]
     loaded, card = load_checkpoint(tmp_path / "tiny.safetensors")
     assert isinstance(loaded, ResNetSmall) and loaded.config == model.config and not loaded.training
+    assert card.architecture == "ResNetSmall" and card.model_config["widths"] == [8, 16]
     x = torch.rand(4, 1, 48, 48)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), atol=1e-6, rtol=1e-5)  # loaded: channels-last layout
@@ -131,7 +132,7 @@ def test_resnet_bad_config_is_refused(tmp_path):
 
 def test_shipped_checkpoint_loads_through_the_registry():
     model, card = load_checkpoint("fer2013")
-    assert card["architecture"] == "DeepEmotion" and isinstance(model, DeepEmotion)
+    assert card.architecture == "DeepEmotion" and isinstance(model, DeepEmotion)
     x = torch.rand(3, 1, 48, 48)
     with torch.no_grad():
         assert torch.equal(model.network(x), model.head(model.forward_features(x)))
@@ -139,8 +140,10 @@ def test_shipped_checkpoint_loads_through_the_registry():
     assert warped.shape == x.shape and theta.shape == (3, 2, 3)
 
 
-@pytest.mark.parametrize("name,config", [("DeepEmotion", {}), ("DeepEmotion", {"stages": [8], "fc_hidden": 16}),
-                                         ("ResNetSmall", SMALL_RESNET)])
+@pytest.mark.parametrize(
+    "name,config",
+    [("DeepEmotion", {}), ("DeepEmotion", {"stages": [8], "fc_hidden": 16}), ("ResNetSmall", SMALL_RESNET)],
+)
 def test_reset_classifier_changes_the_output_width(name, config):
     model = create_model(name, config, num_classes=7).eval()
     features = model.features.state_dict()
@@ -172,8 +175,9 @@ def test_transfer_weights_matches_rows_by_class_name(tmp_path):
     for i, j in ((0, 2), (2, 0), (3, 1)):  # canonical names: Sadness is sad, Neutral is neutral
         assert torch.equal(w[i], source.classifier.weight[j]) and torch.equal(b[i], source.classifier.bias[j])
     assert torch.equal(w[1], before[1])  # anger: unknown to the source, keeps its init
-    assert torch.equal(model.fc1.weight, source.fc1.weight) and torch.equal(model.stn.features[0].weight,
-                                                                              source.stn.features[0].weight)
+    assert torch.equal(model.fc1.weight, source.fc1.weight) and torch.equal(
+        model.stn.features[0].weight, source.stn.features[0].weight
+    )
 
 
 def test_transfer_weights_resets_a_classifier_of_another_width(tmp_path):
@@ -188,8 +192,9 @@ def test_transfer_weights_resets_a_classifier_of_another_width(tmp_path):
 def test_transfer_weights_refuses_another_family(tmp_path):
     save_checkpoint(create_model("ResNetSmall", SMALL_RESNET), CARD, tmp_path / "src")
     with pytest.raises(ValueError, match="architecture differs"):
-        training.transfer_weights(DeepEmotion(ModelConfig(num_classes=3)), ("a", "b", "c"),
-                                  str(tmp_path / "src.safetensors"))
+        training.transfer_weights(
+            DeepEmotion(ModelConfig(num_classes=3)), ("a", "b", "c"), str(tmp_path / "src.safetensors")
+        )
 
 
 def test_transfer_weights_between_resnets(tmp_path):
@@ -207,25 +212,48 @@ def test_resnet_recipe_loads_and_trains(pattern_folder, tmp_path):
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "train" / "ablations" / "fer2013-resnet.toml")
     assert recipe.architecture == "ResNetSmall" and isinstance(recipe.model, ResNetConfig)
     assert recipe_from_dict(recipe.to_dict()) == recipe
-    small = replace(recipe, name="resnet", dataset="folder", protocol="", epochs=1, batch_size=32, warmup_epochs=1,
-                    precision="fp32", fc_l2=1e-3, model=replace(recipe.model, stem=8, widths=(8, 16), strides=(2, 2)),
-                    augment=AugmentConfig(erase_prob=0.0))
+    small = replace(
+        recipe,
+        name="resnet",
+        dataset="folder",
+        protocol="",
+        epochs=1,
+        batch_size=32,
+        warmup_epochs=1,
+        precision="fp32",
+        fc_l2=1e-3,
+        model=replace(recipe.model, stem=8, widths=(8, 16), strides=(2, 2)),
+        augment=AugmentConfig(erase_prob=0.0),
+    )
     card = training.train(small, pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "ckpt", progress=False)
-    assert card["architecture"] == "ResNetSmall" and card["recipe"]["architecture"] == "ResNetSmall"
-    assert card["classes"] == ["blob", "horizontal", "vertical"]
+    assert card.architecture == "ResNetSmall" and card.extra["recipe"]["architecture"] == "ResNetSmall"
+    assert card.labels == card.classes == ("blob", "horizontal", "vertical")
     model, _ = load_checkpoint(tmp_path / "ckpt" / "resnet.safetensors")
-    assert isinstance(model, ResNetSmall) and model.config.num_classes == 3 and model.stn_view(torch.rand(1, 1, 48, 48)) is None
+    assert (
+        isinstance(model, ResNetSmall)
+        and model.config.num_classes == 3
+        and model.stn_view(torch.rand(1, 1, 48, 48)) is None
+    )
 
 
 def test_resume_accepts_a_state_written_before_the_architecture_field(pattern_folder, tmp_path):
-    recipe = Recipe(name="patterns", dataset="folder", epochs=2, batch_size=64, warmup_epochs=1,
-                    model=ModelConfig(dropout=0.1), augment=AugmentConfig(erase_prob=0.0))
-    training.train(replace(recipe, epochs=1), pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "o",
-                   progress=False)
+    recipe = Recipe(
+        name="patterns",
+        dataset="folder",
+        epochs=2,
+        batch_size=64,
+        warmup_epochs=1,
+        model=ModelConfig(dropout=0.1),
+        augment=AugmentConfig(erase_prob=0.0),
+    )
+    training.train(
+        replace(recipe, epochs=1), pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "o", progress=False
+    )
     state_path = tmp_path / "run" / "state.pt"
     state = torch.load(state_path, weights_only=True)
     state["recipe"] = {k: v for k, v in recipe.to_dict().items() if k != "architecture"}  # as older code wrote it
     torch.save(state, state_path)
-    training.train(recipe, pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "o", resume=True,
-                   progress=False)
+    training.train(
+        recipe, pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "o", resume=True, progress=False
+    )
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2

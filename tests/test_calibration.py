@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from deep_emotion.models.posthoc import PostHoc, flip_average
-
-from deep_emotion.training.calibrate import class_log_prior, fit_tau, fit_temperature, negative_log_likelihood, plot_reliability
-
-from deep_emotion.training.evaluation import expected_calibration_error
-from deep_emotion.training.evaluation import evaluate, metrics
 from deep_emotion.models.paper import DeepEmotion, ModelConfig
+from deep_emotion.models.posthoc import PostHoc, flip_average
+from deep_emotion.training.calibrate import (
+    class_log_prior,
+    fit_tau,
+    fit_temperature,
+    negative_log_likelihood,
+    plot_reliability,
+)
+from deep_emotion.training.evaluation import evaluate, expected_calibration_error, metrics
 
 
 def test_balanced_accuracy_and_macro_f1_by_hand():
@@ -148,6 +151,19 @@ def test_posthoc_adjust_round_trip_and_checks():
         ph.adjust(torch.zeros(2, 4))
     card = {"posthoc": {**ph.to_dict(), "chosen_on": "val", "rule": "...", "prior_from": "...", "metrics": {}}}
     assert PostHoc.from_card(card) == ph and PostHoc.from_card({}).identity
+    from deep_emotion.models.card import ModelCard
+
+    typed = ModelCard.from_dict(
+        {
+            **card,
+            "name": "m",
+            "dataset": "folder",
+            "classes": ["a", "b", "c"],
+            "model_config": ModelConfig(num_classes=3).to_dict(),
+        }
+    )
+    assert PostHoc.from_card(typed) == ph  # a typed card or its JSON: the same corrections
+    assert PostHoc.from_card(ModelCard.from_dict({k: v for k, v in typed.to_dict().items() if k != "posthoc"})).identity
 
 
 def test_posthoc_logits_averages_the_mirror_image():
@@ -166,7 +182,9 @@ def test_evaluate_adds_ece_and_keeps_its_keys():
     images = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 3, 20)
     r = evaluate(model, images, labels, ["a", "b", "c"])
-    assert {"accuracy", "n", "classes", "per_class", "confusion", "nll", "ece", "balanced_accuracy", "macro_f1"} <= set(r)
+    assert {"accuracy", "n", "classes", "per_class", "confusion", "nll", "ece", "balanced_accuracy", "macro_f1"} <= set(
+        r
+    )
     assert 0 <= r["ece"] <= 1
 
 
@@ -175,7 +193,7 @@ def test_plot_reliability_writes_a_png(tmp_path):
     probs = rng.dirichlet(np.ones(4) * 0.3, 500)
     labels = rng.integers(0, 4, 500)
     path = tmp_path / "reliability.png"
-    plot_reliability(probs, probs ** 0.5 / (probs ** 0.5).sum(1, keepdims=True), labels, "synthetic: test", path)
+    plot_reliability(probs, probs**0.5 / (probs**0.5).sum(1, keepdims=True), labels, "synthetic: test", path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
@@ -190,20 +208,21 @@ def test_shipped_cards_carry_posthoc_chosen_on_val(data_root):
     assert names
     for name in names:
         _, card = load_checkpoint(name)
-        block = card.get("posthoc")
+        block = card.posthoc
         assert block, f"{name}: no posthoc block; run train/calibrate.py --data-dir {data_root}"
         ph = PostHoc.from_card(card)
-        assert block["chosen_on"] == "val" and len(ph.log_prior) == len(card["classes"])
+        assert block["chosen_on"] == "val" and len(ph.log_prior) == len(card.classes)
         m = block["metrics"]
-        assert m["test"]["raw"]["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-6)
-        assert m["val"]["raw"]["accuracy"] == pytest.approx(card["metrics"]["val"]["accuracy"], abs=1e-6)
+        assert m["test"]["raw"]["accuracy"] == pytest.approx(card.metrics["test"].accuracy, abs=1e-6)
+        assert m["val"]["raw"]["accuracy"] == pytest.approx(card.metrics["val"].accuracy, abs=1e-6)
         assert m["val"]["posthoc"]["accuracy"] >= m["val"]["raw"]["accuracy"] - 0.01, name
         for s in ("val", "test"):
-            assert card["metrics"][s]["balanced_accuracy"] == pytest.approx(m[s]["raw"]["balanced_accuracy"])
-            assert card["metrics"][s]["macro_f1"] == pytest.approx(m[s]["raw"]["macro_f1"])
+            assert card.metrics[s].balanced_accuracy == pytest.approx(m[s]["raw"]["balanced_accuracy"])
+            assert card.metrics[s].macro_f1 == pytest.approx(m[s]["raw"]["macro_f1"])
 
 
 # --- the model carries its card's corrections ------------------------------------------------------------------
+
 
 def _posthoc_model(tta: bool = True, stages: tuple[int, ...] = ()):
     from deep_emotion.models.paper import DeepEmotion, ModelConfig
@@ -257,10 +276,9 @@ def test_load_checkpoint_refuses_a_bad_posthoc_block(tmp_path):
     import json
     import shutil
 
-    from deep_emotion.models.card import checkpoint_dir
-
-    from deep_emotion.models.checkpoints import load_checkpoint
     from deep_emotion.errors import CheckpointError
+    from deep_emotion.models.card import checkpoint_dir
+    from deep_emotion.models.checkpoints import load_checkpoint
 
     for name in ("fer2013.safetensors", "fer2013.json"):
         shutil.copy(checkpoint_dir() / name, tmp_path / name)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deep_emotion.models.checkpoints import load_checkpoint, save_checkpoint
 from deep_emotion.errors import CheckpointError
+from deep_emotion.models.checkpoints import load_checkpoint, save_checkpoint
 from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 CARD = {"name": "tiny", "dataset": "folder", "classes": ["a", "b", "c"], "protocol": "random"}
@@ -29,8 +29,10 @@ def test_round_trip(saved):
     x = torch.rand(4, 1, 48, 48)
     with torch.no_grad():
         torch.testing.assert_close(model(x), loaded(x), atol=1e-6, rtol=1e-5)  # loaded: channels-last layout
-    assert card["model_config"]["num_classes"] == 3 and len(card["sha256"]) == 64
-    assert load_checkpoint(path.with_suffix(".json"))[1]["name"] == "tiny"  # the card's path works too
+    assert card.model_config["num_classes"] == 3 and len(card.sha256) == 64
+    assert card.name == "tiny" and card.labels == card.classes == ("a", "b", "c")  # not emotions: kept as labelled
+    assert card.to_dict() == json.loads(path.with_suffix(".json").read_text())  # the JSON as written
+    assert load_checkpoint(path.with_suffix(".json")).card.name == "tiny"  # the card's path works too
 
 
 def test_truncated_weights(saved):
@@ -95,22 +97,38 @@ def test_unknown_name_lists_bundled():
         load_checkpoint("nope")
 
 
+def _card(dataset: str = "folder", **config):
+    from deep_emotion.models.card import ModelCard
+
+    return ModelCard.from_dict(
+        {
+            "name": dataset,
+            "dataset": dataset,
+            "classes": ["a", "b", "c"],
+            "model_config": ModelConfig(**config).to_dict(),
+        }
+    )
+
+
 def test_architecture_names_the_network():
     from deep_emotion.models.card import architecture
 
-    assert architecture({"model_config": ModelConfig().to_dict()}) == "paper"
-    assert architecture({"model_config": ModelConfig(stages=(32, 64, 128)).to_dict()}) == "wide 32-64-128"
-    assert architecture({"model_config": ModelConfig(batch_norm=True, channels=16).to_dict()}) == "paper + batch_norm, 16 filters"
+    assert architecture(_card()) == "paper" == _card().description
+    assert architecture(_card(stages=(32, 64, 128))) == "wide 32-64-128"
+    assert architecture(_card(batch_norm=True, channels=16)) == "paper + batch_norm, 16 filters"
 
 
 def test_default_models_are_the_paper_ones_trained_on_photos_from_the_wild():
     from deep_emotion.models.card import default_models, model_order
 
-    def card(dataset, **config):
-        return {"dataset": dataset, "model_config": ModelConfig(**config).to_dict()}
-
-    cards = {"jaffe": card("jaffe"), "fer2013": card("fer2013"), "fer2013-wide": card("fer2013", stages=(8,)),
-             "ckplus": card("ckplus"), "ferplus": card("ferplus")}
+    card = _card
+    cards = {
+        "jaffe": card("jaffe"),
+        "fer2013": card("fer2013"),
+        "fer2013-wide": card("fer2013", stages=(8,)),
+        "ckplus": card("ckplus"),
+        "ferplus": card("ferplus"),
+    }
     assert default_models(cards) == ["fer2013", "ferplus"]  # posed sets and -wide models one click away
     assert model_order(cards) == ["fer2013", "fer2013-wide", "ferplus", "ckplus", "jaffe"]
     assert default_models({"jaffe": card("jaffe"), "x-wide": card("fer2013", stages=(8,))}) == ["jaffe"]

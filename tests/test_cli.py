@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.training import loop as training
 from deep_emotion.cli import main
+from deep_emotion.training import loop as training
 
 from .test_training import RECIPE
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from .conftest import pattern_face
     import numpy as np
+
+    from .conftest import pattern_face
 
     base = tmp_path_factory.mktemp("cli")
     root = base / "patterns"
@@ -38,9 +39,17 @@ def test_models_lists_checkpoints(trained, monkeypatch, capsys):
     monkeypatch.setenv("DEEP_EMOTION_CHECKPOINTS", str(ckpt))
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows == [{"name": "patterns", "dataset": "folder", "architecture": "paper",
-                     "classes": ["blob", "horizontal", "vertical"],
-                     "test_accuracy": card["metrics"]["test"]["accuracy"], "protocol": "random"}]
+    assert rows == [
+        {
+            "name": "patterns",
+            "dataset": "folder",
+            "architecture": "paper",
+            "classes": ["blob", "horizontal", "vertical"],
+            "labels": ["blob", "horizontal", "vertical"],
+            "test_accuracy": card.metrics["test"].accuracy,
+            "protocol": "random",
+        }
+    ]
 
 
 def test_evaluate_reproduces_card(trained, capsys):
@@ -48,8 +57,27 @@ def test_evaluate_reproduces_card(trained, capsys):
     assert main(["evaluate", "--model", str(ckpt / "patterns.safetensors"), "--data-dir", str(root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"accuracy", "n", "classes", "per_class", "confusion"} <= set(out)
-    assert out["accuracy"] == card["metrics"]["test"]["accuracy"] and out["n"] == card["metrics"]["test"]["n"]
-    assert out["confusion"] == card["confusion"]
+    assert out["accuracy"] == card.metrics["test"].accuracy and out["n"] == card.metrics["test"].n
+    assert out["confusion"] == [list(row) for row in card.confusion] and len(card.confusion) == 3
+
+
+def test_evaluate_several_models_one_answer_each(trained, tmp_path, capsys):
+    import shutil
+
+    root, ckpt, card = trained
+    shutil.copy(ckpt / "patterns.safetensors", tmp_path / "other.safetensors")
+    (tmp_path / "other.json").write_text(json.dumps({**card.to_dict(), "name": "other"}))
+    models = f"{ckpt / 'patterns.safetensors'},{tmp_path / 'other.safetensors'}"
+    assert main(["evaluate", "--model", models, "--data-dir", str(root), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2  # one JSON object per model
+    out = [json.loads(line) for line in lines]
+    assert [o["model"] for o in out] == ["patterns", "other"]
+    assert out[0]["accuracy"] == out[1]["accuracy"] == card.metrics["test"].accuracy  # the same weights
+    assert main(["evaluate", "--model", models, "--data-dir", str(root)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(" on folder test (random): accuracy ") == 2
+    assert printed.startswith("patterns on folder") and "\nother on folder" in printed
 
 
 def test_evaluate_unknown_model(capsys):
@@ -63,15 +91,20 @@ def test_predict_faces_and_bad_files(trained, astronaut_path, tmp_path, capsys):
     bad.write_text("this is text, not a JPEG")
     blank = tmp_path / "blank.png"
     Image.new("RGB", (200, 200), (128, 128, 128)).save(blank)
-    rc = main(["predict", str(bad), str(astronaut_path), str(blank), "--model", str(ckpt / "patterns.safetensors"), "--json"])
+    rc = main(
+        ["predict", str(bad), str(astronaut_path), str(blank), "--model", str(ckpt / "patterns.safetensors"), "--json"]
+    )
     captured = capsys.readouterr()
     assert rc == 2
     assert "notes.jpg: not a readable image" in captured.err
     results = json.loads(captured.out)
     assert [r["image"] for r in results] == [str(astronaut_path), str(blank)]
     (face,) = results[0]["faces"]
-    assert face["top"] in ("blob", "horizontal", "vertical")
-    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert face["face"] == 1 and face["detected"] is True and list(face["models"]) == ["patterns"]
+    said = face["models"]["patterns"]
+    assert said["top"] in ("blob", "horizontal", "vertical") and face["majority"] == said["top"]
+    assert said["top"] == max(said["probabilities"], key=said["probabilities"].get)
+    assert sum(said["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     x0, y0, x1, y1 = face["box"]
     assert 150 < (x0 + x1) / 2 < 300 and 50 < (y0 + y1) / 2 < 200  # the astronaut's face
     assert results[1]["faces"] == []
@@ -79,8 +112,9 @@ def test_predict_faces_and_bad_files(trained, astronaut_path, tmp_path, capsys):
 
 def test_predict_no_detect_text(trained, tmp_path, capsys):
     _, ckpt, _ = trained
-    from .conftest import pattern_face
     import numpy as np
+
+    from .conftest import pattern_face
 
     path = tmp_path / "stripes.png"
     Image.fromarray(pattern_face(1, np.random.default_rng(5))).save(path)
@@ -97,14 +131,29 @@ def test_module_entry_point():
 def test_explain_writes_only_into_out(trained, astronaut_path, tmp_path, capsys):
     _, ckpt, _ = trained
     out = tmp_path / "nested" / "out"
-    rc = main(["explain", str(astronaut_path), "--model", str(ckpt / "patterns.safetensors"), "--window", "12",
-               "--stride", "6", "--out", str(out), "--json"])
+    rc = main(
+        [
+            "explain",
+            str(astronaut_path),
+            "--model",
+            str(ckpt / "patterns.safetensors"),
+            "--window",
+            "12",
+            "--stride",
+            "6",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     from deep_emotion.results import DEFAULT_METHODS
 
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        ["face.png", "stn_view.png", "panel.png", "explanation.json"] + [f"{m}.png" for m in DEFAULT_METHODS])
+        ["face.png", "patterns-stn_view.png", "panel.png", "explanation.json"]
+        + [f"patterns-{m}.png" for m in DEFAULT_METHODS]
+    )
     view = summary["faces"][0]["models"]["patterns"]
     assert view["top"] in ("blob", "horizontal", "vertical") and len(view["theta"]) == 2
     assert view["target"] == view["top"] and list(view["maps"]) == list(DEFAULT_METHODS)
@@ -116,7 +165,16 @@ def test_explain_writes_only_into_out(trained, astronaut_path, tmp_path, capsys)
 def test_explain_methods_and_target(trained, astronaut_path, tmp_path, capsys):
     _, ckpt, _ = trained
     model = str(ckpt / "patterns.safetensors")
-    argv = ["explain", str(astronaut_path), "--model", model, "--out", str(tmp_path / "o"), "--methods", "regions,gradcam"]
+    argv = [
+        "explain",
+        str(astronaut_path),
+        "--model",
+        model,
+        "--out",
+        str(tmp_path / "o"),
+        "--methods",
+        "regions,gradcam",
+    ]
     assert main(argv + ["--target", "blob", "--no-faithfulness", "--json"]) == 0
     view = json.loads(capsys.readouterr().out)["faces"][0]["models"]["patterns"]
     assert view["target"] == "blob" and list(view["maps"]) == ["regions", "gradcam"] and "faithfulness" not in view
@@ -131,7 +189,9 @@ def test_explain_no_face(trained, tmp_path, capsys):
     _, ckpt, _ = trained
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 90), (30, 90, 160)).save(blank)
-    assert main(["explain", str(blank), "--model", str(ckpt / "patterns.safetensors"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["explain", str(blank), "--model", str(ckpt / "patterns.safetensors"), "--out", str(tmp_path / "o")]) == 2
+    )
     assert "no face found" in capsys.readouterr().err
 
 
@@ -145,8 +205,24 @@ def test_photo_options_need_as_photos(capsys):
 
 
 def test_evaluate_as_photos_on_real_faces(data_root, capsys):
-    assert main(["evaluate", "--model", "fer2013", "--data-dir", str(data_root), "--as-photos", "tight-x4",
-                 "--limit", "24", "--posthoc", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "fer2013",
+                "--data-dir",
+                str(data_root),
+                "--as-photos",
+                "tight-x4",
+                "--limit",
+                "24",
+                "--posthoc",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 24 and set(out["variants"]) == {"crop", "tight-x4"}
     tight = out["variants"]["tight-x4"]
@@ -165,3 +241,5 @@ def test_predict_csv_marks_whole_picture_reads(trained, tmp_path):
     assert main(["predict", str(crop), "--model", str(ckpt / "patterns.safetensors"), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["detected"] == "0" and rows[0]["face"] == "1"
+    assert rows[0]["model"] == "patterns" and rows[0]["top"] in ("blob", "horizontal", "vertical")
+    assert sum(float(rows[0][f"p_{c}"]) for c in ("blob", "horizontal", "vertical")) == pytest.approx(1, abs=1e-3)

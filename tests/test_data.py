@@ -9,21 +9,39 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.training.data import load_dataset, majority_label, read_ckplus, read_fer2013, read_ferg, read_ferplus, read_folder, read_jaffe
-from deep_emotion.training.data.fer2013 import CLASSES as FER_CLASSES
 from deep_emotion.errors import DataLayoutError
+from deep_emotion.training.data import (
+    load_dataset,
+    majority_label,
+    read_ckplus,
+    read_fer2013,
+    read_ferg,
+    read_ferplus,
+    read_folder,
+    read_jaffe,
+)
+from deep_emotion.training.data.fer2013 import CLASSES as FER_CLASSES
 
 RNG = np.random.default_rng(0)
 
 
 def grey(size: int = 48, value: int | None = None) -> Image.Image:
-    arr = RNG.integers(0, 256, (size, size), dtype=np.uint8) if value is None else np.full((size, size), value, np.uint8)
+    arr = (
+        RNG.integers(0, 256, (size, size), dtype=np.uint8) if value is None else np.full((size, size), value, np.uint8)
+    )
     return Image.fromarray(arr)
 
 
 # --- FER2013 ---------------------------------------------------------------------------------
 
-FER_ROWS = [(0, "Training"), (3, "Training"), (6, "Training"), (3, "PublicTest"), (2, "PrivateTest"), (5, "PrivateTest")]
+FER_ROWS = [
+    (0, "Training"),
+    (3, "Training"),
+    (6, "Training"),
+    (3, "PublicTest"),
+    (2, "PrivateTest"),
+    (5, "PrivateTest"),
+]
 
 
 def write_fer_csv(path: Path, header: str, leading_space: bool = False) -> None:
@@ -36,8 +54,9 @@ def write_fer_csv(path: Path, header: str, leading_space: bool = False) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("name,header", [("fer2013.csv", "emotion,pixels,Usage"),
-                                         ("icml_face_data.csv", "emotion, Usage, pixels")])
+@pytest.mark.parametrize(
+    "name,header", [("fer2013.csv", "emotion,pixels,Usage"), ("icml_face_data.csv", "emotion, Usage, pixels")]
+)
 def test_fer2013_csv(tmp_path, name, header):
     write_fer_csv(tmp_path / name, header)
     for root in (tmp_path, tmp_path / name):  # the folder or the file itself
@@ -66,8 +85,14 @@ def test_fer2013_csv_bad_rows(tmp_path):
 
 
 def write_fer_folders(root: Path) -> None:
-    files = {"train/happy/Training_1.jpg": 200, "train/angry/Training_2.jpg": 10, "train/neutral/Training_3.jpg": 100,
-             "test/sad/PublicTest_4.jpg": 50, "test/happy/PrivateTest_5.jpg": 220, "test/surprise/PrivateTest_6.jpg": 150}
+    files = {
+        "train/happy/Training_1.jpg": 200,
+        "train/angry/Training_2.jpg": 10,
+        "train/neutral/Training_3.jpg": 100,
+        "test/sad/PublicTest_4.jpg": 50,
+        "test/happy/PrivateTest_5.jpg": 220,
+        "test/surprise/PrivateTest_6.jpg": 150,
+    }
     for rel, value in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         grey(value=value).save(root / rel, quality=95)
@@ -131,24 +156,34 @@ def test_cache_outside_data_and_reused(tmp_path, monkeypatch):
 
 # --- FERPlus ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("votes,expected", [
-    ([10, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0),  # unanimous neutral
-    ([4, 0, 0, 1, 3, 2, 0, 0, 0, 0], None),  # 4 of 9 after dropping the single vote: no majority
-    ([6, 0, 1, 1, 0, 0, 0, 0, 2, 0], 0),  # 6 of 8 after dropping single votes
-    ([0, 0, 0, 0, 0, 0, 0, 0, 7, 3], None),  # unknown wins: left out
-    ([0, 0, 0, 0, 0, 0, 0, 0, 0, 10], None),  # not a face
-    ([0, 0, 0, 0, 0, 0, 0, 6, 2, 2], 7),  # contempt
-    ([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], None),  # a tie is no majority
-    ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], None),  # all single votes removed
-])
+
+@pytest.mark.parametrize(
+    "votes,expected",
+    [
+        ([10, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0),  # unanimous neutral
+        ([4, 0, 0, 1, 3, 2, 0, 0, 0, 0], None),  # 4 of 9 after dropping the single vote: no majority
+        ([6, 0, 1, 1, 0, 0, 0, 0, 2, 0], 0),  # 6 of 8 after dropping single votes
+        ([0, 0, 0, 0, 0, 0, 0, 0, 7, 3], None),  # unknown wins: left out
+        ([0, 0, 0, 0, 0, 0, 0, 0, 0, 10], None),  # not a face
+        ([0, 0, 0, 0, 0, 0, 0, 6, 2, 2], 7),  # contempt
+        ([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], None),  # a tie is no majority
+        ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], None),  # all single votes removed
+    ],
+)
 def test_ferplus_majority_rule(votes, expected):
     assert majority_label([float(v) for v in votes]) == expected
 
 
 def write_ferplus(root: Path) -> None:
-    rows = {"FER2013Train": [[10, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 9, 1, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]],
-            "FER2013Valid": [[0, 0, 8, 2, 0, 0, 0, 0, 0, 0]],
-            "FER2013Test": [[0, 0, 0, 0, 0, 0, 0, 10, 0, 0]]}
+    rows = {
+        "FER2013Train": [
+            [10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 9, 1, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+        ],
+        "FER2013Valid": [[0, 0, 8, 2, 0, 0, 0, 0, 0, 0]],
+        "FER2013Test": [[0, 0, 0, 0, 0, 0, 0, 10, 0, 0]],
+    }
     n = 0
     for part, votes in rows.items():
         (root / part).mkdir(parents=True)
@@ -183,6 +218,7 @@ def test_ferplus_errors(tmp_path):
 
 
 # --- CK+, JAFFE, FERG, generic folder -------------------------------------------------------
+
 
 def test_ckplus(tmp_path):
     for cls, subj in [("anger", "S010"), ("happy", "S010"), ("happy", "S011"), ("contempt", "S012")]:

@@ -67,9 +67,29 @@ def sgd_optimiser(model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int):
 
 def _torchrun(args: list[str], nproc: int = 2, entry: str = "deep_emotion") -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           "-m", entry, "train", *args, "--no-progress", "--threads", "1", "--device", "cpu"],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            entry,
+            "train",
+            *args,
+            "--no-progress",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def _files(root: Path) -> list[str]:
@@ -84,10 +104,26 @@ def test_two_processes_train_like_one(pattern_folder, tmp_path, monkeypatch):
     recipe_path.write_text(SGD_RECIPE)
     torch.set_num_threads(1)
     monkeypatch.setattr(training, "build_optimiser", sgd_optimiser)
-    one = training.train(load_recipe(recipe_path), pattern_folder, device="cpu", run_dir=tmp_path / "one" / "run",
-                         out_dir=tmp_path / "one" / "out", progress=False)
-    two = _torchrun([str(recipe_path), "--data-dir", str(pattern_folder), "--run-dir", str(tmp_path / "two" / "run"),
-                     "--out", str(tmp_path / "two" / "out")], entry="tests.test_distributed")
+    one = training.train(
+        load_recipe(recipe_path),
+        pattern_folder,
+        device="cpu",
+        run_dir=tmp_path / "one" / "run",
+        out_dir=tmp_path / "one" / "out",
+        progress=False,
+    )
+    two = _torchrun(
+        [
+            str(recipe_path),
+            "--data-dir",
+            str(pattern_folder),
+            "--run-dir",
+            str(tmp_path / "two" / "run"),
+            "--out",
+            str(tmp_path / "two" / "out"),
+        ],
+        entry="tests.test_distributed",
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     # one set of files, written once (rank 0): the same names as one process writes, one log line per epoch
     assert _files(tmp_path / "two") == _files(tmp_path / "one")
@@ -101,12 +137,20 @@ def test_two_processes_train_like_one(pattern_folder, tmp_path, monkeypatch):
     print(f"largest weight difference, 2 processes vs 1: {worst:.3g} (atol {ATOL:g})")
     for k in a["model"]:
         torch.testing.assert_close(b["model"][k], a["model"][k], atol=ATOL, rtol=0, msg=k)
-    moved = max((a["model"][k] - training.build_model(load_recipe(recipe_path), one.labels,
-                                                      torch.device("cpu")).state_dict()[k]).abs().max().item()
-                for k in a["model"])
+    moved = max(
+        (
+            a["model"][k]
+            - training.build_model(load_recipe(recipe_path), one.labels, torch.device("cpu")).state_dict()[k]
+        )
+        .abs()
+        .max()
+        .item()
+        for k in a["model"]
+    )
     assert moved > 1e-2  # the weights did change: the comparison is not of two untrained models
     # the logged loss and accuracy are over all processes
     import json
+
     la = [json.loads(x) for x in (tmp_path / "one" / "run" / "log.jsonl").read_text().splitlines()]
     lb = [json.loads(x) for x in (tmp_path / "two" / "run" / "log.jsonl").read_text().splitlines()]
     for ra, rb in zip(la, lb):
@@ -120,8 +164,9 @@ def test_distributed_run_resumes_a_single_process_run(pattern_folder, tmp_path, 
     recipe_path.write_text(RECIPE.replace("epochs = 2", "epochs = 3"))
     recipe = load_recipe(recipe_path)
     torch.set_num_threads(1)
-    training.train(recipe, pattern_folder, device="cpu", run_dir=tmp_path / "full", out_dir=tmp_path / "o1",
-                   progress=False)
+    training.train(
+        recipe, pattern_folder, device="cpu", run_dir=tmp_path / "full", out_dir=tmp_path / "o1", progress=False
+    )
 
     calls = {"n": 0}
     real_evaluate = training.evaluate
@@ -134,13 +179,24 @@ def test_distributed_run_resumes_a_single_process_run(pattern_folder, tmp_path, 
 
     monkeypatch.setattr(training, "evaluate", interrupted)
     try:
-        training.train(recipe, pattern_folder, device="cpu", run_dir=tmp_path / "cut", out_dir=tmp_path / "o2",
-                       progress=False)
+        training.train(
+            recipe, pattern_folder, device="cpu", run_dir=tmp_path / "cut", out_dir=tmp_path / "o2", progress=False
+        )
     except KeyboardInterrupt:
         pass
     assert torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["epoch"] == 1
-    resumed = _torchrun([str(recipe_path), "--data-dir", str(pattern_folder), "--run-dir", str(tmp_path / "cut"),
-                         "--out", str(tmp_path / "o2"), "--resume"])
+    resumed = _torchrun(
+        [
+            str(recipe_path),
+            "--data-dir",
+            str(pattern_folder),
+            "--run-dir",
+            str(tmp_path / "cut"),
+            "--out",
+            str(tmp_path / "o2"),
+            "--resume",
+        ]
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.count("resuming patterns at epoch 2/3") == 1
     a = torch.load(tmp_path / "full" / "state.pt", weights_only=True)

@@ -55,7 +55,9 @@ class OnePatch(nn.Module):
 
 
 def hand_occlusion(x: np.ndarray, window: int, stride: int) -> np.ndarray:
-    """Captum's Occlusion on softmax, by hand: mean over covering windows (clipped at the edge) of p0(x) - p0(occluded)."""
+    """Captum's Occlusion on softmax, by hand: mean over covering windows (clipped at the edge) of p0(x) -
+    p0(occluded)."""
+
     def p0(img):
         z = 4 * img[10:16, 20:26].mean()
         return np.exp(z) / (np.exp(z) + np.e)
@@ -65,9 +67,9 @@ def hand_occlusion(x: np.ndarray, window: int, stride: int) -> np.ndarray:
     for top in starts:
         for left in starts:
             occ = x.copy()
-            occ[top:top + window, left:left + window] = 0
-            total[top:top + window, left:left + window] += p0(x) - p0(occ)
-            count[top:top + window, left:left + window] += 1
+            occ[top : top + window, left : left + window] = 0
+            total[top : top + window, left : left + window] += p0(x) - p0(occ)
+            count[top : top + window, left : left + window] += 1
     return total / count
 
 
@@ -85,7 +87,8 @@ def test_captum_wrapper_semantics(window, stride):
     from captum.attr import Occlusion
 
     direct = Occlusion(lambda inp: model(inp).softmax(1)).attribute(
-        x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride), baselines=0.0, target=0)
+        x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride), baselines=0.0, target=0
+    )
     torch.testing.assert_close(ours, direct[0, 0])
 
 
@@ -138,16 +141,19 @@ def test_analyze_derives_captum_from_the_shared_passes():
     """The app's Captum map (derived from the one set of occluded passes) equals Captum's own run."""
     from PIL import Image
 
-    from deep_emotion.results import AnalysisOptions, analyze
+    from deep_emotion.results import AnalysisOptions
+
+    from .conftest import EMOTIONS7, pipeline_of
 
     torch.manual_seed(1)
     model = DeepEmotion(ModelConfig()).eval()
-    card = {"classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
+    pipe = pipeline_of({"m": (model, EMOTIONS7)})
     img = Image.fromarray((np.random.default_rng(2).random((48, 48, 3)) * 255).astype(np.uint8))
     methods = ("occlusion-flip", "occlusion-drop", "captum-occlusion")
-    fast = analyze(img, {"m": (model, card)}, AnalysisOptions(methods, 6, 3, detect=False)).faces[0].views["m"]
-    slow = analyze(img, {"m": (model, card)}, AnalysisOptions(methods, 6, 3, detect=False, captum_itself=True)
-                   ).faces[0].views["m"]
+    fast = pipe.analyze(img, options=AnalysisOptions(methods, 6, 3, detect=False)).faces[0].views["m"]
+    slow = (
+        pipe.analyze(img, options=AnalysisOptions(methods, 6, 3, detect=False, captum_itself=True)).faces[0].views["m"]
+    )
     assert fast.maps["captum-occlusion"].note and not slow.maps["captum-occlusion"].note
     np.testing.assert_allclose(fast.maps["captum-occlusion"].values, slow.maps["captum-occlusion"].values, atol=1e-6)
     np.testing.assert_allclose(slow.maps["captum-occlusion"].values, slow.maps["occlusion-drop"].values, atol=1e-6)

@@ -10,14 +10,16 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from deep_emotion import explain
-from deep_emotion.results import AnalysisOptions, analyze
-from deep_emotion.models.checkpoints import load_checkpoint
-from deep_emotion.explain.registry import EXPLAINERS, Context, Map, explain_face
 from deep_emotion.explain.regions import region_mask
-from deep_emotion.faces.framing import Framing
+from deep_emotion.explain.registry import EXPLAINERS, Context, Map, explain_face
 from deep_emotion.faces.detect import detect_faces
-from deep_emotion.models.paper import DeepEmotion
+from deep_emotion.faces.framing import Framing
+from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.models.inputs import to_tensor
+from deep_emotion.models.paper import DeepEmotion
+from deep_emotion.results import AnalysisOptions
+
+from .conftest import pipeline_of
 
 ALL = tuple(EXPLAINERS)
 GRADIENT = ("integrated-gradients", "smoothgrad", "gradcam")
@@ -56,8 +58,16 @@ def maps_of(model, x, target, methods=ALL, **ctx) -> dict[str, Map]:
 
 
 def test_registry_holds_every_method_with_one_signature():
-    assert set(ALL) >= {"occlusion-flip", "occlusion-drop", "captum-occlusion", "integrated-gradients", "smoothgrad",
-                        "gradcam", "regions", "stn"}
+    assert set(ALL) >= {
+        "occlusion-flip",
+        "occlusion-drop",
+        "captum-occlusion",
+        "integrated-gradients",
+        "smoothgrad",
+        "gradcam",
+        "regions",
+        "stn",
+    }
     with pytest.raises(ValueError, match="already registered"):
         explain.register_explainer("gradcam", "x", "x")(lambda *a: None)
     with pytest.raises(ValueError, match="unknown explanation method"):
@@ -88,7 +98,10 @@ def test_gradient_methods_run_on_the_paper_and_the_wide_network(name, face):
 def test_maps_depend_on_the_target_class(trained, face):
     model, _ = trained
     x = to_tensor(face.crop)
-    happy, sad = maps_of(model, x, 3, landmarks=face.crop_landmarks), maps_of(model, x, 4, landmarks=face.crop_landmarks)
+    happy, sad = (
+        maps_of(model, x, 3, landmarks=face.crop_landmarks),
+        maps_of(model, x, 4, landmarks=face.crop_landmarks),
+    )
     for name in ALL:
         if EXPLAINERS[name].target_dependent:
             assert not np.allclose(happy[name].values, sad[name].values, atol=1e-6), name
@@ -138,12 +151,16 @@ def test_integrated_gradients_add_up_to_the_probability_gained_over_black(traine
 def test_batched_faithfulness_equals_one_curve_at_a_time(trained, face):
     model, _ = trained
     x = to_tensor(face.crop)
-    maps = {"drop": torch.from_numpy(maps_of(model, x, 3, methods=["occlusion-drop"])["occlusion-drop"].values),
-            "random": explain.random_map(48)}
+    maps = {
+        "drop": torch.from_numpy(maps_of(model, x, 3, methods=["occlusion-drop"])["occlusion-drop"].values),
+        "random": explain.random_map(48),
+    }
     scores = explain.faithfulness(model, x, maps, 3, batch_size=40)  # chunks that split the curves
     for name, m in maps.items():
         for kind in ("deletion", "insertion"):
-            assert scores[name][kind] == pytest.approx(explain.perturbation_curve(model, x, m, kind, target=3)[1], abs=1e-5)
+            assert scores[name][kind] == pytest.approx(
+                explain.perturbation_curve(model, x, m, kind, target=3)[1], abs=1e-5
+            )
     assert scores["drop"]["difference"] > scores["random"]["difference"]  # the trained model's map beats chance
 
 
@@ -180,7 +197,9 @@ def test_methods_that_do_not_apply_are_skipped_with_a_reason():
     try:
         maps, skipped = explain_face(NoConv().eval(), torch.rand(1, 1, 48, 48), 1, ["test-broken", "occlusion-drop"])
         assert set(maps) == {"occlusion-drop"}
-        assert skipped["test-broken"] == "failed on this model (RuntimeError: mat1 and mat2 shapes cannot be multiplied)"
+        assert (
+            skipped["test-broken"] == "failed on this model (RuntimeError: mat1 and mat2 shapes cannot be multiplied)"
+        )
     finally:
         del EXPLAINERS["test-broken"]
 
@@ -192,9 +211,10 @@ def test_a_registered_method_reaches_analyze(astronaut_path):
 
     try:
         model = DeepEmotion().eval()
-        card = {"classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
+        classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
         options = AnalysisOptions(("test-brightness", "regions"), faithfulness=True, detect=False)
-        view = analyze(Image.open(astronaut_path), {"m": (model, card)}, options).faces[0].views["m"]
+        pipe = pipeline_of({"m": (model, classes)})
+        view = pipe.analyze(Image.open(astronaut_path), options=options).faces[0].views["m"]
         assert list(view.maps) == ["test-brightness", "regions"]
         assert set(view.faithfulness) == {"test-brightness", "regions", "random"}
         assert view.to_dict()["maps"]["test-brightness"]["unit"] == "pixel value"
@@ -270,16 +290,16 @@ def test_stn_attention_outlines_the_sampled_area(trained, face):
 
 def test_a_model_without_stn_is_explained_and_says_so(tmp_path, astronaut_path):
     """Another family (the ResNet-style one): Grad-CAM finds its last residual block; no STN view, no STN map."""
-    from deep_emotion.models.registry import create_model
     from deep_emotion.models.checkpoints import save_checkpoint
+    from deep_emotion.models.registry import create_model
 
     torch.manual_seed(0)
     model = create_model("ResNetSmall", {"num_classes": 7}).eval()
     classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    save_checkpoint(model, {"name": "tiny", "classes": classes}, tmp_path / "tiny")
+    save_checkpoint(model, {"name": "tiny", "dataset": "folder", "classes": classes}, tmp_path / "tiny")
     loaded = load_checkpoint(tmp_path / "tiny.safetensors", posthoc=True)
     options = AnalysisOptions(("gradcam", "integrated-gradients", "stn", "regions"), faithfulness=True)
-    view = analyze(Image.open(astronaut_path), {"tiny": loaded}, options).faces[0].views["tiny"]
+    view = pipeline_of({"tiny": loaded}).analyze(Image.open(astronaut_path), options=options).faces[0].views["tiny"]
     assert set(view.maps) == {"gradcam", "integrated-gradients", "regions"}
     assert "spatial transformer" in view.skipped["stn"] and view.stn_view is None and view.theta is None
     assert view.to_dict()["skipped"] == view.skipped and view.to_dict()["theta"] is None
@@ -304,5 +324,9 @@ def test_gradcam_cells_sit_over_the_pixels_they_see():
     assert float(placed[11, 23]) == pytest.approx(0.125 * 0.875)
     assert float(placed[0, 3]) == 0.0 and float(placed[30, 23]) == 0.0
     grid = torch.arange(12.0).view(1, 1, 1, 12).expand(1, 1, 12, 12)
-    torch.testing.assert_close(place_cells(grid, 1.5, 4.0, 48),
-                               torch.nn.functional.interpolate(grid, size=(48, 48), mode="bilinear"), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        place_cells(grid, 1.5, 4.0, 48),
+        torch.nn.functional.interpolate(grid, size=(48, 48), mode="bilinear"),
+        atol=1e-5,
+        rtol=0,
+    )

@@ -1,10 +1,9 @@
-import pytest
 import numpy as np
+import pytest
 from PIL import Image
 
-from deep_emotion.faces.framing import crop_face
-
 from deep_emotion.faces.detect import detect_faces, whole_image_face
+from deep_emotion.faces.framing import crop_face
 from deep_emotion.faces.images import load_image
 
 
@@ -35,8 +34,15 @@ def test_whole_image_face():
 # --- framing rules -------------------------------------------------------------------------------------------
 
 from deep_emotion.faces import (  # noqa: E402
-    DEFAULT_FRAMING, LEGACY_FRAMING, Framing, crop_face as _crop, eye_angle, looks_like_face_crop, or_whole_picture,
-    square_in_photo)
+    DEFAULT_FRAMING,
+    LEGACY_FRAMING,
+    Framing,
+    eye_angle,
+    looks_like_face_crop,
+    or_whole_picture,
+    square_in_photo,
+)
+from deep_emotion.faces import crop_face as _crop  # noqa: E402
 
 
 def _ramp(w: int = 200, h: int = 160) -> Image.Image:
@@ -150,8 +156,14 @@ def test_faces_found_in_a_turned_copy_are_turned_back(astronaut_path):
     for angle in (30.0, -30.0):
         small, scale = _detection_copy(photo)
         turned = _turned_copy(small, angle)
-        (face,) = _faces_from(photo, _run_mtcnn([turned])[0], _turned(angle, turned.size, small.size, scale), scale,
-                              Framing(align=True, align_above=0), 0.9)
+        (face,) = _faces_from(
+            photo,
+            _run_mtcnn([turned])[0],
+            _turned(angle, turned.size, small.size, scale),
+            scale,
+            Framing(align=True, align_above=0),
+            0.9,
+        )
         assert np.abs(face.landmarks - upright.landmarks).max() < 6
         centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
         assert np.abs(centre(face.box) - centre(upright.box)).max() < 8
@@ -166,3 +178,19 @@ def test_the_shipped_framing_turns_only_the_tilt_beyond_ten_degrees(astronaut_pa
     tilt = eye_angle(turned.landmarks)
     assert tilt > 15 and turned.angle == pytest.approx(tilt - 10)  # turned back to a 10-degree tilt
     assert DEFAULT_FRAMING.turn(np.array([[0, 0], [10, -1], [0, 0], [0, 0], [0, 0]])) == 0.0
+
+
+def test_detector_holds_the_settings_the_pipeline_uses(astronaut_path):
+    from deep_emotion.faces.detect import Detector
+
+    photo = load_image(astronaut_path)
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 255, (120, 110, 3), dtype=np.uint8))  # small, square, no face
+    found = Detector().batch([photo, noisy])
+    assert [len(f) for f in found] == [1, 1] and found[0][0].detected and not found[1][0].detected
+    assert found[0][0].box == pytest.approx(detect_faces(photo)[0].box)  # the functions underneath
+    assert Detector(whole_picture=False)(noisy) == []  # no whole-picture read (video frames, the photo protocol)
+    (whole,) = Detector()(photo, detect=False)
+    assert not whole.detected and whole.box == (0.0, 0.0, float(photo.width), float(photo.height))
+    legacy = Detector(framing=LEGACY_FRAMING)(photo)[0]
+    assert np.array_equal(legacy.crop, detect_faces(photo, framing=LEGACY_FRAMING)[0].crop)

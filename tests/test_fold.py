@@ -56,8 +56,15 @@ def test_poolable():
     assert poolable(48, 7) and poolable(48, 5) and poolable(48, 3) and not poolable(48, 4) and not poolable(47, 6)
 
 
-@pytest.mark.parametrize("config", [ModelConfig(), ModelConfig(num_classes=8, channels=12, fc_hidden=20),
-                                    ModelConfig(stages=(8, 16)), ModelConfig(batch_norm=True)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(),
+        ModelConfig(num_classes=8, channels=12, fc_hidden=20),
+        ModelConfig(stages=(8, 16)),
+        ModelConfig(batch_norm=True),
+    ],
+)
 def test_eval_forward_equals_the_listed_layers(config):
     model = _random_model(config)
     reference = copy.deepcopy(model).set_fold(False)

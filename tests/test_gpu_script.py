@@ -28,10 +28,20 @@ fc_hidden = 16
 def test_gpu_script_runs_end_to_end_on_cpu(pattern_folder, tmp_path):
     recipe = tmp_path / "patterns.toml"
     recipe.write_text(TINY)
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(pattern_folder), "RECIPES": str(recipe),
-           "EPOCHS": "1", "DEVICE": "cpu", "COMPILE": "0", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", str(ROOT / "train" / "gpu" / "run.sh")], env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "DATA": str(pattern_folder),
+        "RECIPES": str(recipe),
+        "EPOCHS": "1",
+        "DEVICE": "cpu",
+        "COMPILE": "0",
+        "PYTHON": sys.executable,
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "train" / "gpu" / "run.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     card = json.loads((tmp_path / "out" / "patterns.json").read_text())
     assert card["epochs"] == 1 and card["metrics"]["test"]["n"] == 18
@@ -42,8 +52,11 @@ def test_gpu_script_runs_end_to_end_on_cpu(pattern_folder, tmp_path):
 
 def _weight_layers(model: torch.nn.Module) -> int:
     """Conv and linear layers of the classifier path (the spatial transformer's own are not counted)."""
-    return sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for name, m in model.named_modules()
-               if not name.startswith("stn"))
+    return sum(
+        isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+        for name, m in model.named_modules()
+        if not name.startswith("stn")
+    )
 
 
 def test_gpu_recipes_are_attentional_and_under_ten_layers():

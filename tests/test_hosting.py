@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "web"))
 from docker_dry_run import free_port, front_matter  # noqa: E402
 
 # a stand-in for Hugging Face's `spaces` package: its GPU decorator records each call it wraps
-FAKE_SPACES = '''
+FAKE_SPACES = """
 import functools, os
 def GPU(duration=60):
     def wrap(fn):
@@ -32,7 +32,7 @@ def GPU(duration=60):
             return fn(*a, **k)
         return run
     return wrap
-'''
+"""
 
 
 def test_front_matter_is_what_the_hub_accepts(tmp_path):
@@ -62,10 +62,16 @@ def test_gradio_space_starts_and_analyses_the_example(tmp_path):
     (fake / "spaces.py").write_text(FAKE_SPACES)
     log = tmp_path / "gpu.log"
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": str(fake), "FAKE_SPACES_LOG": str(log),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "PYTHONPATH": str(fake),
+        "FAKE_SPACES_LOG": str(log),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=space, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(120):
@@ -76,8 +82,17 @@ def test_gradio_space_starts_and_analyses_the_example(tmp_path):
                 assert proc.poll() is None, proc.stdout.read()[-3000:]
                 time.sleep(1)
         client = client_mod.Client(url, verbose=False)
-        out = client.predict(client_mod.handle_file(str(space / "webapp" / "examples" / "astronaut.jpg")),
-                             ["fer2013"], ["occlusion-flip"], 8, 2, False, 1, False, api_name="/handle")
+        out = client.predict(
+            client_mod.handle_file(str(space / "webapp" / "examples" / "astronaut.jpg")),
+            ["fer2013"],
+            ["occlusion-flip"],
+            8,
+            2,
+            False,
+            1,
+            False,
+            api_name="/handle",
+        )
         boxes, panel, label, table, figures, message = out
         assert "1 face(s)" in message, message
         assert label["label"] == "happy"
@@ -92,8 +107,12 @@ def test_gradio_space_starts_and_analyses_the_example(tmp_path):
 
 @pytest.mark.slow
 def test_dockerfile_replays_as_uid_1000_and_the_app_answers():
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "docker_dry_run.py"), "--timeout", "240"],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "docker_dry_run.py"), "--timeout", "240"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     report = json.loads(done.stdout)
     assert done.returncode == 0, report["failures"]
     assert report["cmd"]["answered"]

@@ -23,8 +23,12 @@ def imports_of(path: Path) -> set[str]:
     dependency), except under `if TYPE_CHECKING:` (annotations only)."""
     tree = ast.parse(path.read_text())
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test)
-                   for n in ast.walk(node)}
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test)
+        for n in ast.walk(node)
+    }
     out: set[str] = set()
     for sub in ast.walk(tree):
         if id(sub) in typing_only:

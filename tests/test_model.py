@@ -4,8 +4,10 @@ import torch
 from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 
-@pytest.mark.parametrize("config", [ModelConfig(), ModelConfig(num_classes=8, batch_norm=True),
-                                    ModelConfig(stn=False, channels=16, fc_hidden=64)])
+@pytest.mark.parametrize(
+    "config",
+    [ModelConfig(), ModelConfig(num_classes=8, batch_norm=True), ModelConfig(stn=False, channels=16, fc_hidden=64)],
+)
 def test_output_shape(config):
     model = DeepEmotion(config)
     x = torch.rand(5, 1, 48, 48)
@@ -64,7 +66,7 @@ def test_dropout_off_in_eval_on_in_train():
 
 def test_fc_penalty_is_sum_of_squares():
     model = DeepEmotion(ModelConfig())
-    expected = (model.fc1.weight ** 2).sum() + (model.fc2.weight ** 2).sum()
+    expected = (model.fc1.weight**2).sum() + (model.fc2.weight**2).sum()
     assert torch.allclose(model.fc_weight_penalty(), expected)
 
 
@@ -78,7 +80,13 @@ def test_wide_stages_layers():
     assert model.config.stages == (16, 32, 64)
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.padding) for c in convs] == [
-        (1, 16, (1, 1)), (16, 16, (1, 1)), (16, 32, (1, 1)), (32, 32, (1, 1)), (32, 64, (1, 1)), (64, 64, (1, 1))]
+        (1, 16, (1, 1)),
+        (16, 16, (1, 1)),
+        (16, 32, (1, 1)),
+        (32, 32, (1, 1)),
+        (32, 64, (1, 1)),
+        (64, 64, (1, 1)),
+    ]
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features) == 6
     assert model.fc1.in_features == 64 * 6 * 6  # 48 -> 24 -> 12 -> 6
     weight_layers = len(convs) + 2  # + fc1, fc2; the STN in front keeps its paper layers

@@ -7,12 +7,19 @@ import pytest
 import torch
 from PIL import Image
 
+from deep_emotion.faces.detect import Detector, detect_faces, iou
 from deep_emotion.faces.framing import DEFAULT_FRAMING
-
-from deep_emotion.faces.detect import detect_faces
 from deep_emotion.faces.images import load_image
-from deep_emotion.training.photo_protocol import FRAME, GROUPS, VARIANTS, expand_variants, make_photo, pipeline_crops, run_protocol, scores
-from deep_emotion.faces.detect import iou
+from deep_emotion.training.photo_protocol import (
+    FRAME,
+    GROUPS,
+    VARIANTS,
+    expand_variants,
+    make_photo,
+    pipeline_crops,
+    run_protocol,
+    scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,27 +84,36 @@ def test_expand_variants():
 def test_pipeline_finds_the_face_in_photos_made_from_it(astronaut_face):
     faces = np.stack([astronaut_face] * 3)
     for v in ("tight-x4", "context", "rotate-10", "jpeg-30"):
-        crops, found, by_mtcnn = pipeline_crops(faces, v, DEFAULT_FRAMING)
+        crops, found, by_mtcnn = pipeline_crops(faces, v, Detector(framing=DEFAULT_FRAMING).batch)
         assert found.all(), v
         limit = 35 if v.startswith("rotate") else 15  # the turned face is cropped as found (not aligned)
         assert np.abs(crops.astype(float) - astronaut_face).mean(axis=(1, 2)).max() < limit, v
 
 
 def test_run_protocol_with_a_model_of_three_classes(astronaut_face):
+    from deep_emotion.models.inputs import predict_proba
     from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
+    from .conftest import pipeline_of
+
     torch.manual_seed(0)
-    model, card = DeepEmotion(ModelConfig(num_classes=3)).eval(), {"classes": ["a", "b", "c"]}
+    model = DeepEmotion(ModelConfig(num_classes=3)).eval()
+    two = DeepEmotion(ModelConfig(num_classes=2)).eval()
+    pipe = pipeline_of({"m": (model, ["a", "b", "c"]), "two": (two, ["x", "y"])}, Detector(framing=DEFAULT_FRAMING))
     faces = np.stack([astronaut_face] * 4)
     labels = np.array([0, 1, 2, 0])
-    out = run_protocol({"m": (model, card)}, faces, labels, ["tight-x2", "context"], DEFAULT_FRAMING)
+    out = run_protocol(pipe, faces, labels, ["tight-x2", "context"], models="m")
     assert set(out) == {"crop", "tight-x2", "context"}
     for v in ("tight-x2", "context"):
+        assert set(out[v]) == {"m"}  # the chosen model only
         r = out[v]["m"]
         assert r["n"] == 4 and r["found"] == 1.0 and 0 <= r["accuracy"] <= 1 and "found_by_mtcnn" in r
+    expected = predict_proba(model, faces).argmax(1)  # the crops read by the network directly
+    assert out["crop"]["m"]["accuracy"] == pytest.approx(float((expected == labels).mean()))
     with pytest.raises(ValueError, match="share"):
-        run_protocol({"a": (model, card), "b": (model, {**card, "classes": ["x", "y"]})}, faces, labels, [],
-                     DEFAULT_FRAMING)
+        run_protocol(pipe, faces, labels, [])  # every model of the pipeline: 3 and 2 classes
+    with pytest.raises(ValueError, match="unknown model"):
+        run_protocol(pipe, faces, labels, [], models="nope")
 
 
 def test_a_face_counts_as_found_by_its_place(astronaut_face):

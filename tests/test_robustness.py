@@ -13,8 +13,7 @@ from PIL import Image
 
 from deep_emotion.cli import main
 from deep_emotion.errors import ImageLoadError
-from deep_emotion.faces.images import MAX_BYTES
-from deep_emotion.faces.images import load_image
+from deep_emotion.faces.images import MAX_BYTES, load_image
 
 from .bad_inputs import unusable, usable
 
@@ -77,33 +76,56 @@ def test_cli_exit_2_with_one_line(name, tmp_path, capsys):
     assert err.count("\n") == 0 and err.startswith("error: ") and name in err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["explain", "x.png", "--window", "0", "--out", "o"], "window must be between 1 and 48"),
-    (["explain", "x.png", "--window", "49", "--out", "o"], "window must be between 1 and 48"),
-    (["explain", "x.png", "--stride", "0", "--out", "o"], "stride must be at least 1"),
-    (["explain", "x.png", "--stride", "-3", "--out", "o"], "stride must be at least 1"),
-    (["predict", "x.png", "--model", "no-such"], "unknown model 'no-such'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["explain", "x.png", "--window", "0", "--out", "o"], "window must be between 1 and 48"),
+        (["explain", "x.png", "--window", "49", "--out", "o"], "window must be between 1 and 48"),
+        (["explain", "x.png", "--stride", "0", "--out", "o"], "stride must be at least 1"),
+        (["explain", "x.png", "--stride", "-3", "--out", "o"], "stride must be at least 1"),
+        (["predict", "x.png", "--model", "no-such"], "unknown model 'no-such'"),
+    ],
+)
 def test_cli_bad_parameters(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
 
 
 def test_analyze_rejects_bad_parameters():
-    from deep_emotion.results import analyze
+    from deep_emotion.models.paper import DeepEmotion
+    from deep_emotion.pipeline import Pipeline
+    from deep_emotion.results import AnalysisOptions
+
+    from .conftest import EMOTIONS7, pipeline_of
 
     im = Image.new("RGB", (60, 60))
     with pytest.raises(ValueError, match="at least one model"):
-        analyze(im, {})
+        Pipeline({})
+    pipe = pipeline_of({"m": (DeepEmotion().eval(), EMOTIONS7)})
+    with pytest.raises(ValueError, match="at least one model"):
+        pipe.analyze(im, models=[])
+    with pytest.raises(ValueError, match="unknown model"):
+        pipe.analyze(im, models="nope")
+    with pytest.raises(ValueError, match="window must be between 1 and 48"):
+        pipe.analyze(im, options=AnalysisOptions(window=0))
+    with pytest.raises(ValueError, match="give an image or its faces"):
+        pipe.analyze(None)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.one_of(
-    st.binary(max_size=2048),
-    st.tuples(st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]),
-              st.integers(1, 64), st.integers(1, 64), st.sampled_from(["PNG", "TIFF", "GIF", "BMP", "WEBP", "JPEG"]),
-              st.integers(0, 400), st.integers(0, 255)),
-))
+@given(
+    data=st.one_of(
+        st.binary(max_size=2048),
+        st.tuples(
+            st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]),
+            st.integers(1, 64),
+            st.integers(1, 64),
+            st.sampled_from(["PNG", "TIFF", "GIF", "BMP", "WEBP", "JPEG"]),
+            st.integers(0, 400),
+            st.integers(0, 255),
+        ),
+    )
+)
 def test_loader_returns_rgb_or_raises_its_own_error(data):
     if isinstance(data, tuple):  # a real image of a random mode and size, maybe truncated or with a flipped byte
         mode, w, h, fmt, cut, flip = data
@@ -128,23 +150,25 @@ def test_loader_returns_rgb_or_raises_its_own_error(data):
 
 def test_concurrent_analyses_match_serial():
     """8 threads at once give the results of one after another (eval mode, no shared mutable state)."""
-    from deep_emotion.results import DEFAULT_METHODS, AnalysisOptions, analyze
-    from deep_emotion.models.paper import DeepEmotion, ModelConfig
-
     import torch
+
+    from deep_emotion.models.paper import DeepEmotion, ModelConfig
+    from deep_emotion.results import DEFAULT_METHODS, AnalysisOptions
+
+    from .conftest import EMOTIONS7, pipeline_of
 
     torch.manual_seed(0)
     model = DeepEmotion(ModelConfig()).eval()
     with torch.no_grad():
         model.stn.regressor[-1].bias.add_(0.05)  # a non-identity STN, so θ is checked too
-    card = {"name": "m", "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
+    pipe = pipeline_of({"m": (model, EMOTIONS7)})  # one pipeline (and its model's lock) shared by every thread
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)) for _ in range(8)]
 
     def run(im):
         # every method, Grad-CAM's layer hooks included, while other threads use the same model
         options = AnalysisOptions(DEFAULT_METHODS + ("occlusion-drop",), 12, 6, detect=False, faithfulness=True)
-        v = analyze(im, {"m": (model, card)}, options).faces[0].views["m"]
+        v = pipe.analyze(im, options=options).faces[0].views["m"]
         return np.stack([m.values for m in v.maps.values()]), v.theta, v.probabilities
 
     serial = [run(im) for im in images]

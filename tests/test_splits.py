@@ -15,8 +15,15 @@ from deep_emotion.training.data.subjects import CKPLUS_CLASSES, FERG_CLASSES, JA
 
 def fake(name: str, labels: np.ndarray, subjects: np.ndarray, classes, protocols) -> FaceDataset:
     n = len(labels)
-    return FaceDataset(name, np.zeros((n, 48, 48), np.uint8), labels.astype(np.int64), tuple(classes),
-                       np.full(n, ""), subjects, protocols)
+    return FaceDataset(
+        name,
+        np.zeros((n, 48, 48), np.uint8),
+        labels.astype(np.int64),
+        tuple(classes),
+        np.full(n, ""),
+        subjects,
+        protocols,
+    )
 
 
 @pytest.fixture
@@ -93,5 +100,13 @@ def test_canonical_examples():
     assert canonical("anger") == "angry" and canonical("sadness") == "sad"
     with pytest.raises(ValueError, match="unknown emotion"):
         canonical("bored")
-    assert shared_classes(FERPLUS, CKPLUS_CLASSES) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "contempt"]
+    assert shared_classes(FERPLUS, CKPLUS_CLASSES) == [
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "sad",
+        "surprise",
+        "contempt",
+    ]
     assert "neutral" not in shared_classes(FER, CKPLUS_CLASSES)

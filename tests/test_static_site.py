@@ -22,11 +22,10 @@ sys.path.insert(0, str(ROOT / "web"))
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is installed by `make install-test`")
 pytest.importorskip("onnxscript", reason="onnxscript (the ONNX exporter's) is installed by `make install-test`")
 
+from deep_emotion.faces.detect import iou as _iou  # noqa: E402
 from deep_emotion.models.card import list_checkpoints  # noqa: E402
-
 from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
 from deep_emotion.serve.onnx_export import export_all, mtcnn_networks  # noqa: E402
-from deep_emotion.faces.detect import iou as _iou  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +37,13 @@ def onnx_dir(tmp_path_factory) -> Path:
 
 def test_every_model_exports_with_the_outputs_pytorch_gives(onnx_dir):
     x = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(0))
-    names = [m["name"] for m in __import__("json").loads((onnx_dir / "models.json").read_text())["models"]]
+    listed = {m["name"]: m for m in __import__("json").loads((onnx_dir / "models.json").read_text())["models"]}
+    names = list(listed)
     assert sorted(names) == sorted(list_checkpoints())
     for name in names:
-        model, _ = load_checkpoint(name, posthoc=True)
+        model, card = load_checkpoint(name, posthoc=True)
+        # the page shows canonical class names ("happy", not FERPlus's "happiness") in the network's order
+        assert listed[name]["classes"] == list(card.classes) and listed[name]["labels"] == list(card.labels), name
         with torch.no_grad():
             p = model(x).softmax(-1)
             view, theta = model.stn_view(x)
@@ -54,7 +56,11 @@ def test_every_model_exports_with_the_outputs_pytorch_gives(onnx_dir):
 def test_mtcnn_networks_export_with_dynamic_sizes(onnx_dir):
     nets = mtcnn_networks()
     g = torch.Generator().manual_seed(1)
-    for name, shapes in (("pnet", [(1, 3, 37, 53), (2, 3, 120, 90)]), ("rnet", [(7, 3, 24, 24)]), ("onet", [(3, 3, 48, 48)])):
+    for name, shapes in (
+        ("pnet", [(1, 3, 37, 53), (2, 3, 120, 90)]),
+        ("rnet", [(7, 3, 24, 24)]),
+        ("onet", [(3, 3, 48, 48)]),
+    ):
         session = ort.InferenceSession(str(onnx_dir / f"{name}.onnx"))
         for shape in shapes:
             x = torch.rand(*shape, generator=g) * 255
@@ -65,6 +71,7 @@ def test_mtcnn_networks_export_with_dynamic_sizes(onnx_dir):
 
 
 # --- the page in Chromium ---------------------------------------------------------------------------------
+
 
 def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -116,8 +123,13 @@ def _photos() -> dict[str, Image.Image]:
         h = head.resize((int(head.width * scale), int(head.height * scale)))
         group.paste(h, (20 + 300 * i, 60))
     tilted = astronaut.rotate(20, Image.Resampling.BILINEAR, fillcolor=(128, 128, 128))
-    return {"astronaut": astronaut, "group": group, "tilted": tilted, "tight": head.crop((30, 40, 190, 220)),
-            "dark": Image.eval(astronaut, lambda v: int(v * 0.35))}
+    return {
+        "astronaut": astronaut,
+        "group": group,
+        "tilted": tilted,
+        "tight": head.crop((30, 40, 190, 220)),
+        "dark": Image.eval(astronaut, lambda v: int(v * 0.35)),
+    }
 
 
 def _rgba(im: Image.Image) -> list[int]:
@@ -140,29 +152,43 @@ def test_js_mtcnn_finds_the_boxes_facenet_pytorch_finds(page):
         assert len(theirs) == len(ours) > 0, name
         for a, b in zip(ours, theirs):
             assert _iou(a.box, b["box"]) >= 0.9, name
-            crop = np.array(page.evaluate("([d, w, h, b, m]) => deepEmotion.cropFace(d, w, h, b, m)",
-                                          [_rgba(im), im.width, im.height, list(a.box), a.landmarks.tolist()]),
-                            dtype=np.int16).reshape(48, 48)
+            crop = np.array(
+                page.evaluate(
+                    "([d, w, h, b, m]) => deepEmotion.cropFace(d, w, h, b, m)",
+                    [_rgba(im), im.width, im.height, list(a.box), a.landmarks.tolist()],
+                ),
+                dtype=np.int16,
+            ).reshape(48, 48)
             # PIL's resize, re-implemented; a face turned upright (align) is sampled bilinearly, not as PIL does
             assert np.abs(crop - a.crop.astype(np.int16)).mean() < (3.0 if a.angle else 1.5), (name, a.angle)
 
 
 def test_js_probabilities_and_maps_match_python_on_the_same_crop(page):
-    from deep_emotion.results import AnalysisOptions, analyze
     from deep_emotion.faces.detect import detect_faces
+    from deep_emotion.pipeline import Pipeline
+    from deep_emotion.results import AnalysisOptions
 
     face = detect_faces(_photos()["astronaut"])[0]
     for name in ("fer2013", "ferplus-wide", "ckplus"):
         if name not in list_checkpoints():
             continue
         loaded = load_checkpoint(name, posthoc=True)
+        pipe = Pipeline({name: loaded})
         for window, stride in ((8, 2), (12, 5)):
-            view = analyze(None, {name: loaded}, AnalysisOptions(methods=("occlusion-flip", "occlusion-drop"),
-                                                                 window=window, stride=stride),
-                           faces=[face]).faces[0].views[name]
-            js = page.evaluate("([c, n, w, s]) => deepEmotion.analyzeCrop(c, n, w, s)",
-                               [face.crop.ravel().tolist(), name, window, stride])
-            p = np.array([view.probabilities[c] for c in loaded[1]["classes"]])
+            view = (
+                pipe.analyze(
+                    None,
+                    options=AnalysisOptions(methods=("occlusion-flip", "occlusion-drop"), window=window, stride=stride),
+                    faces=[face],
+                )
+                .faces[0]
+                .views[name]
+            )
+            js = page.evaluate(
+                "([c, n, w, s]) => deepEmotion.analyzeCrop(c, n, w, s)",
+                [face.crop.ravel().tolist(), name, window, stride],
+            )
+            p = np.array([view.probabilities[c] for c in loaded.card.classes])  # the network's output order
             assert np.abs(np.array(js["probabilities"]) - p).max() <= 1e-3, name
             assert np.abs(np.array(js["theta"]).reshape(2, 3) - view.theta).max() <= 1e-3, name
             assert np.abs(np.array(js["view"]).reshape(48, 48) - view.stn_view).max() <= 1e-2, name
@@ -173,8 +199,11 @@ def test_js_probabilities_and_maps_match_python_on_the_same_crop(page):
 
 def _wait_done(page, timeout: int = 180_000) -> None:
     """Until the page says it explained the face, or shows an error (then fail with it)."""
-    page.wait_for_function("document.getElementById('status').textContent.includes('explained by') || "
-                           "!document.getElementById('error').hidden", timeout=timeout)
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('explained by') || "
+        "!document.getElementById('error').hidden",
+        timeout=timeout,
+    )
     assert page.locator("#error").is_hidden(), page.inner_text("#error")
 
 
@@ -188,8 +217,9 @@ def test_the_page_explains_the_example_without_leaving_its_host(page, site):
     assert page.requests and all(u.split("/")[2] == host for u in page.requests if u.startswith("http")), page.requests
     assert "stays in your browser" in page.inner_text("header")
     # a slider change recomputes the maps with the new window
-    page.evaluate("() => { const w = document.getElementById('window'); w.value = '12'; "
-                  "w.dispatchEvent(new Event('change')); }")
+    page.evaluate(
+        "() => { const w = document.getElementById('window'); w.value = '12'; w.dispatchEvent(new Event('change')); }"
+    )
     _wait_done(page)
     assert "window 12" in page.inner_text("#cards")
     assert not page.errors
@@ -204,9 +234,15 @@ def test_bad_input_gets_a_message(page, tmp_path, what):
         path, expect = tmp_path / "huge.png", "megapixels"
         import struct
         import zlib
+
         ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-        path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
-                         + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + struct.pack(">I", 13)
+            + b"IHDR"
+            + ihdr
+            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+        )
     else:
         from skimage import data
 

@@ -9,16 +9,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deep_emotion.training import loop as training
-from deep_emotion.models.checkpoints import load_checkpoint
-from deep_emotion.training.data import load_dataset
-from deep_emotion.models.inputs import to_tensor
-from deep_emotion.training.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
 from deep_emotion.errors import RecipeError
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.models.inputs import to_tensor
 from deep_emotion.models.paper import DeepEmotion, ModelConfig
+from deep_emotion.training import loop as training
+from deep_emotion.training.data import load_dataset
+from deep_emotion.training.recipe import AugmentConfig, Recipe, load_recipe, recipe_from_dict
 
-RECIPE = Recipe(name="patterns", dataset="folder", epochs=6, batch_size=32, lr=3e-3, warmup_epochs=1,
-                model=ModelConfig(dropout=0.1), augment=AugmentConfig(erase_prob=0.0))
+RECIPE = Recipe(
+    name="patterns",
+    dataset="folder",
+    epochs=6,
+    batch_size=32,
+    lr=3e-3,
+    warmup_epochs=1,
+    model=ModelConfig(dropout=0.1),
+    augment=AugmentConfig(erase_prob=0.0),
+)
 
 
 def test_training_learns_and_round_trips(pattern_folder, tmp_path):
@@ -26,13 +34,13 @@ def test_training_learns_and_round_trips(pattern_folder, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(log) == 6
     assert log[-1]["loss"] < 0.7 * log[0]["loss"]
-    assert card["metrics"]["test"]["accuracy"] >= 0.8  # chance is 1/3
-    assert card["classes"] == ["blob", "horizontal", "vertical"]
-    assert card["metrics"]["test"]["n"] == card["split_sizes"]["test"] == 18
+    assert card.metrics["test"].accuracy >= 0.8  # chance is 1/3
+    assert card.labels == card.classes == ("blob", "horizontal", "vertical")
+    assert card.metrics["test"].n == card.extra["split_sizes"]["test"] == 18
     assert (tmp_path / "ckpt" / "patterns_confusion.png").stat().st_size > 1000
     # round trip: the loaded checkpoint gives exactly the outputs of the best-on-validation weights
     model, loaded_card = load_checkpoint(tmp_path / "ckpt" / "patterns.safetensors")
-    assert loaded_card["name"] == "patterns" and not model.training
+    assert loaded_card.name == "patterns" and loaded_card == card and not model.training
     ref = DeepEmotion(model.config)
     ref.load_state_dict(load_file(str(tmp_path / "run" / "best.safetensors")))
     ref.eval()
@@ -59,7 +67,9 @@ def test_resume_continues_where_it_stopped(pattern_folder, tmp_path, monkeypatch
         training.train(recipe, pattern_folder, run_dir=tmp_path / "cut", out_dir=tmp_path / "o2", progress=False)
     monkeypatch.setattr(training, "evaluate", real_evaluate)
     assert len((tmp_path / "cut" / "log.jsonl").read_text().splitlines()) == 2
-    training.train(recipe, pattern_folder, run_dir=tmp_path / "cut", out_dir=tmp_path / "o2", resume=True, progress=False)
+    training.train(
+        recipe, pattern_folder, run_dir=tmp_path / "cut", out_dir=tmp_path / "o2", resume=True, progress=False
+    )
 
     full = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     cut = [json.loads(x) for x in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
@@ -75,8 +85,14 @@ def test_resume_refuses_other_recipe(pattern_folder, tmp_path):
     recipe = replace(RECIPE, epochs=1)
     training.train(recipe, pattern_folder, run_dir=tmp_path / "r", out_dir=tmp_path / "o", progress=False)
     with pytest.raises(ValueError, match="different recipe"):
-        training.train(replace(recipe, lr=1e-2), pattern_folder, run_dir=tmp_path / "r", out_dir=tmp_path / "o",
-                       resume=True, progress=False)
+        training.train(
+            replace(recipe, lr=1e-2),
+            pattern_folder,
+            run_dir=tmp_path / "r",
+            out_dir=tmp_path / "o",
+            resume=True,
+            progress=False,
+        )
 
 
 def test_recipe_rejects_unknown_keys():
@@ -95,9 +111,11 @@ def test_recipe_rejects_unknown_keys():
 def test_wide_bf16_recipe_learns_and_round_trips(pattern_folder, tmp_path):
     """Issue 8's wider extractor trained with bf16 autocast: it learns, and its stages survive the JSON card.
     12 epochs, not 6: BatchNorm's running statistics need more than 24 steps to settle."""
-    recipe = replace(RECIPE, name="wide", precision="bf16", epochs=12, model=ModelConfig(stages=(8, 16), fc_hidden=32, dropout=0.1))
+    recipe = replace(
+        RECIPE, name="wide", precision="bf16", epochs=12, model=ModelConfig(stages=(8, 16), fc_hidden=32, dropout=0.1)
+    )
     card = training.train(recipe, pattern_folder, run_dir=tmp_path / "run", out_dir=tmp_path / "ckpt", progress=False)
-    assert card["metrics"]["test"]["accuracy"] >= 0.8  # chance is 1/3
+    assert card.metrics["test"].accuracy >= 0.8  # chance is 1/3
     model, _ = load_checkpoint(tmp_path / "ckpt" / "wide.safetensors")
     assert model.config.stages == (8, 16) and model.fc1.in_features == 16 * 12 * 12
 

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.video import analysis as video_analysis, clips
-from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.cli import main as cli
 from deep_emotion.faces.tracking import FaceTracker, smoothing_weight
-from deep_emotion.video.clips import VideoLoadError, frame_at, probe, sample_frames, write_clip
+from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.pipeline import Pipeline
+from deep_emotion.video import analysis as video_analysis
+from deep_emotion.video import clips
 from deep_emotion.video.analysis import analyze_video
+from deep_emotion.video.clips import VideoLoadError, frame_at, probe, sample_frames, write_clip
 
 FRAME = (320, 240)
 
@@ -45,8 +47,8 @@ def clip(tmp_path_factory, head) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models():
-    return {"fer2013": load_checkpoint("fer2013", posthoc=True)}
+def pipe():
+    return Pipeline({"fer2013": load_checkpoint("fer2013", posthoc=True)})
 
 
 def test_probe_reads_the_header(clip):
@@ -75,8 +77,8 @@ def test_tracker_keeps_ids_through_moves_and_misses():
     assert tr.update(2.5, [(55, 0, 105, 50)]) == [3]  # gone for longer than max_gap: a new face, a new id
 
 
-def test_video_analysis_follows_faces(clip, models):
-    result = analyze_video(clip, models, fps=10)
+def test_video_analysis_follows_faces(clip, pipe):
+    result = pipe.analyze_clip(clip, fps=10)
     assert result.frames == 30
     ids = {r.frame: [] for r in result.rows}
     for r in result.rows:
@@ -87,44 +89,64 @@ def test_video_analysis_follows_faces(clip, models):
     assert all(k not in ids for k in range(24, 27))  # no face: no row
     assert ids[27] == [1]  # back after 0.3 s: the same id
     assert all(abs(sum(r.probabilities["fer2013"]) - 1) < 1e-4 for r in result.rows)
+    assert result.classes == {"fer2013": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
     boxes = [r.box for r in result.rows if r.face == 1]
     assert boxes[10][0] > boxes[0][0] + 40  # the box follows the pan (5 px a frame)
 
 
-def test_detect_every_carries_boxes_between_detections(clip, models):
-    result = analyze_video(clip, models, fps=10, detect_every=3)
+def test_detect_every_carries_boxes_between_detections(clip, pipe):
+    result = pipe.analyze_clip(clip, fps=10, detect_every=3)
     detected = {r.frame for r in result.rows if r.detected}
     assert detected and all(k % 3 == 0 for k in detected)
     assert any(not r.detected for r in result.rows)
 
 
-def test_smoothing_is_an_exponential_average(clip, models):
-    raw = analyze_video(clip, models, fps=10)
-    smooth = analyze_video(clip, models, fps=10, smooth=0.5)
+def test_smoothing_is_an_exponential_average(clip, pipe):
+    raw = pipe.analyze_clip(clip, fps=10)
+    smooth = pipe.analyze_clip(clip, fps=10, smooth=0.5)
     a = [r.probabilities["fer2013"] for r in raw.rows if r.face == 1]
     b = [r.probabilities["fer2013"] for r in smooth.rows if r.face == 1]
     assert np.allclose(a[0], b[0])
     w = smoothing_weight(0.1, 0.5)
-    assert w == pytest.approx(1 - 0.5 ** 0.2)
+    assert w == pytest.approx(1 - 0.5**0.2)
     assert np.allclose(b[1], b[0] + w * (a[1] - b[0]), atol=1e-6)
     assert np.abs(np.diff(b, axis=0)).sum() < np.abs(np.diff(a, axis=0)).sum()
 
 
 def test_cli_writes_one_row_per_time_face_and_model(clip, tmp_path, capsys):
     out = tmp_path / "rows.csv"
-    assert cli(["video", str(clip), "--model", "fer2013,ferplus", "--fps", "5", "--csv", str(out),
-                "--no-progress"]) == 0
+    assert (
+        cli(["video", str(clip), "--model", "fer2013,ferplus", "--fps", "5", "--csv", str(out), "--no-progress"]) == 0
+    )
     printed = capsys.readouterr().out
     assert "15 frame(s) sampled at 5 fps" in printed and "face 1:" in printed
     rows = list(csv.DictReader(out.open()))
-    assert set(rows[0]) >= {"time_s", "frame", "face", "model", "x0", "y0", "x1", "y1", "top", "happy", "happiness"}
+    # canonical class names for every model: FERPlus's "happiness" is "happy", its extra class "contempt"
+    seven = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert list(rows[0]) == [
+        "time_s",
+        "frame",
+        "face",
+        "model",
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+        "face_probability",
+        "detected",
+        "top",
+        *seven,
+        "contempt",
+    ]
     keys = [(r["time_s"], r["face"], r["model"]) for r in rows]
     assert len(keys) == len(set(keys)) and {r["model"] for r in rows} == {"fer2013", "ferplus"}
     times = sorted({float(r["time_s"]) for r in rows})
     assert times[:3] == pytest.approx([0.0, 0.2, 0.4])
     fer = [r for r in rows if r["model"] == "fer2013"]
-    assert all(r["happiness"] == "" and abs(sum(float(r[c]) for c in ("angry", "disgust", "fear", "happy", "sad",
-                                                                        "surprise", "neutral")) - 1) < 1e-3 for r in fer)
+    assert fer and all(r["contempt"] == "" and abs(sum(float(r[c]) for c in seven) - 1) < 1e-3 for r in fer)
+    plus = [r for r in rows if r["model"] == "ferplus"]
+    assert plus and all(abs(sum(float(r[c]) for c in (*seven, "contempt")) - 1) < 1e-3 for r in plus)
+    assert all(r["top"] in (*seven, "contempt") for r in rows)
     assert cli(["video", str(clip), "--fps", "2", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["frames_sampled"] == 6 and data["faces"][0] == 1
@@ -139,15 +161,20 @@ def test_every_container_kind_reads(tmp_path, head):
         assert probe(path).width == FRAME[0]
 
 
-def test_bad_files_get_a_clear_error_naming_them(tmp_path, clip, astronaut_path, capsys):
+def test_bad_files_get_a_clear_error_naming_them(tmp_path, clip, astronaut_path, pipe, capsys):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])  # PyAV writes the index at the end: lost
     empty = tmp_path / "empty.webm"
     empty.write_bytes(b"")
-    for path, words in [(text, "not a readable video"), (cut, "not a readable video"), (empty, "empty"),
-                        (tmp_path / "missing.mp4", "no such file"), (astronaut_path, "still image")]:
+    for path, words in [
+        (text, "not a readable video"),
+        (cut, "not a readable video"),
+        (empty, "empty"),
+        (tmp_path / "missing.mp4", "no such file"),
+        (astronaut_path, "still image"),
+    ]:
         with pytest.raises(VideoLoadError, match=words) as e:
             probe(path)
         assert path.name in str(e.value)
@@ -156,7 +183,13 @@ def test_bad_files_get_a_clear_error_naming_them(tmp_path, clip, astronaut_path,
     with pytest.raises(ValueError, match="fps"):
         list(sample_frames(clip, fps=0))
     with pytest.raises(ValueError, match="smooth"):
-        analyze_video(clip, {"fer2013": load_checkpoint("fer2013")}, smooth=float("nan"))
+        pipe.analyze_clip(clip, smooth=float("nan"))
+    with pytest.raises(ValueError, match="detect_every"):
+        pipe.analyze_clip(clip, detect_every=0)
+    with pytest.raises(ValueError, match="unknown model"):
+        pipe.analyze_clip(clip, models="ferplus")
+    with pytest.raises(ValueError, match="at least one model"):  # the function under the pipeline's door
+        analyze_video(clip, pipe.find_faces_batch, lambda crops: {}, {})
 
 
 def test_damaged_frames_midway_name_the_file(tmp_path, head):
@@ -164,7 +197,7 @@ def test_damaged_frames_midway_name_the_file(tmp_path, head):
     data = bytearray(path.read_bytes())
     rng = np.random.default_rng(0)
     for at in rng.integers(len(data) // 3, len(data) - 64, 200):  # noise over the frames' data, header intact
-        data[at:at + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        data[at : at + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
     bad = tmp_path / "noisy.avi"
     bad.write_bytes(bytes(data))
     try:  # a decoder may conceal errors (grey blocks) or stop; either way no crash, and errors name the file
@@ -174,13 +207,13 @@ def test_damaged_frames_midway_name_the_file(tmp_path, head):
         assert "noisy.avi" in str(e) and "damaged" in str(e)
 
 
-def test_clips_over_the_caps_are_refused_before_decoding(tmp_path, head, monkeypatch):
+def test_clips_over_the_caps_are_refused_before_decoding(tmp_path, head, pipe, monkeypatch):
     path = write_clip(tmp_path / "long.mp4", [scene(head, k) for k in range(20)], fps=10)
     decoded = []
     monkeypatch.setattr(clips, "MAX_SECONDS", 1.0)
     monkeypatch.setattr(video_analysis, "sample_frames", lambda *a, **k: decoded.append(1) or iter(()))
     with pytest.raises(VideoLoadError, match="longer than the"):
-        analyze_video(path, {"fer2013": load_checkpoint("fer2013")})
+        pipe.analyze_clip(path)
     assert not decoded
     monkeypatch.setattr(clips, "MAX_SECONDS", 60.0)
     monkeypatch.setattr(clips, "MAX_SIDE", 300)
@@ -214,21 +247,21 @@ def test_a_phone_clip_with_a_display_rotation_comes_out_upright(tmp_path):
     assert a[48, 16, 0] > 150 and a[16, 16, 2] > 150  # turned counter-clockwise: the left half is now at the bottom
 
 
-def test_sparse_sampling_keeps_the_face_id(tmp_path, head, models):
+def test_sparse_sampling_keeps_the_face_id(tmp_path, head, pipe):
     """At 0.5 frames per second (and with searches 3 samples apart at 2 fps) the looks are further apart than a
     track's 1 s gap: a face that stays must keep its id, and smoothing must still apply."""
     still = write_clip(tmp_path / "still.mp4", [scene(head, 0)] * 50, fps=10)
-    sparse = analyze_video(still, models, fps=0.5, smooth=1.0)
+    sparse = pipe.analyze_clip(still, fps=0.5, smooth=1.0)
     assert [r.time for r in sparse.rows] == pytest.approx([0.0, 2.0, 4.0]) and sparse.faces() == [1]
-    every3 = analyze_video(still, models, fps=2, detect_every=3)
+    every3 = pipe.analyze_clip(still, fps=2, detect_every=3)
     assert every3.faces() == [1] and len(every3.rows) == 10
 
 
-def test_carried_boxes_only_for_faces_of_the_last_search(tmp_path, head, models):
+def test_carried_boxes_only_for_faces_of_the_last_search(tmp_path, head, pipe):
     """A face the last search did not find is not carried into the frames after it."""
     frames = [scene(head, 0, second=k < 4) for k in range(8)]  # the second head leaves after frame 3
     path = write_clip(tmp_path / "leave.mp4", frames, fps=4)
-    result = analyze_video(path, models, fps=4, detect_every=4)
+    result = pipe.analyze_clip(path, fps=4, detect_every=4)
     late = [r for r in result.rows if r.frame >= 4]
     assert late and len({r.face for r in late}) == 1 and all(r.box[2] < 200 for r in late)  # the first head only
     assert len({r.face for r in result.rows if r.frame < 4}) == 2

@@ -34,10 +34,11 @@ def test_example_photo_gives_a_prediction_per_model(monkeypatch):
     at = app(monkeypatch)
     assert not at.exception
     assert not at.error
-    assert [s.value for s in at.subheader] == DEFAULT
+    assert [s.value for s in at.subheader] == DEFAULT + ["consensus"]
     tops = [m.value for m in at.markdown if m.value.startswith("**") and "%)" in m.value]
-    assert len(tops) == len(DEFAULT)
+    assert len(tops) == len(DEFAULT) + 1  # and the consensus's
     assert len(at.success) + len(at.warning) == 1  # the agreement line
+    assert any(i.value.startswith("Together the models say happy") for i in at.info)
     assert "441 occluded forward passes" in cost_caption(at)
 
 
@@ -89,9 +90,9 @@ def test_group_photo_gets_a_summary_of_every_face(monkeypatch, tmp_path, astrona
     at = app(monkeypatch, example=path, models="fer2013,ferplus", methods="regions")
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table.index) == [1, 2, 3] and list(table.columns) == ["fer2013", "ferplus"]
+    assert list(table.index) == [1, 2, 3] and list(table.columns) == ["fer2013", "ferplus", "consensus"]
     assert all(v.split()[-1].endswith("%") for v in table.to_numpy().ravel())
-    assert [s.value for s in at.subheader] == ["fer2013", "ferplus"]
+    assert [s.value for s in at.subheader] == ["fer2013", "ferplus", "consensus"]  # the consensus: a row of its own
     next(s for s in at.selectbox if s.label == "Face").set_value(1).run()  # (AppTest reruns the whole page)
     assert not at.exception and not at.error
     assert any(c.value.endswith("face 2 of 3 explained by 2 model(s).") for c in at.caption)
@@ -118,13 +119,17 @@ def test_unreadable_upload_gets_a_message(monkeypatch, tmp_path):
     assert any("not a readable image" in e.value for e in at.error)
 
 
-@pytest.mark.parametrize("query,message", [({"window": "99"}, "window must be between 1 and 48 pixels, not 99"),
-                                           ({"stride": "0"}, "stride must be at least 1, not 0"),
-                                           ({"stride": "30"}, "stride 30 is beyond the stride control's 1..24"),
-                                           ({"window": "eight"}, "not a whole number"),
-                                           ({"models": "nope"}, "unknown model(s) 'nope'"),
-                                           ({"methods": "occlusion-flip,blur"},
-                                            "unknown explanation method(s) 'blur'")])
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ({"window": "99"}, "window must be between 1 and 48 pixels, not 99"),
+        ({"stride": "0"}, "stride must be at least 1, not 0"),
+        ({"stride": "30"}, "stride 30 is beyond the stride control's 1..24"),
+        ({"window": "eight"}, "not a whole number"),
+        ({"models": "nope"}, "unknown model(s) 'nope'"),
+        ({"methods": "occlusion-flip,blur"}, "unknown explanation method(s) 'blur'"),
+    ],
+)
 def test_bad_parameters_are_rejected(monkeypatch, query, message):
     at = app(monkeypatch, **query)
     assert not at.exception
@@ -140,12 +145,15 @@ def test_gradio_handler_returns_every_output():
     methods = ["occlusion-drop", "gradcam", "regions", "stn"]
     outputs = gradio_app.handle(str(example), MODELS, methods, 8, 4, True, 1, False)
     boxes, panel, label, table, figures, message = outputs
-    assert table["headers"] == ["face"] + MODELS and len(table["data"]) == 1 and table["data"][0][0] == 1
+    assert (
+        table["headers"] == ["face"] + MODELS + ["consensus"] and len(table["data"]) == 1 and table["data"][0][0] == 1
+    )
     assert isinstance(boxes, Image.Image) and isinstance(panel, Image.Image)
     assert panel.height >= len(MODELS) * 192 and panel.width >= (2 + len(methods)) * 192
     for view in figures["faces"][0]["models"].values():
         assert list(view["maps"]) == methods and "random" in view["faithfulness"]
-    assert set(label) == set(figures["faces"][0]["models"][MODELS[0]]["probabilities"])
+    known = {c for m in figures["faces"][0]["models"].values() for c in m["probabilities"]}
+    assert set(label) == (known if len(MODELS) > 1 else set(figures["faces"][0]["models"][MODELS[0]]["probabilities"]))
     assert set(figures["faces"][0]["models"]) == set(MODELS)
     assert "1 face(s)" in message and "blurring the" in message and "most faithful map" in message
     assert gradio_app.handle(str(example), MODELS, methods, 0, 2, True, 1, False)[-1].startswith("Error: window")
@@ -226,8 +234,9 @@ def test_video_source_shows_a_timeline_per_face_and_explains_the_picked_frame(mo
     assert frame.value == "0.00 s" and len(frame.options) == 16  # 4 s at 4 frames per second
     frame.set_value(frame.options[-1]).run()
     assert not at.exception
-    assert any(c.value.startswith(f"astronaut-clip.mp4 at {frame.options[-1]}: face 1 of 1 explained")
-               for c in at.caption)
+    assert any(
+        c.value.startswith(f"astronaut-clip.mp4 at {frame.options[-1]}: face 1 of 1 explained") for c in at.caption
+    )
     assert [s.value for s in at.subheader] == ["fer2013"]
 
 
@@ -253,8 +262,20 @@ def test_a_clip_without_faces_or_unreadable_gets_a_message(monkeypatch, tmp_path
 
 WEBAPP = Path(APP).parent
 # the pipeline's inner steps: a page that called one of them would bypass the door
-INNER_STEPS = {"crop_face", "detect_faces", "detect_faces_batch", "load_checkpoint", "analyze_video", "to_grey_square",
-               "predict_proba", "explain_face", "LiveReader", "read_crops", "summarize", "analyze_faces"}
+INNER_STEPS = {
+    "crop_face",
+    "detect_faces",
+    "detect_faces_batch",
+    "load_checkpoint",
+    "analyze_video",
+    "to_grey_square",
+    "predict_proba",
+    "explain_face",
+    "LiveReader",
+    "read_crops",
+    "summarize",
+    "analyze_faces",
+}
 
 
 class StandIn:
@@ -338,8 +359,17 @@ class StandIn:
 
         self._record("predict")
         chosen = self.choose(models)
-        return [FacePrediction(i, f.box, f.probability, {m: self._probabilities() for m in chosen}, f.crop, f.detected)
-                for i, f in enumerate(faces)]
+        per_model = {m: self._probabilities() for m in chosen}
+        return [
+            FacePrediction(i, f.box, f.probability, per_model, f.crop, f.detected, self.consensus(per_model))
+            for i, f in enumerate(faces)
+        ]
+
+    def consensus(self, probabilities) -> dict | None:
+        from deep_emotion.models.consensus import combine
+
+        self._record("consensus")
+        return combine(probabilities) if len(probabilities) >= 2 else None
 
     def explain(self, face, models=None, options=None) -> dict:
         import numpy as np
@@ -356,10 +386,12 @@ class StandIn:
             maps = {meth: Map(meth, values, False, "stand-in units", 1, 0) for meth in options.methods}
             faith = None
             if options.faithfulness:
-                faith = ({n: {"deletion": 0.2, "insertion": 0.5, "difference": 0.3} for n in options.methods}
-                         | {"random": {"deletion": 0.3, "insertion": 0.3, "difference": 0.0}})
-            views[m] = ModelView(m, self._probabilities(), "happy", options.target or "happy", None, None, maps, {},
-                                 faith)
+                faith = {n: {"deletion": 0.2, "insertion": 0.5, "difference": 0.3} for n in options.methods} | {
+                    "random": {"deletion": 0.3, "insertion": 0.3, "difference": 0.0}
+                }
+            views[m] = ModelView(
+                m, self._probabilities(), "happy", options.target or "happy", None, None, maps, {}, faith
+            )
         return views
 
     def analyze(self, image, models=None, options=None, faces=None, face_indices=None):
@@ -369,9 +401,22 @@ class StandIn:
         options = options or AnalysisOptions()
         found = faces if faces is not None else self.find_faces(image, options.detect)
         picked = range(len(found)) if face_indices is None else face_indices
-        return Analysis([FaceAnalysis(i, found[i].box, found[i].probability, found[i].crop,
-                                      self.explain(found[i], models, options), found[i].detected) for i in picked],
-                        options.detect, image.size if image is not None else None, options)
+        return Analysis(
+            [
+                FaceAnalysis(
+                    i,
+                    found[i].box,
+                    found[i].probability,
+                    found[i].crop,
+                    self.explain(found[i], models, options),
+                    found[i].detected,
+                )
+                for i in picked
+            ],
+            options.detect,
+            image.size if image is not None else None,
+            options,
+        )
 
     def probe_clip(self, source, name=None):
         from deep_emotion.video.clips import VideoInfo
@@ -387,12 +432,15 @@ class StandIn:
         self._record("analyze_clip")
         chosen = self.choose(models)
         p = np.array(list(self._probabilities().values()))
-        rows = [FaceAtTime(k / fps, k, 1, (150.0, 40.0, 330.0, 260.0), 0.99, True, {m: p for m in chosen})
-                for k in range(int(4 * fps))]
+        rows = [
+            FaceAtTime(k / fps, k, 1, (150.0, 40.0, 330.0, 260.0), 0.99, True, {m: p for m in chosen})
+            for k in range(int(4 * fps))
+        ]
         if progress:
             progress(rows[-1].time, len(rows))
-        return VideoAnalysis(self.probe_clip(source, name), float(fps), {m: self.classes for m in chosen}, rows,
-                             len(rows), float(smooth))
+        return VideoAnalysis(
+            self.probe_clip(source, name), float(fps), {m: self.classes for m in chosen}, rows, len(rows), float(smooth)
+        )
 
     def live(self, model=None, **settings):
         self._record("live")
@@ -418,11 +466,20 @@ def stand_in(monkeypatch):
     def inner(name):
         def refuse(*args, **kwargs):
             raise AssertionError(f"a front end called the inner step {name} instead of the pipeline")
+
         return refuse
 
-    for module in (deep_emotion.faces.detect, deep_emotion.faces.framing, deep_emotion.models.checkpoints,
-                   deep_emotion.models.inputs, deep_emotion.explain, deep_emotion.explain.registry,
-                   deep_emotion.video.analysis, deep_emotion.video.live, deep_emotion.pipeline):
+    for module in (
+        deep_emotion.faces.detect,
+        deep_emotion.faces.framing,
+        deep_emotion.models.checkpoints,
+        deep_emotion.models.inputs,
+        deep_emotion.explain,
+        deep_emotion.explain.registry,
+        deep_emotion.video.analysis,
+        deep_emotion.video.live,
+        deep_emotion.pipeline,
+    ):
         for name in INNER_STEPS:
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, inner(name))
@@ -438,7 +495,7 @@ def stand_in(monkeypatch):
 def test_streamlit_goes_through_the_door(monkeypatch, stand_in):
     at = app(monkeypatch, methods="occlusion-flip,gradcam")
     assert not at.exception and not at.error, (at.exception, at.error)
-    assert [s.value for s in at.subheader] == stand_in.names
+    assert [s.value for s in at.subheader] == stand_in.names + ["consensus"]
     assert {"find_faces", "predict", "explain", "face_picture", "slot", "busy"} <= set(stand_in.calls)
     assert [s.value for s in at.success] == ["All models agree: fer2013: happy; ferplus: happy"]
     assert any(c.value.startswith("fer2013: stand-in units from 0 to 1") for c in at.caption)
@@ -487,10 +544,14 @@ def test_gradio_goes_through_the_door_and_says_what_streamlit_says(monkeypatch, 
     gradio_app = gradio_module()
     monkeypatch.setattr(gradio_app, "pipeline", lambda: stand_in)
     example = WEBAPP / "examples" / "astronaut.jpg"
-    boxes, panel, label, table, figures, message = gradio_app.handle(str(example), ["fer2013", "ferplus"],
-                                                                     ["occlusion-flip"], 8, 2, False, 1, False)
+    boxes, panel, label, table, figures, message = gradio_app.handle(
+        str(example), ["fer2013", "ferplus"], ["occlusion-flip"], 8, 2, False, 1, False
+    )
     assert {"choose", "to", "find_faces", "analyze", "predict"} <= set(stand_in.calls)
-    assert table == {"headers": ["face", "fer2013", "ferplus"], "data": [[1, "happy 88%", "happy 88%"]]}
+    assert table == {
+        "headers": ["face", "fer2013", "ferplus", "consensus"],
+        "data": [[1, "happy 88%", "happy 88%", "happy 88%"]],
+    }
     assert set(figures["faces"][0]["models"]) == {"fer2013", "ferplus"} and label["happy"] == 0.88
     # the same sentences as the Streamlit page (test_streamlit_goes_through_the_door)
     lines = message.split("\n\n")
@@ -538,9 +599,16 @@ def test_pages_are_thin(path):
     tree = ast.parse(text)
     modules = deep_emotion_imports(tree)
     assert len(modules) <= 4, sorted(modules)
-    named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | {
-        a.name.split(".")[-1] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    named = (
+        {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        | {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        | {
+            a.name.split(".")[-1]
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in n.names
+        }
+    )
     assert not named & INNER_STEPS, sorted(named & INNER_STEPS)
 
 
@@ -551,11 +619,18 @@ def test_url_parameters_are_read_and_checked_by_the_library(stand_in):
     assert values == {"window": 12, "models": ["fer2013", "ferplus"]} and errors == ["stride='x' is not a whole number"]
     assert check_query(values, stand_in) == []
     assert check_query({"window": 41, "stride": 21}, stand_in) == [
-        "window must be between 1 and 40 pixels, not 41", "stride 21 is beyond the stride control's 1..20"]
+        "window must be between 1 and 40 pixels, not 41",
+        "stride 21 is beyond the stride control's 1..20",
+    ]
     assert check_query({"target": "bored"}, stand_in)[0].startswith("target 'bored' is not a class")
     assert check_choice([], [], stand_in) == ["choose at least one model", "choose at least one explanation method"]
     assert parse_query(to_query(["fer2013"], ["gradcam", "stn"], 9, 3, "sad"))[0] == {
-        "window": 9, "stride": 3, "models": ["fer2013"], "methods": ["gradcam", "stn"], "target": "sad"}
+        "window": 9,
+        "stride": 3,
+        "models": ["fer2013"],
+        "methods": ["gradcam", "stn"],
+        "target": "sad",
+    }
 
 
 def test_example_clip_is_made_from_the_example_photo(tmp_path, monkeypatch):

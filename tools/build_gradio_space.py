@@ -31,6 +31,7 @@ pandas
 spaces
 """
 
+
 def readme(gradio_version: str) -> str:
     return f"""---
 title: Deep-Emotion explorer (ZeroGPU)

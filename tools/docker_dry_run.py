@@ -112,7 +112,11 @@ def main() -> int:
             if want and want.group(1) != have:
                 failures.append(f"the image uses Python {want.group(1)}, this machine {have}")
         elif op == "RUN" and "apt-get" in arg:
-            pkgs = arg.split("--no-install-recommends", 1)[1].split("&&")[0].split() if "--no-install-recommends" in arg else []
+            pkgs = (
+                arg.split("--no-install-recommends", 1)[1].split("&&")[0].split()
+                if "--no-install-recommends" in arg
+                else []
+            )
             missing = [p for p in pkgs if p in ("make",) and not shutil.which(p)]
             if missing:
                 failures.append(f"apt packages not available here: {missing}")
@@ -150,8 +154,13 @@ def main() -> int:
                 command = command.replace(f"--extra-index-url {index.group(1)}", "")
                 report["notes"].append(f"{index.group(1)} is not reachable from here: installed from PyPI instead")
             t0 = time.perf_counter()
-            done = subprocess.run(as_user(["bash", "-c", command]) if user != "root" else ["bash", "-c", command],
-                                  cwd=cwd, env=env, capture_output=True, text=True)
+            done = subprocess.run(
+                as_user(["bash", "-c", command]) if user != "root" else ["bash", "-c", command],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             step += f" ({time.perf_counter() - t0:.0f} s)"
             if done.returncode:
                 failures.append(f"RUN {arg} failed ({done.returncode}): {done.stderr[-1500:]}")
@@ -168,7 +177,9 @@ def main() -> int:
     if cmd and not failures:
         serve = free_port()  # the CMD's port, moved to a free one here
         cmd = [c.replace(str(port), str(serve)) if port else c for c in cmd]
-        proc = subprocess.Popen(as_user(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            as_user(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         t0, answered = time.perf_counter(), False
         try:
             while time.perf_counter() - t0 < args.timeout and proc.poll() is None:

@@ -50,18 +50,35 @@ def main() -> None:
     selection = np.sort(np.concatenate([split.train, split.val]))
     curve = []
     for m in (float(x) for x in args.margins.split(",")):
-        crops = np.stack([crop_face(im, b, framing=replace(LEGACY_FRAMING, margin=m)) if b else whole_image_face(im).crop
-                          for im, b in zip(photos, boxes)])
+        crops = np.stack(
+            [
+                crop_face(im, b, framing=replace(LEGACY_FRAMING, margin=m)) if b else whole_image_face(im).crop
+                for im, b in zip(photos, boxes)
+            ]
+        )
         ds = FaceDataset("jaffe", crops, jaffe.labels, jaffe.classes, jaffe.groups, jaffe.subjects, jaffe.protocols)
         val = shared_class_accuracy(model, list(card.labels), ds, selection)
         test = shared_class_accuracy(model, list(card.labels), ds, split.test)
-        curve.append({"margin": m, "selection_accuracy": round(val["accuracy"], 4), "n_selection": val["n"],
-                      "test_accuracy": round(test["accuracy"], 4), "n_test": test["n"]})
+        curve.append(
+            {
+                "margin": m,
+                "selection_accuracy": round(val["accuracy"], 4),
+                "n_selection": val["n"],
+                "test_accuracy": round(test["accuracy"], 4),
+                "n_test": test["n"],
+            }
+        )
         print(json.dumps(curve[-1]), flush=True)
     best = max(curve, key=lambda r: r["selection_accuracy"])
-    result = {"model": card.name, "model_sha256": card.sha256, "faces_found": sum(b is not None for b in boxes),
-              "photos": len(files), "chosen_margin": best["margin"],
-              "selection": "JAFFE paper-protocol train+val photos (seed 0); test photos reported only", "curve": curve}
+    result = {
+        "model": card.name,
+        "model_sha256": card.sha256,
+        "faces_found": sum(b is not None for b in boxes),
+        "photos": len(files),
+        "chosen_margin": best["margin"],
+        "selection": "JAFFE paper-protocol train+val photos (seed 0); test photos reported only",
+        "curve": curve,
+    }
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -33,7 +33,7 @@ def measure(name: str, data_dir: Path, n: int, seed: int) -> dict:
     idx = np.sort(np.random.default_rng(seed).choice(train, min(n, len(train)), replace=False))
     ratio, dx, dy = [], [], []
     for start in range(0, len(idx), 32):
-        part = idx[start:start + 32]
+        part = idx[start : start + 32]
         photos = [make_photo(ds.images[i], "context", int(i), seed) for i in part]
         for photo, found in zip(photos, FIND([p.image for p in photos])):
             if not found or iou(found[0].box, photo.truth) < MATCH_IOU:
@@ -48,8 +48,15 @@ def measure(name: str, data_dir: Path, n: int, seed: int) -> dict:
         return {k: round(float(v), 4) for k, v in zip(("p25", "median", "p75"), np.percentile(a, [25, 50, 75]))}
 
     r = float(np.median(ratio))
-    return {"dataset": name, "faces": int(len(idx)), "found": len(ratio), "side_over_box": q(ratio),
-            "centre_dx_over_box": q(dx), "centre_dy_over_box": q(dy), "margin": round((r - 1) / 2, 4)}
+    return {
+        "dataset": name,
+        "faces": int(len(idx)),
+        "found": len(ratio),
+        "side_over_box": q(ratio),
+        "centre_dx_over_box": q(dx),
+        "centre_dy_over_box": q(dy),
+        "margin": round((r - 1) / 2, 4),
+    }
 
 
 def main() -> None:
@@ -65,8 +72,18 @@ def main() -> None:
         rows.append(measure(name, args.data_dir, args.n, args.seed))
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"method": __doc__.splitlines()[0], "detector": "facenet-pytorch 2.5.3 MTCNN",
-                                        "split": "training faces only", "results": rows}, indent=2) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "method": __doc__.splitlines()[0],
+                    "detector": "facenet-pytorch 2.5.3 MTCNN",
+                    "split": "training faces only",
+                    "results": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Learning curves (loss, train accuracy on augmented batches, validation accuracy) from training logs.
 
-    python train/plot_curves.py train/logs/fer2013.jsonl train/logs/ferplus.jsonl --out docs/learning_curves.png
+python train/plot_curves.py train/logs/fer2013.jsonl train/logs/ferplus.jsonl --out docs/learning_curves.png
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def main() -> None:
         epochs = [r["epoch"] for r in rows]
         axes[0].plot(epochs, [r["loss"] for r in rows], label=log.stem)
         axes[1].plot(epochs, [r["val_acc"] for r in rows], label=f"{log.stem} val")
-        axes[1].plot(epochs, [r["train_acc_augmented"] for r in rows], "--", alpha=0.6, label=f"{log.stem} train (aug.)")
+        axes[1].plot(
+            epochs, [r["train_acc_augmented"] for r in rows], "--", alpha=0.6, label=f"{log.stem} train (aug.)"
+        )
     axes[0].set(xlabel="epoch", ylabel="training loss (incl. λ‖W‖²)")
     axes[1].set(xlabel="epoch", ylabel="accuracy")
     for ax in axes:

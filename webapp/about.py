@@ -20,24 +20,30 @@ MAPS = (
     "**Grad-CAM** (the last convolution, carried back through the STN) are Captum's gradient methods.\n"
     "- **Facial regions**: eyes, brows, nose, mouth (placed from the face's landmarks) and the rest, each "
     "blurred away in turn.\n"
-    "- Red is evidence for the class, blue against; unsigned maps run from black (0) to yellow.")
+    "- Red is evidence for the class, blue against; unsigned maps run from black (0) to yellow."
+)
 PROBABILITIES = (
     "- **Probabilities** are corrected as each model card says, each step kept only where it helped on "
     "validation faces: averaged with the mirrored face, shifted against the training set's class "
     "frequencies (so that rare expressions such as disgust are not drowned), and tempered so that a 70 % "
-    "answer is right about 70 % of the time.")
+    "answer is right about 70 % of the time."
+)
 
 
 def card_line(name: str, card) -> str:
     """'**fer2013** — fer2013, test accuracy **59.7%** on 3589 images (protocol: ...)', with the calibrated
     figures where the card has them."""
     test = card.metrics["test"]
-    line = (f"**{name}** — {card.dataset}, test accuracy **{test.accuracy:.1%}** on {test.n} images "
-            f"(protocol: {card.protocol_note or card.protocol})")
+    line = (
+        f"**{name}** — {card.dataset}, test accuracy **{test.accuracy:.1%}** on {test.n} images "
+        f"(protocol: {card.protocol_note or card.protocol})"
+    )
     shipped = ((card.posthoc or {}).get("metrics") or {}).get("test", {}).get("posthoc")
     if shipped and test.balanced_accuracy is not None:
-        line += (f"; as calibrated here: accuracy {shipped['accuracy']:.1%}, balanced accuracy "
-                 f"{shipped['balanced_accuracy']:.1%}, against {test.balanced_accuracy:.1%} for the network alone")
+        line += (
+            f"; as calibrated here: accuracy {shipped['accuracy']:.1%}, balanced accuracy "
+            f"{shipped['balanced_accuracy']:.1%}, against {test.balanced_accuracy:.1%} for the network alone"
+        )
     return line
 
 
@@ -59,5 +65,8 @@ def expander(pipe) -> None:
                 a.altair_chart(charts.confusion_chart(name, list(card.classes), card.confusion), width="stretch")
             reliability = checkpoint_dir() / f"{name}_reliability.png"
             if reliability.is_file():
-                b.image(str(reliability), caption=f"{name}: reliability (are 70 % answers right 70 % of the time?)",
-                        width=360)
+                b.image(
+                    str(reliability),
+                    caption=f"{name}: reliability (are 70 % answers right 70 % of the time?)",
+                    width=360,
+                )

@@ -40,10 +40,16 @@ def pipeline() -> Pipeline:
 
 # --- inputs ---------------------------------------------------------------------------------
 
+
 def source_ui() -> str:
-    return st.sidebar.radio("Source", ["Example", "Upload", "Camera", "Video", "Live"], horizontal=True, key="source",
-                            help="A photo, a snapshot from the camera, a video clip (its faces over time), or "
-                                 "the webcam live (where the browser can reach this server directly).")
+    return st.sidebar.radio(
+        "Source",
+        ["Example", "Upload", "Camera", "Video", "Live"],
+        horizontal=True,
+        key="source",
+        help="A photo, a snapshot from the camera, a video clip (its faces over time), or "
+        "the webcam live (where the browser can reach this server directly).",
+    )
 
 
 def photo_input(source: str) -> tuple[bytes | None, str]:
@@ -74,37 +80,69 @@ def controls_ui(pipe, q: dict) -> dict:
     first_models = [m for m in q.get("models", defaults) if m in names] or defaults
     first_methods = [m for m in q.get("methods", DEFAULT_METHODS) if m in titles] or list(DEFAULT_METHODS)
     first_target = q["target"] if q.get("target") in choices else "predicted"
-    chosen = st.sidebar.multiselect("Models", names, default=first_models, key="models",
-                                    help="fer2013 and ferplus learnt from photos of every kind, as uploads are. "
-                                         "ckplus and jaffe learnt from posed expressions in a lab: for such photos. "
-                                         "The -wide models (a wider attentional network) are more accurate and "
-                                         "~12x slower to explain with occlusion.")
-    methods = st.sidebar.multiselect("Maps", list(titles), default=first_methods, format_func=titles.get,
-                                     key="methods",
-                                     help="How each model's answer is explained; see 'About the maps' below.")
-    target = st.sidebar.selectbox("Explain the class", choices, index=choices.index(first_target), key="target",
-                                  help="The maps show evidence for this class (for each model, its own top class "
-                                       "when 'predicted').")
+    chosen = st.sidebar.multiselect(
+        "Models",
+        names,
+        default=first_models,
+        key="models",
+        help="fer2013 and ferplus learnt from photos of every kind, as uploads are. "
+        "ckplus and jaffe learnt from posed expressions in a lab: for such photos. "
+        "The -wide models (a wider attentional network) are more accurate and "
+        "~12x slower to explain with occlusion.",
+    )
+    methods = st.sidebar.multiselect(
+        "Maps",
+        list(titles),
+        default=first_methods,
+        format_func=titles.get,
+        key="methods",
+        help="How each model's answer is explained; see 'About the maps' below.",
+    )
+    target = st.sidebar.selectbox(
+        "Explain the class",
+        choices,
+        index=choices.index(first_target),
+        key="target",
+        help="The maps show evidence for this class (for each model, its own top class when 'predicted').",
+    )
     most = params.stride_limit(side)
-    window = st.sidebar.slider(f"Occlusion window (pixels of the {side}x{side} face)", 1, side,
-                               value=min(max(q.get("window", default.window), 1), side), key="window")
-    stride = st.sidebar.slider("Stride", 1, most, value=min(max(q.get("stride", default.stride), 1), most),
-                               key="stride")
-    faithfulness = st.sidebar.checkbox("Score every map's faithfulness", value=False, key="faithfulness",
-                                       help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
-                                            "them and follow the class's probability. Computes and scores every "
-                                            "chosen map: about 3x the work of showing one.")
+    window = st.sidebar.slider(
+        f"Occlusion window (pixels of the {side}x{side} face)",
+        1,
+        side,
+        value=min(max(q.get("window", default.window), 1), side),
+        key="window",
+    )
+    stride = st.sidebar.slider(
+        "Stride", 1, most, value=min(max(q.get("stride", default.stride), 1), most), key="stride"
+    )
+    faithfulness = st.sidebar.checkbox(
+        "Score every map's faithfulness",
+        value=False,
+        key="faithfulness",
+        help="Deletion and insertion: hide / reveal the pixels in the order a map ranks "
+        "them and follow the class's probability. Computes and scores every "
+        "chosen map: about 3x the work of showing one.",
+    )
     passes = params.occlusion_passes(side, window, stride, methods)
-    st.sidebar.caption(f"Occlusion cost: {passes} occluded forward passes per face and model" if passes else
-                       "No occlusion map chosen.")
-    return {"models": chosen, "window": window, "stride": stride, "methods": methods,
-            "target": None if target == "predicted" else target, "faithfulness": faithfulness}
+    st.sidebar.caption(
+        f"Occlusion cost: {passes} occluded forward passes per face and model" if passes else "No occlusion map chosen."
+    )
+    return {
+        "models": chosen,
+        "window": window,
+        "stride": stride,
+        "methods": methods,
+        "target": None if target == "predicted" else target,
+        "faithfulness": faithfulness,
+    }
 
 
 def sync_url(controls: dict) -> None:
     """Write the controls into the URL's query (only what differs from it, so an unchanged URL causes no rerun)."""
-    wanted = params.to_query(controls["models"], controls["methods"], controls["window"], controls["stride"],
-                             controls["target"])
+    wanted = params.to_query(
+        controls["models"], controls["methods"], controls["window"], controls["stride"], controls["target"]
+    )
     if {k: st.query_params.get(k) for k in set(wanted) | set(st.query_params)} != wanted:
         st.query_params.from_dict(wanted)
 

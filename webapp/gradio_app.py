@@ -58,8 +58,16 @@ def run_networks(photo, chosen: list[str], options: AnalysisOptions, index: int)
     return found, pipe.analyze(photo, chosen, options, faces=found, face_indices=[index]), pipe.predict(found, chosen)
 
 
-def handle(image_path: str | None, chosen: list[str], methods: list[str], window: int, stride: int,
-           faithfulness: bool, face_no: int, whole_image: bool):
+def handle(
+    image_path: str | None,
+    chosen: list[str],
+    methods: list[str],
+    window: int,
+    stride: int,
+    faithfulness: bool,
+    face_no: int,
+    whole_image: bool,
+):
     """Returns (photo with boxes, panel, top-class label of the first model, every face x model table, figures as
     JSON, message)."""
     empty = (None, None, None, None, None)
@@ -70,31 +78,56 @@ def handle(image_path: str | None, chosen: list[str], methods: list[str], window
     try:
         pipe = pipeline()
         chosen = pipe.choose(list(chosen))
-        options = AnalysisOptions(tuple(methods or ()), int(window), int(stride), None, bool(faithfulness),
-                                  not whole_image)
+        options = AnalysisOptions(
+            tuple(methods or ()), int(window), int(stride), None, bool(faithfulness), not whole_image
+        )
         options.check(pipe.input_size)
         photo = load_image(image_path)
         index = int(face_no) - 1
         faces, result, predictions = run_networks(photo, chosen, options, index)
         if not faces:
-            return (render.draw_boxes(photo, []), None, None, None, None,
-                    f"{describe.NO_FACE} Tick '{WHOLE_IMAGE}' to read all of it as one face.")
+            return (
+                render.draw_boxes(photo, []),
+                None,
+                None,
+                None,
+                None,
+                f"{describe.NO_FACE} Tick '{WHOLE_IMAGE}' to read all of it as one face.",
+            )
         if result is None:
-            return (render.draw_boxes(photo, [f.box for f in faces]), None, None, None, None,
-                    f"Face {face_no} does not exist: {len(faces)} face(s) found.")
+            return (
+                render.draw_boxes(photo, [f.box for f in faces]),
+                None,
+                None,
+                None,
+                None,
+                f"Face {face_no} does not exist: {len(faces)} face(s) found.",
+            )
     except (DeepEmotionError, ValueError) as e:
         return (*empty, f"Error: {e}")
     face = result.faces[0]
     views = list(face.views.values())
     found = describe.faces_found(faces, asked_whole_image=whole_image)
     lines = ([found] if found else []) + [
-        f"{len(faces)} face(s); face {face_no} of {len(faces)} explained by {len(views)} model(s)."]
-    lines += describe.view_lines(views)
+        f"{len(faces)} face(s); face {face_no} of {len(faces)} explained by {len(views)} model(s)."
+    ]
+    consensus = pipe.consensus({v.model: v.probabilities for v in views})
+    lines += describe.view_lines(views, consensus)
     lines += [describe.map_caption(v.model, m, options.window) for v in views for m in v.maps.values()]
-    table = [[p.index + 1] + [f"{p.top(m)} {p.probabilities[m][p.top(m)]:.0%}" for m in chosen] for p in predictions]
-    return (render.draw_boxes(photo, [f.box for f in faces], index, [p.majority for p in predictions]),
-            render.panel(face, views, list(options.methods)), views[0].probabilities,
-            {"headers": ["face"] + list(chosen), "data": table}, result.to_dict(), "\n\n".join(lines))
+    table = [
+        [p.index + 1]
+        + [f"{p.top(m)} {p.probabilities[m][p.top(m)]:.0%}" for m in chosen]
+        + ([f"{p.consensus_top} {p.consensus[p.consensus_top]:.0%}"] if p.consensus else [])
+        for p in predictions
+    ]
+    return (
+        render.draw_boxes(photo, [f.box for f in faces], index, [p.majority for p in predictions]),
+        render.panel(face, views, list(options.methods)),
+        consensus or views[0].probabilities,
+        {"headers": ["face"] + list(chosen) + (["consensus"] if consensus else []), "data": table},
+        result.to_dict(),
+        "\n\n".join(lines),
+    )
 
 
 def build() -> gr.Blocks:
@@ -104,21 +137,36 @@ def build() -> gr.Blocks:
     side = pipe.input_size
     default = AnalysisOptions()
     with gr.Blocks(title="Deep-Emotion explorer") as demo:
-        gr.Markdown("# Deep-Emotion explorer\nWhat each model predicts, and where it looks (the STN's view, the "
-                    "paper's occlusion map, Captum's attributions, facial regions), with how faithful each map is.")
+        gr.Markdown(
+            "# Deep-Emotion explorer\nWhat each model predicts, and where it looks (the STN's view, the "
+            "paper's occlusion map, Captum's attributions, facial regions), with how faithful each map is."
+        )
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam"])
-                chosen = gr.CheckboxGroup(pipe.names, value=pipe.default_models, label="Models",
-                                          info="fer2013/ferplus: photos of every kind; ckplus/jaffe: posed lab "
-                                               "expressions; -wide: a wider network, more accurate, ~12x slower to "
-                                               "explain")
-                methods = gr.CheckboxGroup([(describe.method_title(n), n) for n in list_explainers()],
-                                           value=list(DEFAULT_METHODS), label="Maps")
-                window = gr.Slider(1, side, value=min(default.window, side), step=1,
-                                   label=f"Occlusion window (pixels of the {side}x{side} face)")
-                stride = gr.Slider(1, max(1, side // 2), value=min(default.stride, max(1, side // 2)), step=1,
-                                   label="Stride")
+                chosen = gr.CheckboxGroup(
+                    pipe.names,
+                    value=pipe.default_models,
+                    label="Models",
+                    info="fer2013/ferplus: photos of every kind; ckplus/jaffe: posed lab "
+                    "expressions; -wide: a wider network, more accurate, ~12x slower to "
+                    "explain",
+                )
+                methods = gr.CheckboxGroup(
+                    [(describe.method_title(n), n) for n in list_explainers()],
+                    value=list(DEFAULT_METHODS),
+                    label="Maps",
+                )
+                window = gr.Slider(
+                    1,
+                    side,
+                    value=min(default.window, side),
+                    step=1,
+                    label=f"Occlusion window (pixels of the {side}x{side} face)",
+                )
+                stride = gr.Slider(
+                    1, max(1, side // 2), value=min(default.stride, max(1, side // 2)), step=1, label="Stride"
+                )
                 faithfulness = gr.Checkbox(value=False, label="Score every map's faithfulness (about 3x the work)")
                 face_no = gr.Number(value=1, precision=0, minimum=1, label="Face (1 = largest)")
                 whole = gr.Checkbox(value=False, label=WHOLE_IMAGE)

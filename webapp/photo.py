@@ -27,8 +27,9 @@ WHOLE_IMAGE = "Treat the whole image as the face"
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_faces(_pipe, image_bytes: bytes, detect: bool, name: str
-                 ) -> tuple[list, tuple[int, int], Image.Image, float]:
+def cached_faces(
+    _pipe, image_bytes: bytes, detect: bool, name: str
+) -> tuple[list, tuple[int, int], Image.Image, float]:
     """Faces of the photo (`Pipeline.find_faces`), its size, and a preview (longer side <= 1024) with the factor
     to draw boxes on it."""
     with _pipe.slot():
@@ -55,8 +56,9 @@ def cached_predictions(_pipe, image_bytes: bytes, name: str, detect: bool, model
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def cached_view(_pipe, model: str, image_bytes: bytes, name: str, detect: bool, pick: int,
-                options_json: str) -> ModelView:
+def cached_view(
+    _pipe, model: str, image_bytes: bytes, name: str, detect: bool, pick: int, options_json: str
+) -> ModelView:
     """One model's view of one face (`Pipeline.explain`, per model: adding a model costs only it)."""
     face = cached_faces(_pipe, image_bytes, detect, name)[0][pick]
     options = AnalysisOptions.from_dict(json.loads(options_json))
@@ -102,12 +104,17 @@ def results(pipe, data: bytes, label: str, detect: bool, controls: dict) -> None
     tops = [p.majority for p in predictions]
     left, right = st.columns([1, 2])
     with left:
-        labels = [f"face {i + 1}: {tops[i]} ({f.box[2] - f.box[0]:.0f}x{f.box[3] - f.box[1]:.0f} px)"
-                  for i, f in enumerate(faces)]
+        labels = [
+            f"face {i + 1}: {tops[i]} ({f.box[2] - f.box[0]:.0f}x{f.box[3] - f.box[1]:.0f} px)"
+            for i, f in enumerate(faces)
+        ]
         pick = st.selectbox("Face", range(len(faces)), format_func=lambda i: labels[i]) if len(faces) > 1 else 0
         boxes = [tuple(v * scale for v in f.box) for f in faces]
-        st.image(render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
-                 caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}", width="stretch")
+        st.image(
+            render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
+            caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}",
+            width="stretch",
+        )
     if len(faces) > 1:
         with left if len(chosen) <= 2 else st.container():  # under the photo; a wider table under both columns
             st.caption("Every face, every chosen model (top class and its probability):")
@@ -117,39 +124,74 @@ def results(pipe, data: bytes, label: str, detect: bool, controls: dict) -> None
     methods = controls["methods"]
     titles = params.method_titles()
     with right:
-        shown = st.radio("Map", methods, format_func=lambda m: titles.get(m, m), horizontal=True,
-                         help="Only the map shown is computed (each one once per face and model); scoring "
-                              "faithfulness computes them all.")
+        shown = st.radio(
+            "Map",
+            methods,
+            format_func=lambda m: titles.get(m, m),
+            horizontal=True,
+            help="Only the map shown is computed (each one once per face and model); scoring "
+            "faithfulness computes them all.",
+        )
     # the work of this page: the map shown, or every map when their faithfulness is asked for
-    options = AnalysisOptions(tuple(methods) if controls["faithfulness"] else (shown,), controls["window"],
-                              controls["stride"], controls["target"], controls["faithfulness"], detect)
+    options = AnalysisOptions(
+        tuple(methods) if controls["faithfulness"] else (shown,),
+        controls["window"],
+        controls["stride"],
+        controls["target"],
+        controls["faithfulness"],
+        detect,
+    )
     views = []
     with right:
         progress = st.progress(0.0, text="Explaining…")
         for k, name in enumerate(chosen):
-            progress.progress(k / len(chosen), text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})"
-                              + ("; the server is busy with another photo, so this may wait…" if pipe.busy() else "…"))
+            progress.progress(
+                k / len(chosen),
+                text=f"Explaining face {pick + 1} with {name} ({k + 1} of {len(chosen)})"
+                + ("; the server is busy with another photo, so this may wait…" if pipe.busy() else "…"),
+            )
             views.append(cached_view(pipe, name, data, label, detect, pick, json.dumps(options.to_dict())))
         progress.empty()
         agree, line = describe.views_agreement(views)
         (st.success if agree else st.warning)(line)
-        probabilities_ui(views)
+        consensus = pipe.consensus({v.model: v.probabilities for v in views})
+        if consensus:
+            st.info(describe.consensus_sentence(consensus) + ": their calibrated probabilities, combined.")
+        probabilities_ui(views + ([consensus_view(consensus)] if consensus else []))
     maps_ui(cached_face_picture(pipe, data, label, pick, detect), views, shown, options.window)
     faithfulness_ui(views)
 
-    analysis = Analysis([FaceAnalysis(pick, face.box, face.probability, face.crop, {v.model: v for v in views},
-                                      face.detected)], detect and face.detected, size, options)
+    analysis = Analysis(
+        [FaceAnalysis(pick, face.box, face.probability, face.crop, {v.model: v for v in views}, face.detected)],
+        detect and face.detected,
+        size,
+        options,
+    )
     a, b = st.columns(2)
     digest = hashlib.sha1(data).hexdigest()[:8]
-    a.download_button("Download panel (PNG)", lambda: panel_png(face, views, list(options.methods)),
-                      f"deep-emotion-{digest}.png", "image/png")
-    b.download_button("Download figures (JSON)", json.dumps({"image": label, **analysis.to_dict()}, indent=2),
-                      f"deep-emotion-{digest}.json", "application/json")
+    a.download_button(
+        "Download panel (PNG)",
+        lambda: panel_png(face, views, list(options.methods)),
+        f"deep-emotion-{digest}.png",
+        "image/png",
+    )
+    b.download_button(
+        "Download figures (JSON)",
+        json.dumps({"image": label, **analysis.to_dict()}, indent=2),
+        f"deep-emotion-{digest}.json",
+        "application/json",
+    )
     st.caption(f"{label}: face {pick + 1} of {len(faces)} explained by {len(views)} model(s).")
 
 
+def consensus_view(consensus: dict[str, float]) -> ModelView:
+    """The consensus as a row of its own beside the models (probabilities only: it has no maps)."""
+    top = max(consensus, key=consensus.get)
+    return ModelView("consensus", consensus, top, top, None, None)
+
+
 def rows_of(items: list, n: int = MAPS_PER_ROW) -> list[list]:
-    return [items[i:i + n] for i in range(0, len(items), n)]
+    return [items[i : i + n] for i in range(0, len(items), n)]
 
 
 def probabilities_ui(views: list[ModelView]) -> None:
@@ -158,8 +200,9 @@ def probabilities_ui(views: list[ModelView]) -> None:
             with col:
                 st.subheader(view.model.replace("-", "\u2011"))  # no line break at the hyphen
                 st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
-                st.vega_lite_chart(spec=charts.probability_chart(view, max(len(v.probabilities) for v in views)),
-                                   width="stretch")
+                st.vega_lite_chart(
+                    spec=charts.probability_chart(view, max(len(v.probabilities) for v in views)), width="stretch"
+                )
 
 
 def maps_ui(picture: np.ndarray, views: list[ModelView], method: str, window: int) -> None:
@@ -177,8 +220,12 @@ def maps_ui(picture: np.ndarray, views: list[ModelView], method: str, window: in
                         why = dict(zip(view.skipped, describe.skipped(view)))
                         st.info(f"{view.model}: {why.get(method, 'not computed')}")
                         continue
-                    st.image(render.map_tile(picture, m, f"{view.model} · {view.target}", scale=1, text_size=18,
-                                             limit=limit), width="stretch")
+                    st.image(
+                        render.map_tile(
+                            picture, m, f"{view.model} · {view.target}", scale=1, text_size=18, limit=limit
+                        ),
+                        width="stretch",
+                    )
                     st.caption(describe.map_caption(view.model, m, window))
                     if describe.region_sentence(view):
                         st.caption(describe.region_sentence(view))
@@ -200,8 +247,10 @@ def faithfulness_ui(views: list[ModelView]) -> None:
     """Insertion - deletion AUC of every map per model, the random map as baseline; the best per model marked."""
     if not any(v.faithfulness for v in views):
         return
-    st.markdown("**Which map to trust for this face** — insertion minus deletion area (higher: the map's top "
-                "pixels carry more of the class's probability); a map no better than the random one says little.")
+    st.markdown(
+        "**Which map to trust for this face** — insertion minus deletion area (higher: the map's top "
+        "pixels carry more of the class's probability); a map no better than the random one says little."
+    )
     table = charts.faithfulness_table(views)
     st.dataframe(table.style.format("{:+.3f}", na_rep="–").highlight_max(axis=0, color="#c7e9c0"), width="stretch")
     for v in views:

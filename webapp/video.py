@@ -36,6 +36,7 @@ def clip_analysis(pipe, clip: bytes, name: str, chosen: tuple[str, ...], fps: fl
     bar = st.progress(0.0, text="Analysing the clip…")
     if pipe.busy():
         bar.progress(0.0, text="Other analyses are running on this server; the clip is queued…")
+
     def progress(t: float, n: int) -> None:
         bar.progress(min(n / total, 1.0), text=f"Analysing the clip: {t:.1f} s, {n} frame(s)…")
 
@@ -51,9 +52,11 @@ def page(pipe, chosen: list[str]) -> tuple[bytes | None, str]:
     photo (its maps are computed for that frame only); (None, '') when there is nothing to explain yet."""
     kind = st.sidebar.radio("Clip", ["Example clip", "Upload a clip"], horizontal=True, key="clip_source")
     if kind == "Upload a clip":
-        f = st.sidebar.file_uploader("A video clip", type=list(VIDEO_TYPES),
-                                     help="Up to 20 MB here (15 minutes and 4K at most); long clips take a while "
-                                          "on a small server.")
+        f = st.sidebar.file_uploader(
+            "A video clip",
+            type=list(VIDEO_TYPES),
+            help="Up to 20 MB here (15 minutes and 4K at most); long clips take a while on a small server.",
+        )
         if not f:
             st.info("Upload a clip (mp4, webm, mov, avi, mkv or gif), or pick the example clip.")
             return None, ""
@@ -61,9 +64,14 @@ def page(pipe, chosen: list[str]) -> tuple[bytes | None, str]:
     else:
         clip, name = cached_example_clip(os.environ.get("DEEP_EMOTION_EXAMPLE_CLIP"))
     fps = st.sidebar.select_slider("Frames analysed per second", FPS_CHOICES, value=4, key="video_fps")
-    smooth = st.sidebar.select_slider("Smoothing half-life (s)", SMOOTH_CHOICES, value=0.0, key="video_smooth",
-                                      help="Each face's probabilities averaged over time: a frame's weight halves "
-                                           "every this many seconds (0: each frame alone).")
+    smooth = st.sidebar.select_slider(
+        "Smoothing half-life (s)",
+        SMOOTH_CHOICES,
+        value=0.0,
+        key="video_smooth",
+        help="Each face's probabilities averaged over time: a frame's weight halves "
+        "every this many seconds (0: each frame alone).",
+    )
     result = clip_analysis(pipe, clip, name, tuple(chosen), float(fps), float(smooth))
     if not result.rows:
         st.warning(f"No face was found in {name} ({result.frames} frame(s) looked at).")
@@ -78,9 +86,11 @@ def page(pipe, chosen: list[str]) -> tuple[bytes | None, str]:
     text = io.StringIO()
     result.write_csv(text)
     st.download_button("Download the timeline (CSV)", text.getvalue(), f"{Path(name).stem}-emotions.csv", "text/csv")
-    st.caption(f"{name}: {result.info.width}x{result.info.height}, {result.frames} frame(s) at {result.fps:g} per "
-               f"second, {len(result.faces())} face(s) followed. Below: the frame at {at:.2f} s, explained as a "
-               "photo (its faces found again, numbered by size, largest first).")
+    st.caption(
+        f"{name}: {result.info.width}x{result.info.height}, {result.frames} frame(s) at {result.fps:g} per "
+        f"second, {len(result.faces())} face(s) followed. Below: the frame at {at:.2f} s, explained as a "
+        "photo (its faces found again, numbered by size, largest first)."
+    )
     t, frame = frame_at(clip, at, name)
     png = io.BytesIO()
     frame.save(png, format="PNG")

@@ -3,16 +3,16 @@ follow the class's probability), their areas, and a random map as the baseline."
 
 from __future__ import annotations
 
-
 import torch
-
 
 from deep_emotion.explain.occlusion import Forward, _check_face
 
 # --- faithfulness ---------------------------------------------------------------------------
 
-def perturbed_images(x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion", steps: int = 32,
-                     baseline: float = 0.0) -> torch.Tensor:
+
+def perturbed_images(
+    x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion", steps: int = 32, baseline: float = 0.0
+) -> torch.Tensor:
     """(steps + 1, 1, H, W): deletion sets pixels to `baseline` in order of importance, 0, 1/steps, ... of them;
     insertion starts from the baseline image and restores them in that order. Ties in importance are broken in
     a random-but-fixed order (seeded), so flat maps behave like random ones."""
@@ -33,8 +33,15 @@ def perturbed_images(x: torch.Tensor, importance: torch.Tensor, kind: str = "del
 
 
 @torch.no_grad()
-def perturbation_curve(forward: Forward, x: torch.Tensor, importance: torch.Tensor, kind: str = "deletion",
-                       steps: int = 32, baseline: float = 0.0, target: int | None = None) -> tuple[torch.Tensor, float]:
+def perturbation_curve(
+    forward: Forward,
+    x: torch.Tensor,
+    importance: torch.Tensor,
+    kind: str = "deletion",
+    steps: int = 32,
+    baseline: float = 0.0,
+    target: int | None = None,
+) -> tuple[torch.Tensor, float]:
     """Follows the target class's probability over `perturbed_images` (one batched pass); returns (curve, area
     under it on [0, 1]). Deletion: lower is better; insertion: higher is better."""
     images = perturbed_images(x, importance, kind, steps, baseline)
@@ -46,17 +53,39 @@ def perturbation_curve(forward: Forward, x: torch.Tensor, importance: torch.Tens
 
 
 @torch.no_grad()
-def faithfulness(forward: Forward, x: torch.Tensor, maps: dict[str, torch.Tensor], target: int, steps: int = 32,
-                 baseline: float = 0.0, batch_size: int = 256) -> dict[str, dict[str, float]]:
+def faithfulness(
+    forward: Forward,
+    x: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    target: int,
+    steps: int = 32,
+    baseline: float = 0.0,
+    batch_size: int = 256,
+) -> dict[str, dict[str, float]]:
     """Deletion and insertion AUC (and insertion - deletion: higher is better) of every map for one face, all
     curves in chunks of `batch_size` images through the network."""
-    images = torch.cat([perturbed_images(x, torch.as_tensor(m), kind, steps, baseline)
-                        for m in maps.values() for kind in ("deletion", "insertion")])
-    p = torch.cat([forward(images[i:i + batch_size].contiguous(memory_format=torch.channels_last)).softmax(1)
-                   for i in range(0, len(images), batch_size)])[:, target].cpu().view(len(maps), 2, steps + 1)
+    images = torch.cat(
+        [
+            perturbed_images(x, torch.as_tensor(m), kind, steps, baseline)
+            for m in maps.values()
+            for kind in ("deletion", "insertion")
+        ]
+    )
+    p = (
+        torch.cat(
+            [
+                forward(images[i : i + batch_size].contiguous(memory_format=torch.channels_last)).softmax(1)
+                for i in range(0, len(images), batch_size)
+            ]
+        )[:, target]
+        .cpu()
+        .view(len(maps), 2, steps + 1)
+    )
     auc = torch.trapezoid(p, dx=1.0 / steps, dim=-1)
-    return {name: {"deletion": float(a[0]), "insertion": float(a[1]), "difference": float(a[1] - a[0])}
-            for name, a in zip(maps, auc)}
+    return {
+        name: {"deletion": float(a[0]), "insertion": float(a[1]), "difference": float(a[1] - a[0])}
+        for name, a in zip(maps, auc)
+    }
 
 
 def random_map(size: int, seed: int = 0) -> torch.Tensor:

@@ -8,33 +8,53 @@ import weakref
 import torch
 import torch.nn.functional as F
 from torch import nn
-from deep_emotion.explain.registry import Context, ExplainerUnavailable, Map, _Gradients, _probability, _values, images_per_face, register_explainer
+
+from deep_emotion.explain.registry import (
+    Context,
+    ExplainerUnavailable,
+    Map,
+    _Gradients,
+    _probability,
+    _values,
+    images_per_face,
+    register_explainer,
+)
 
 
-
-
-
-@register_explainer("integrated-gradients", "Integrated Gradients",
-                    "Gradients along the path from a black face to this one; they add up to the probability "
-                    "the face gains over black.")
+@register_explainer(
+    "integrated-gradients",
+    "Integrated Gradients",
+    "Gradients along the path from a black face to this one; they add up to the probability the face gains over black.",
+)
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     from captum.attr import IntegratedGradients
 
     with _Gradients(x) as xg:
         attr, delta = IntegratedGradients(_probability(model)).attribute(
-            xg, baselines=ctx.baseline, target=target, n_steps=ctx.ig_steps, internal_batch_size=ctx.ig_steps,
-            return_convergence_delta=True)
+            xg,
+            baselines=ctx.baseline,
+            target=target,
+            n_steps=ctx.ig_steps,
+            internal_batch_size=ctx.ig_steps,
+            return_convergence_delta=True,
+        )
     k = images_per_face(model)
     gap = float(delta.reshape(-1)[0])
-    note = (f"the attributions add up to {float(attr.sum()):.3f}, {gap:+.3f} off the probability the face gains "
-            f"over black ({ctx.ig_steps} steps; more steps close the gap)")
+    note = (
+        f"the attributions add up to {float(attr.sum()):.3f}, {gap:+.3f} off the probability the face gains "
+        f"over black ({ctx.ig_steps} steps; more steps close the gap)"
+    )
     # forward: the path's points, then face and baseline for the completeness check; backward: the path's points
-    return Map("integrated-gradients", _values(attr), True, "probability", (ctx.ig_steps + 2) * k, ctx.ig_steps * k,
-               note=note)
+    return Map(
+        "integrated-gradients", _values(attr), True, "probability", (ctx.ig_steps + 2) * k, ctx.ig_steps * k, note=note
+    )
 
 
-@register_explainer("smoothgrad", "SmoothGrad",
-                    "How the class's probability reacts to each pixel (its gradient), averaged over noisy copies.")
+@register_explainer(
+    "smoothgrad",
+    "SmoothGrad",
+    "How the class's probability reacts to each pixel (its gradient), averaged over noisy copies.",
+)
 def smoothgrad(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     """SmoothGrad (Smilkov et al.): the gradient of the target's probability averaged over noisy copies of the
     face — signed. The common |gradient| variant (Captum NoiseTunnel over Saliency's default abs=True) fails the
@@ -52,7 +72,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> 
     return Map("smoothgrad", _values(attr.mean(0, keepdim=True)), True, "d probability / d pixel", n, n)
 
 
-_CAM_LAYERS: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+_CAM_LAYERS: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
 
 
 def cam_layer(model: nn.Module) -> nn.Module:
@@ -67,9 +87,11 @@ def cam_layer(model: nn.Module) -> nn.Module:
         raise ExplainerUnavailable("Grad-CAM needs a convolution layer in the model's features; this model has none")
     blocks = list(features.children()) or [features]
     shapes: dict[int, torch.Size] = {}
+
     def record(k: int):
         def hook(module, inputs, output) -> None:  # returns None: the output is left as it is
             shapes.setdefault(k, output.shape)
+
         return hook
 
     hooks = [b.register_forward_hook(record(k)) for k, b in enumerate(blocks)]
@@ -90,7 +112,7 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return _CAM_LAYERS[model]
 
 
-_CELLS: "weakref.WeakKeyDictionary[nn.Module, tuple[float, float, int]]" = weakref.WeakKeyDictionary()
+_CELLS: weakref.WeakKeyDictionary[nn.Module, tuple[float, float, int]] = weakref.WeakKeyDictionary()
 
 
 def cam_cells(model: nn.Module, layer: nn.Module, size: int) -> tuple[float, float, int]:
@@ -110,8 +132,11 @@ def cam_cells(model: nn.Module, layer: nn.Module, size: int) -> tuple[float, flo
         out.setdefault("a", output)
 
     # a ReLU keeps its input's grid: its input, not gated to zero, shows the whole field
-    hook = (layer.register_forward_pre_hook(keep) if isinstance(layer, nn.ReLU)
-            else layer.register_forward_hook(keep_output))
+    hook = (
+        layer.register_forward_pre_hook(keep)
+        if isinstance(layer, nn.ReLU)
+        else layer.register_forward_hook(keep_output)
+    )
     try:
         with torch.inference_mode(False), torch.enable_grad():
             z = torch.randn(16, 1, size, size, generator=torch.Generator().manual_seed(0))
@@ -122,7 +147,7 @@ def cam_cells(model: nn.Module, layer: nn.Module, size: int) -> tuple[float, flo
             cells = (max(0, n // 2 - 1), min(n - 1, n // 2 + 1))  # inner cells: fields not cut by the border
             centres = []
             for idx in cells:
-                g, = torch.autograd.grad(a[:, :, idx, idx].sum(), z, retain_graph=True)
+                (g,) = torch.autograd.grad(a[:, :, idx, idx].sum(), z, retain_graph=True)
                 rows = torch.nonzero(g.abs().sum((0, 1, 3)) > 0).flatten()
                 centres.append((float(rows.min()) + float(rows.max())) / 2)
     finally:
@@ -157,11 +182,13 @@ def to_input_frame(values: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(values, grid, align_corners=False, padding_mode="zeros")
 
 
-@register_explainer("gradcam", "Grad-CAM",
-                    "Where the last convolution's class-relevant features are, carried back through the STN.")
+@register_explainer(
+    "gradcam", "Grad-CAM", "Where the last convolution's class-relevant features are, carried back through the STN."
+)
 def gradcam(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     """Grad-CAM (Selvaraju et al.) of the network's logit on its last feature conv, each cell placed over the
-    middle of the pixels it sees (`cam_cells`). With flip averaging, the mean of the face's map and the mirrored face's map mirrored back (the
+    middle of the pixels it sees (`cam_cells`). With flip averaging, the mean of the face's map and the mirrored
+    face's map mirrored back (the
     logit adjustment shifts logits by constants and does not change the gradients; a temperature only scales)."""
     from captum.attr import LayerGradCam
 
@@ -188,4 +215,3 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map
 
 
 # --- facial regions ------------------------------------------------------------------------
-

@@ -25,8 +25,14 @@ BLOCKS = STAGE1_KERNEL // 2 + 1  # its kernel over 2x2 blocks (fold.phase_kernel
 
 def applies(forward, size: int, window: int) -> bool:
     """Whether `occluded_logits` can stand in for `forward` on (size x size) faces with this window."""
-    return (isinstance(forward, DeepEmotion) and not forward.training and forward.stn is not None
-            and forward.stn.fold and poolable(size, STAGE1_KERNEL) and 2 * patch_size(window) <= stage1_size(size))
+    return (
+        isinstance(forward, DeepEmotion)
+        and not forward.training
+        and forward.stn is not None
+        and forward.stn.fold
+        and poolable(size, STAGE1_KERNEL)
+        and 2 * patch_size(window) <= stage1_size(size)
+    )
 
 
 def stage1_size(size: int) -> int:
@@ -39,9 +45,16 @@ def patch_size(window: int) -> int:
 
 
 @torch.no_grad()
-def occluded_logits(model: DeepEmotion, x: torch.Tensor, masks: torch.Tensor, tops: torch.Tensor,
-                    lefts: torch.Tensor, window: int, baseline: float, face_stage1: torch.Tensor | None = None
-                    ) -> torch.Tensor:
+def occluded_logits(
+    model: DeepEmotion,
+    x: torch.Tensor,
+    masks: torch.Tensor,
+    tops: torch.Tensor,
+    lefts: torch.Tensor,
+    window: int,
+    baseline: float,
+    face_stage1: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Logits (K, C) of the occluded copies of the face x (1, 1, H, W): copy k has the window x window square
     at (tops[k], lefts[k]), i.e. masks[k] (H, W), set to `baseline` (pixel scale). Equal to `model(copies)`,
     cheaper in the localisation net's first layer. `face_stage1`: `model.stn.stage1` of the normalised face."""

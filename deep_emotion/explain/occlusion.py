@@ -23,10 +23,9 @@ the per-window loop, Captum and the layer-by-layer network give the same numbers
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-
 from torch import nn
 
 from deep_emotion.explain import incremental
@@ -82,8 +81,9 @@ def stn_view(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
 
 
 @torch.no_grad()
-def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, stride: int, baseline: float = 0.0,
-                           batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def occluded_probabilities(
+    forward: Forward, x: torch.Tensor, window: int, stride: int, baseline: float = 0.0, batch_size: int = 128
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax of the face and of every occluded copy, in chunks of `batch_size` copies per forward pass.
     Returns (p of the face (C,), p of the copies (K, C), window masks (K, H, W))."""
     _check_face(x)
@@ -102,13 +102,24 @@ def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, strid
         out = [forward(x).softmax(1)]
         for i in range(0, len(masks), batch_size):
             part = slice(i, i + batch_size)
-            logits = incremental.occluded_logits(forward, x, masks[part], tops[part], lefts[part], window,
-                                                 baseline, face_stage1)
+            logits = incremental.occluded_logits(
+                forward, x, masks[part], tops[part], lefts[part], window, baseline, face_stage1
+            )
             if post is not None:
                 if post.tta_flip:
-                    logits = flip_average(logits, incremental.occluded_logits(
-                        forward, mirrored, masks[part].flip(-1), tops[part], size - lefts[part] - window, window,
-                        baseline, mirrored_stage1))
+                    logits = flip_average(
+                        logits,
+                        incremental.occluded_logits(
+                            forward,
+                            mirrored,
+                            masks[part].flip(-1),
+                            tops[part],
+                            size - lefts[part] - window,
+                            window,
+                            baseline,
+                            mirrored_stage1,
+                        ),
+                    )
                 logits = post.adjust(logits)
             out.append(logits.softmax(1))
         p = torch.cat(out)
@@ -117,7 +128,7 @@ def occluded_probabilities(forward: Forward, x: torch.Tensor, window: int, strid
     with_face = torch.cat([torch.zeros_like(masks[:1]), masks])
     out = []
     for i in range(0, len(with_face), batch_size):
-        m = with_face[i:i + batch_size].unsqueeze(1)  # (k, 1, H, W)
+        m = with_face[i : i + batch_size].unsqueeze(1)  # (k, 1, H, W)
         copies = torch.where(m, fill, x)
         out.append(forward(copies.contiguous(memory_format=torch.channels_last)).softmax(1))
     p = torch.cat(out)
@@ -133,8 +144,16 @@ def scores_to_map(scores: torch.Tensor, masks: torch.Tensor, mode: str) -> torch
     return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))  # uncovered (w < s): 0
 
 
-def occlusion_map(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, mode: str = "flip",
-                  target: int | None = None, baseline: float = 0.0, batch_size: int = 128) -> torch.Tensor:
+def occlusion_map(
+    forward: Forward,
+    x: torch.Tensor,
+    window: int = 8,
+    stride: int = 2,
+    mode: str = "flip",
+    target: int | None = None,
+    baseline: float = 0.0,
+    batch_size: int = 128,
+) -> torch.Tensor:
     """The paper's occlusion map (H, W), batched. Target: the predicted class unless given."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -144,12 +163,15 @@ def occlusion_map(forward: Forward, x: torch.Tensor, window: int = 8, stride: in
     return scores_to_map(scores, masks, mode)
 
 
-def maps_from_probabilities(p0: torch.Tensor, p: torch.Tensor, masks: torch.Tensor,
-                            target: int | None = None) -> dict[str, torch.Tensor]:
+def maps_from_probabilities(
+    p0: torch.Tensor, p: torch.Tensor, masks: torch.Tensor, target: int | None = None
+) -> dict[str, torch.Tensor]:
     """Both paper maps from one set of occluded passes (so the app pays for the passes once)."""
     target = int(p0.argmax()) if target is None else _check_target(target, p0.numel())
-    return {"flip": scores_to_map((p.argmax(1) != target).float(), masks, "flip"),
-            "drop": scores_to_map(p0[target] - p[:, target], masks, "drop")}
+    return {
+        "flip": scores_to_map((p.argmax(1) != target).float(), masks, "flip"),
+        "drop": scores_to_map(p0[target] - p[:, target], masks, "drop"),
+    }
 
 
 def _check_target(target: int, n_classes: int) -> int:
@@ -159,8 +181,15 @@ def _check_target(target: int, n_classes: int) -> int:
 
 
 @torch.no_grad()
-def occlusion_map_loop(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, mode: str = "flip",
-                       target: int | None = None, baseline: float = 0.0) -> torch.Tensor:
+def occlusion_map_loop(
+    forward: Forward,
+    x: torch.Tensor,
+    window: int = 8,
+    stride: int = 2,
+    mode: str = "flip",
+    target: int | None = None,
+    baseline: float = 0.0,
+) -> torch.Tensor:
     """The paper's procedure as written: one forward pass per window position. Reference for tests and benchmarks."""
     _check_face(x)
     size = x.shape[-1]
@@ -172,18 +201,25 @@ def occlusion_map_loop(forward: Forward, x: torch.Tensor, window: int = 8, strid
     for top in positions:
         for left in positions:
             occluded = x.clone()
-            occluded[..., top:top + window, left:left + window] = baseline
+            occluded[..., top : top + window, left : left + window] = baseline
             p = forward(occluded).softmax(1)[0]
             score = float(p.argmax() != target) if mode == "flip" else float(p0[target] - p[target])
-            total[top:top + window, left:left + window] += score
-            count[top:top + window, left:left + window] += 1
+            total[top : top + window, left : left + window] += score
+            count[top : top + window, left : left + window] += 1
     if mode == "flip":
         return total
     return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
 
 
-def captum_occlusion(forward: Forward, x: torch.Tensor, window: int = 8, stride: int = 2, target: int | None = None,
-                     baseline: float = 0.0, perturbations_per_eval: int = 1) -> torch.Tensor:
+def captum_occlusion(
+    forward: Forward,
+    x: torch.Tensor,
+    window: int = 8,
+    stride: int = 2,
+    target: int | None = None,
+    baseline: float = 0.0,
+    perturbations_per_eval: int = 1,
+) -> torch.Tensor:
     """Captum's `Occlusion` on the softmax output with the same window, stride and baseline; (H, W)."""
     from captum.attr import Occlusion
 
@@ -193,9 +229,14 @@ def captum_occlusion(forward: Forward, x: torch.Tensor, window: int = 8, stride:
     with torch.no_grad():
         p0 = softmax(x)[0]
     target = int(p0.argmax()) if target is None else _check_target(target, p0.numel())
-    attr = Occlusion(softmax).attribute(x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride),
-                                        baselines=baseline, target=target,
-                                        perturbations_per_eval=perturbations_per_eval)
+    attr = Occlusion(softmax).attribute(
+        x,
+        sliding_window_shapes=(1, window, window),
+        strides=(1, stride, stride),
+        baselines=baseline,
+        target=target,
+        perturbations_per_eval=perturbations_per_eval,
+    )
     return attr[0, 0].detach()
 
 
@@ -217,29 +258,46 @@ def _occlusion_map(model: nn.Module, x: torch.Tensor, target: int, ctx: Context,
     p0, p, masks = shared_passes(model, x, ctx)
     values = maps_from_probabilities(p0, p, masks, target)[mode]
     signed = mode == "drop"
-    return Map(method, _values(values), signed, "probability" if signed else "label flips",
-               len(masks) * images_per_face(model), 0, note=OCCLUSION_SHARED)
+    return Map(
+        method,
+        _values(values),
+        signed,
+        "probability" if signed else "label flips",
+        len(masks) * images_per_face(model),
+        0,
+        note=OCCLUSION_SHARED,
+    )
 
 
-@register_explainer("occlusion-flip", "Occlusion (paper, flip)",
-                    "How many sliding black windows over a pixel change the predicted label (the paper's map).")
+@register_explainer(
+    "occlusion-flip",
+    "Occlusion (paper, flip)",
+    "How many sliding black windows over a pixel change the predicted label (the paper's map).",
+)
 def occlusion_flip(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     return _occlusion_map(model, x, target, ctx, "flip", "occlusion-flip")
 
 
-@register_explainer("occlusion-drop", "Occlusion (paper, drop)",
-                    "The average fall of the class's probability when a black window hides the pixel.")
+@register_explainer(
+    "occlusion-drop",
+    "Occlusion (paper, drop)",
+    "The average fall of the class's probability when a black window hides the pixel.",
+)
 def occlusion_drop(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     return _occlusion_map(model, x, target, ctx, "drop", "occlusion-drop")
 
 
-@register_explainer("captum-occlusion", "Captum Occlusion",
-                    "Captum's sliding-window occlusion on the softmax: equal to the paper's drop map by definition.")
+@register_explainer(
+    "captum-occlusion",
+    "Captum Occlusion",
+    "Captum's sliding-window occlusion on the softmax: equal to the paper's drop map by definition.",
+)
 def captum_occlusion_map(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     if not ctx.captum_itself:  # the drop map of the shared passes (tests check it against Captum's own run)
         return _occlusion_map(model, x, target, ctx, "drop", "captum-occlusion")
-    values = captum_occlusion(model, x, ctx.window, ctx.stride, target, ctx.baseline,
-                                      perturbations_per_eval=ctx.batch_size)
+    values = captum_occlusion(
+        model, x, ctx.window, ctx.stride, target, ctx.baseline, perturbations_per_eval=ctx.batch_size
+    )
     n = n_windows(x.shape[-1], ctx.window, ctx.stride) + 1
     return Map("captum-occlusion", _values(values), True, "probability", n * images_per_face(model), 0)
 

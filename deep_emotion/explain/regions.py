@@ -8,11 +8,17 @@ import math
 import numpy as np
 import torch
 from torch import nn
+
 from deep_emotion.explain.gradients import _stn, to_input_frame
-from deep_emotion.explain.registry import Context, ExplainerUnavailable, Map, _probability, _values, images_per_face, register_explainer
-
-
-
+from deep_emotion.explain.registry import (
+    Context,
+    ExplainerUnavailable,
+    Map,
+    _probability,
+    _values,
+    images_per_face,
+    register_explainer,
+)
 
 # Where MTCNN puts the five landmarks on a FER2013 crop (48x48), the median over 283 of 300 training faces
 # (seed 0) upscaled x4 and found by `faces.detect_faces`: used when a face has no landmarks of its own.
@@ -60,9 +66,11 @@ def region_mask(landmarks: np.ndarray | None, size: int = 48) -> tuple[np.ndarra
     return mask, own
 
 
-@register_explainer("regions", "Facial regions",
-                    "Each facial region (eyes, brows, nose, mouth, rest) blurred away in turn: how much the class's "
-                    "probability falls.")
+@register_explainer(
+    "regions",
+    "Facial regions",
+    "Each facial region (eyes, brows, nose, mouth, rest) blurred away in turn: how much the class's probability falls.",
+)
 def regions(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     """Captum FeatureAblation with a feature mask from the face's landmarks. A region is replaced by the same
     region of the face blurred (sigma `region_blur`), not by black: a black ellipse is itself a strong feature
@@ -80,11 +88,20 @@ def regions(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map
     with torch.no_grad():
         blurred = gaussian_blur(x, kernel_size=2 * math.ceil(3 * ctx.region_blur) + 1, sigma=ctx.region_blur)
         attr = FeatureAblation(_probability(model)).attribute(
-            x, baselines=blurred, target=target, feature_mask=feature_mask, perturbations_per_eval=len(present))
+            x, baselines=blurred, target=target, feature_mask=feature_mask, perturbations_per_eval=len(present)
+        )
     values = _values(attr)
     found = {REGIONS[r]: float(values[mask == r][0]) for r in present}
     found = dict(sorted(found.items(), key=lambda kv: -abs(kv[1])))
-    m = Map("regions", values, True, "probability (region blurred)", (len(present) + 1) * images_per_face(model), 0, regions=found)
+    m = Map(
+        "regions",
+        values,
+        True,
+        "probability (region blurred)",
+        (len(present) + 1) * images_per_face(model),
+        0,
+        regions=found,
+    )
     m.note = "" if own else "typical landmark positions (this face has none of its own)"
     return m
 
@@ -100,9 +117,13 @@ def region_sentence(m: Map, class_name: str) -> str:
 
 # --- the spatial transformer -----------------------------------------------------------------
 
-@register_explainer("stn", "STN attention",
-                    "The part of the input the spatial transformer samples: what the rest of the network sees.",
-                    target_dependent=False)
+
+@register_explainer(
+    "stn",
+    "STN attention",
+    "The part of the input the spatial transformer samples: what the rest of the network sees.",
+    target_dependent=False,
+)
 def stn_attention(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) -> Map:
     stn = _stn(model, x)
     if stn is None:
@@ -113,8 +134,15 @@ def stn_attention(model: nn.Module, x: torch.Tensor, target: int, ctx: Context) 
     sampled = corners @ theta[0, :, :2].T.cpu() + theta[0, :, 2].cpu()  # normalised input coordinates
     outline = ((sampled + 1) / 2 * torch.tensor([w, h], dtype=theta.dtype)).numpy()
     inside = to_input_frame(torch.ones(1, 1, h, w, dtype=theta.dtype, device=theta.device), theta)
-    return Map("stn", _values(inside), False, "share of the pixel inside the sampled area", images_per_face(model), 0,
-               outline=outline)
+    return Map(
+        "stn",
+        _values(inside),
+        False,
+        "share of the pixel inside the sampled area",
+        images_per_face(model),
+        0,
+        outline=outline,
+    )
 
 
 def turned_degrees(outline: np.ndarray) -> float:

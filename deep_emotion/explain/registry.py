@@ -18,13 +18,13 @@ the STN-warped frame the features see and carried back to the input through the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
 
 
 class ExplainerUnavailable(Exception):
@@ -48,10 +48,17 @@ class Map:
 
     def to_dict(self) -> dict[str, Any]:
         peak = np.unravel_index(int(np.argmax(self.values)), self.values.shape)
-        d = {"signed": self.signed, "unit": self.unit, "min": round(float(self.values.min()), 5),
-             "max": round(float(self.values.max()), 5), "mean": round(float(self.values.mean()), 5),
-             "peak": [int(peak[0]), int(peak[1])], "forward_passes": self.forward_passes,
-             "backward_passes": self.backward_passes, "seconds": round(self.seconds, 4)}
+        d = {
+            "signed": self.signed,
+            "unit": self.unit,
+            "min": round(float(self.values.min()), 5),
+            "max": round(float(self.values.max()), 5),
+            "mean": round(float(self.values.mean()), 5),
+            "peak": [int(peak[0]), int(peak[1])],
+            "forward_passes": self.forward_passes,
+            "backward_passes": self.backward_passes,
+            "seconds": round(self.seconds, 4),
+        }
         if self.regions is not None:
             d["regions"] = {k: round(v, 4) for k, v in self.regions.items()}
         if self.outline is not None:
@@ -93,13 +100,17 @@ class Method:
 EXPLAINERS: dict[str, Method] = {}
 
 
-def register_explainer(name: str, title: str, about: str, target_dependent: bool = True) -> Callable[[Explainer], Explainer]:
+def register_explainer(
+    name: str, title: str, about: str, target_dependent: bool = True
+) -> Callable[[Explainer], Explainer]:
     """Decorator: add `fn(model, x, target, context) -> Map` to the registry under `name`."""
+
     def add(fn: Explainer) -> Explainer:
         if name in EXPLAINERS:
             raise ValueError(f"explainer {name!r} is already registered")
         EXPLAINERS[name] = Method(name, title, about, fn, target_dependent)
         return fn
+
     return add
 
 
@@ -110,12 +121,14 @@ def list_explainers() -> list[str]:
 def check_methods(methods: tuple[str, ...] | list[str]) -> None:
     unknown = [m for m in methods if m not in EXPLAINERS]
     if unknown:
-        raise ValueError(f"unknown explanation method(s) {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(EXPLAINERS)}")
+        raise ValueError(
+            f"unknown explanation method(s) {', '.join(map(repr, unknown))}; known: {', '.join(EXPLAINERS)}"
+        )
 
 
-def explain_face(model: nn.Module, x: torch.Tensor, target: int, methods: tuple[str, ...] | list[str],
-                 context: Context | None = None) -> tuple[dict[str, Map], dict[str, str]]:
+def explain_face(
+    model: nn.Module, x: torch.Tensor, target: int, methods: tuple[str, ...] | list[str], context: Context | None = None
+) -> tuple[dict[str, Map], dict[str, str]]:
     """Run `methods` on one face: (maps by method, reasons by method for those that do not apply or fail)."""
     check_methods(methods)
     context = context or Context()
@@ -137,6 +150,7 @@ def explain_face(model: nn.Module, x: torch.Tensor, target: int, methods: tuple[
 
 
 # --- helpers ------------------------------------------------------------------------------
+
 
 def images_per_face(model: nn.Module) -> int:
     """Network passes per face: 2 when the model averages with the mirrored face (post-hoc flip)."""
@@ -167,5 +181,3 @@ class _Gradients:
 
 def _values(a: torch.Tensor) -> np.ndarray:
     return a.detach().reshape(a.shape[-2:]).to(torch.float32).cpu().numpy()
-
-

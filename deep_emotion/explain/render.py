@@ -22,8 +22,9 @@ def grey_image(face: np.ndarray | torch.Tensor, scale: int = 4) -> Image.Image:
     return im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
 
 
-def colorize(values: np.ndarray | torch.Tensor, vmin: float | None = None, vmax: float | None = None,
-             cmap: str = "inferno") -> np.ndarray:
+def colorize(
+    values: np.ndarray | torch.Tensor, vmin: float | None = None, vmax: float | None = None, cmap: str = "inferno"
+) -> np.ndarray:
     """Float map -> uint8 RGB (H, W, 3) through a matplotlib colour map."""
     import matplotlib
 
@@ -34,12 +35,20 @@ def colorize(values: np.ndarray | torch.Tensor, vmin: float | None = None, vmax:
     return (matplotlib.colormaps[cmap](np.clip(norm, 0, 1))[..., :3] * 255).astype(np.uint8)
 
 
-def overlay(face: np.ndarray | torch.Tensor, values: np.ndarray | torch.Tensor, alpha: float = 0.55,
-            scale: int = 4, vmin: float | None = None, vmax: float | None = None, cmap: str = "inferno") -> Image.Image:
+def overlay(
+    face: np.ndarray | torch.Tensor,
+    values: np.ndarray | torch.Tensor,
+    alpha: float = 0.55,
+    scale: int = 4,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "inferno",
+) -> Image.Image:
     """The map in colour over the grey face, enlarged `scale` times (map bilinear, face nearest)."""
     base = np.asarray(grey_image(face, scale).convert("RGB"), dtype=np.float64)
     colour = Image.fromarray(colorize(values, vmin, vmax, cmap)).resize(
-        (base.shape[1], base.shape[0]), Image.Resampling.BILINEAR)
+        (base.shape[1], base.shape[0]), Image.Resampling.BILINEAR
+    )
     mixed = (1 - alpha) * base + alpha * np.asarray(colour, dtype=np.float64)
     return Image.fromarray(mixed.round().astype(np.uint8))
 
@@ -50,11 +59,17 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], selected: int | None = None,
-               labels: list[str] | None = None, shown_width: int | None = None,
-               numbers: list[int] | None = None) -> Image.Image:
+def draw_boxes(
+    image: Image.Image,
+    boxes: list[tuple[float, float, float, float]],
+    selected: int | None = None,
+    labels: list[str] | None = None,
+    shown_width: int | None = None,
+    numbers: list[int] | None = None,
+) -> Image.Image:
     """The photo with every face box drawn and numbered from 1 (or with `numbers`, e.g. a tracker's ids), with
-    `labels[i]` (e.g. the top emotion) after the number; the selected box in another colour. Text is sized to stay legible (about 14 px) when the picture is
+    `labels[i]` (e.g. the top emotion) after the number; the selected box in another colour. Text is sized to stay
+    legible (about 14 px) when the picture is
     shown `shown_width` pixels wide (default: its own width)."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
@@ -64,14 +79,16 @@ def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = (255, 200, 0) if i == selected else (0, 220, 120)
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-        label = f"{numbers[i] if numbers else i + 1}" + (f" {labels[i]}" if labels and i < len(labels) and labels[i] else "")
-        l, t, r, b = draw.textbbox((0, 0), label, font=text)
+        label = f"{numbers[i] if numbers else i + 1}" + (
+            f" {labels[i]}" if labels and i < len(labels) and labels[i] else ""
+        )
+        left, t, r, b = draw.textbbox((0, 0), label, font=text)
         pad = max(2, round(3 * k))
-        w, h = (r - l) + 2 * pad, (b - t) + 2 * pad
+        w, h = (r - left) + 2 * pad, (b - t) + 2 * pad
         lx = min(max(0, x0), max(0, out.width - w))
         ly = y0 - h if y0 - h >= 0 else min(y1, out.height - h)  # above the box, else below it, inside the photo
         draw.rectangle((lx, ly, lx + w, ly + h), fill=colour)
-        draw.text((lx + pad - l, ly + pad - t), label, fill=(0, 0, 0), font=text)
+        draw.text((lx + pad - left, ly + pad - t), label, fill=(0, 0, 0), font=text)
     return out
 
 
@@ -90,8 +107,9 @@ def map_scale(values: np.ndarray, signed: bool, limit: float | None = None) -> t
     return (-top, top, "RdBu_r") if signed else (0.0, top, "inferno")
 
 
-def map_overlay(face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4,
-                limit: float | None = None) -> Image.Image:
+def map_overlay(
+    face: np.ndarray, values: np.ndarray, signed: bool, scale: int = 4, limit: float | None = None
+) -> Image.Image:
     """The map over the face in the project's colours (`map_scale`)."""
     lo, hi, cmap = map_scale(values, signed, limit)
     return overlay(face, values, scale=scale, vmin=lo, vmax=hi, cmap=cmap)
@@ -113,8 +131,9 @@ def map_image(face: np.ndarray, m, scale: int = 4, limit: float | None = None) -
     return map_overlay(face, m.values, m.signed, scale, limit)
 
 
-def colour_bar(vmin: float, vmax: float, cmap: str, label: str, width: int, height: int = 12,
-               text_size: int = 13) -> Image.Image:
+def colour_bar(
+    vmin: float, vmax: float, cmap: str, label: str, width: int, height: int = 12, text_size: int = 13
+) -> Image.Image:
     """A horizontal colour bar with its ends (and 0 for centred scales) written under it, then `label`."""
     ramp = colorize(np.tile(np.linspace(vmin, vmax, width), (height, 1)), vmin, vmax, cmap)
     text = font(text_size)
@@ -124,13 +143,19 @@ def colour_bar(vmin: float, vmax: float, cmap: str, label: str, width: int, heig
     ticks = [(0, vmin, "la"), (width, vmax, "ra")] + ([(width // 2, 0.0, "ma")] if vmin < 0 < vmax else [])
     for x, v, anchor in ticks:
         draw.text((x, height + 2), f"{v:.3g}" if abs(v) >= 1e-6 else "0", fill=(0, 0, 0), font=text, anchor=anchor)
-    draw.text((width // 2, height + text_size + 5), fit_text(draw, label, text, width), fill=(60, 60, 60), font=text,
-              anchor="ma")
+    draw.text(
+        (width // 2, height + text_size + 5),
+        fit_text(draw, label, text, width),
+        fill=(60, 60, 60),
+        font=text,
+        anchor="ma",
+    )
     return out
 
 
-def map_tile(face: np.ndarray, m, title: str, scale: int = 4, text_size: int = 14,
-             limit: float | None = None) -> Image.Image:
+def map_tile(
+    face: np.ndarray, m, title: str, scale: int = 4, text_size: int = 14, limit: float | None = None
+) -> Image.Image:
     """Title, the map over the face and its colour bar, as one picture (`limit`: a colour scale shared with
     other tiles)."""
     image = map_image(face, m, scale, limit)
@@ -140,8 +165,13 @@ def map_tile(face: np.ndarray, m, title: str, scale: int = 4, text_size: int = 1
         bar = Image.new("RGB", (side, 2 * text_size + 8), (255, 255, 255))
         small = font(text_size - 1)
         d = ImageDraw.Draw(bar)
-        d.text((side // 2, 4), fit_text(d, "yellow: sampled area, red: its top", small, side), fill=(60, 60, 60),
-               font=small, anchor="ma")
+        d.text(
+            (side // 2, 4),
+            fit_text(d, "yellow: sampled area, red: its top", small, side),
+            fill=(60, 60, 60),
+            font=small,
+            anchor="ma",
+        )
     else:
         bar = colour_bar(*map_scale(m.values, m.signed, limit), m.unit, side, text_size=text_size - 1)
     out = Image.new("RGB", (side, text_size + 6 + side + bar.height), (255, 255, 255))
@@ -181,8 +211,11 @@ def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -
     tiles_per_row = []
     for v in views:
         tiles = [titled(grey_image(face.crop, scale), "input", text_size)]
-        tiles.append(titled(grey_image(v.stn_view, scale), "STN view", text_size) if v.stn_view is not None
-                     else titled(Image.new("RGB", (side, side), (235, 235, 235)), "no STN", text_size))
+        tiles.append(
+            titled(grey_image(v.stn_view, scale), "STN view", text_size)
+            if v.stn_view is not None
+            else titled(Image.new("RGB", (side, side), (235, 235, 235)), "no STN", text_size)
+        )
         for name in methods:
             if name in v.maps:
                 tiles.append(map_tile(face.crop, v.maps[name], EXPLAINERS[name].title, scale, text_size, limits[name]))
@@ -194,7 +227,9 @@ def panel(face, views: list, methods: list[str] | None = None, scale: int = 4) -
     draw = ImageDraw.Draw(out)
     y = 0
     for v, row, h in zip(views, tiles_per_row, heights):
-        line = f"{v.model}: {v.top} ({v.probabilities[v.top]:.0%})" + (f"; maps explain {v.target}" if v.target != v.top else "")
+        line = f"{v.model}: {v.top} ({v.probabilities[v.top]:.0%})" + (
+            f"; maps explain {v.target}" if v.target != v.top else ""
+        )
         draw.text((4, y + 4), line, fill=(0, 0, 0), font=font(text_size + 2))
         for i, tile in enumerate(row):
             out.paste(tile, (i * (side + 6), y + header))

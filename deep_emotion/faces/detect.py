@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
+from deep_emotion.faces.framing import (
+    CONTEXT_PAD,
+    DEFAULT_FRAMING,
+    DEFAULT_MARGIN,
+    DETECT_MAX_SIDE,
+    MIN_PROBABILITY,
+    RETRY_MIN_PROBABILITY,
+    RETRY_MIN_SHARE,
+    RETRY_THRESHOLDS,
+    WHOLE_PICTURE_MAX_ASPECT,
+    WHOLE_PICTURE_MAX_SIDE,
+    WHOLE_PICTURE_MIN_STD,
+    Box,
+    Framing,
+    crop_face,
+    landmarks_in_crop,
+)
 from deep_emotion.models.inputs import to_grey_square
-from deep_emotion.faces.framing import Box, CONTEXT_PAD, DEFAULT_FRAMING, DEFAULT_MARGIN, DETECT_MAX_SIDE, Framing, MIN_PROBABILITY, RETRY_MIN_PROBABILITY, RETRY_MIN_SHARE, RETRY_THRESHOLDS, WHOLE_PICTURE_MAX_ASPECT, WHOLE_PICTURE_MAX_SIDE, WHOLE_PICTURE_MIN_STD, crop_face, landmarks_in_crop
+
 
 @dataclass(frozen=True)
 class Face:
@@ -96,8 +113,9 @@ def _unturn(points: np.ndarray, angle: float, turned: tuple[int, int], size: tup
     return np.stack([x, y], 1) + np.array(size, dtype=float) / 2
 
 
-def _run_mtcnn(copies: list[Image.Image], thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-               device: str | None = None) -> list[tuple]:
+def _run_mtcnn(
+    copies: list[Image.Image], thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), device: str | None = None
+) -> list[tuple]:
     """(boxes, probs, landmarks) per image; images whose sizes match go through MTCNN together."""
     out: list[tuple] = [(None, None, None)] * len(copies)
     groups: dict[tuple[int, int], list[int]] = {}
@@ -105,14 +123,23 @@ def _run_mtcnn(copies: list[Image.Image], thresholds: tuple[float, float, float]
         if min(small.size) >= 20:  # below MTCNN's smallest face (20 px) its image pyramid is empty: no face
             groups.setdefault(small.size, []).append(i)
     for idx in groups.values():
-        boxes, probs, points = _mtcnn(thresholds, device or _DETECTOR_DEVICE).detect([copies[i] for i in idx], landmarks=True)
+        boxes, probs, points = _mtcnn(thresholds, device or _DETECTOR_DEVICE).detect(
+            [copies[i] for i in idx], landmarks=True
+        )
         for j, i in enumerate(idx):
             out[i] = (boxes[j], probs[j], points[j])
     return out
 
 
-def _faces_from(rgb: Image.Image, found: tuple, to_photo, scale: float, framing: Framing, min_probability: float,
-                min_share: float = 0.0) -> list[Face]:
+def _faces_from(
+    rgb: Image.Image,
+    found: tuple,
+    to_photo,
+    scale: float,
+    framing: Framing,
+    min_probability: float,
+    min_share: float = 0.0,
+) -> list[Face]:
     """Faces of one MTCNN answer on a copy of the photo, largest first. `to_photo` maps points (N, 2) of the copy
     to the photo's pixels (shifted, scaled, turned back); boxes keep their size / `scale`. Crops use the photo."""
     boxes, probs, points = found
@@ -126,7 +153,7 @@ def _faces_from(rgb: Image.Image, found: tuple, to_photo, scale: float, framing:
         w, h = (b[2] - b[0]) / scale, (b[3] - b[1]) / scale
         if not np.isfinite(b).all() or w < 1 or h < 1:
             continue  # a degenerate box: no face
-        (cx, cy), = to_photo(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]))
+        ((cx, cy),) = to_photo(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]]))
         if not (0 <= cx <= rgb.width and 0 <= cy <= rgb.height):
             continue  # found in the added context only
         if max(w, h) < min_share * min(rgb.size):
@@ -135,8 +162,16 @@ def _faces_from(rgb: Image.Image, found: tuple, to_photo, scale: float, framing:
         marks = None if points is None else to_photo(np.asarray(points[k], dtype=float))
         angle = framing.turn(marks)
         in_crop = None if marks is None else landmarks_in_crop(marks, box, rgb.size, framing)
-        faces.append(Face(box, float(p), crop_face(rgb, box, landmarks=marks, framing=framing), marks, angle,
-                          crop_landmarks=in_crop))
+        faces.append(
+            Face(
+                box,
+                float(p),
+                crop_face(rgb, box, landmarks=marks, framing=framing),
+                marks,
+                angle,
+                crop_landmarks=in_crop,
+            )
+        )
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
@@ -150,16 +185,25 @@ def _turned(angle: float, turned: tuple[int, int], source: tuple[int, int], scal
     return lambda q: _unturn(q, angle, turned, source) / scale
 
 
-def detect_faces(image: Image.Image, margin: float = DEFAULT_MARGIN, min_probability: float = MIN_PROBABILITY,
-                 framing: Framing | None = None) -> list[Face]:
+def detect_faces(
+    image: Image.Image,
+    margin: float = DEFAULT_MARGIN,
+    min_probability: float = MIN_PROBABILITY,
+    framing: Framing | None = None,
+) -> list[Face]:
     """Every face MTCNN finds in an RGB image, largest first; an empty list when there is none.
     Photos larger than DETECT_MAX_SIDE are searched on a downscaled copy."""
     return detect_faces_batch([image], margin, min_probability, framing)[0]
 
 
-def detect_faces_batch(images: list[Image.Image], margin: float = DEFAULT_MARGIN,
-                       min_probability: float = MIN_PROBABILITY, framing: Framing | None = None,
-                       detect_side: int = DETECT_MAX_SIDE, device: str | None = None) -> list[list[Face]]:
+def detect_faces_batch(
+    images: list[Image.Image],
+    margin: float = DEFAULT_MARGIN,
+    min_probability: float = MIN_PROBABILITY,
+    framing: Framing | None = None,
+    detect_side: int = DETECT_MAX_SIDE,
+    device: str | None = None,
+) -> list[list[Face]]:
     """`detect_faces` for many photos: those whose detection copies (longer side at most `detect_side`) share a
     size go through MTCNN together; photos with no face are searched again with context around them
     (`Framing.context_retry`), then in turned copies (`Framing.rotate_retry`)."""
@@ -174,8 +218,15 @@ def detect_faces_batch(images: list[Image.Image], margin: float = DEFAULT_MARGIN
         retry = _run_mtcnn([p for p, _ in padded], RETRY_THRESHOLDS, device)
         for i, (_, pad), f in zip(missed, padded, retry):  # only a face that fills the photo
             s = copies[i][1]
-            out[i] = _faces_from(rgbs[i], f, _shifted(s, pad / s), s, framing,
-                                 min(min_probability, RETRY_MIN_PROBABILITY), RETRY_MIN_SHARE)
+            out[i] = _faces_from(
+                rgbs[i],
+                f,
+                _shifted(s, pad / s),
+                s,
+                framing,
+                min(min_probability, RETRY_MIN_PROBABILITY),
+                RETRY_MIN_SHARE,
+            )
     missed = [i for i, faces in enumerate(out) if not faces and min(rgbs[i].size) >= 20]
     if framing.rotate_retry and missed:  # MTCNN misses strongly tilted heads: look in turned copies
         for angle in (framing.rotate_retry, -framing.rotate_retry):
@@ -261,6 +312,11 @@ class Detector:
         if not detect:
             return [[whole_image_face(im)] for im in images]
         with bounded_threads(self.threads):
-            found = detect_faces_batch(images, min_probability=self.min_probability, framing=self.framing,
-                                       detect_side=self.detect_side, device=self.device)
+            found = detect_faces_batch(
+                images,
+                min_probability=self.min_probability,
+                framing=self.framing,
+                detect_side=self.detect_side,
+                device=self.device,
+            )
         return [or_whole_picture(im, fs) if self.whole_picture else fs for im, fs in zip(images, found)]

@@ -1,7 +1,8 @@
 """Framing a found face the way the training faces look (`Framing`, `crop_face`).
 
 FER2013's faces fill the whole 48x48 frame: a square around MTCNN's box, `margin` of its size added on each side
-(slightly negative: the data sets' own crops are a little tighter than MTCNN's box), then grey and resized to 48x48. The framing rules (`Framing`, measured with the photo protocol,
+(slightly negative: the data sets' own crops are a little tighter than MTCNN's box), then grey and resized to
+48x48. The framing rules (`Framing`, measured with the photo protocol,
 `photo_protocol.py`):
 - the square stays inside the photo: it is shifted, then shrunk, rather than padded with black where the photo
   has pixels (a tight selfie or an uploaded face crop used to lose up to half its square to a black border);
@@ -71,25 +72,39 @@ class Framing:
             raise ValueError("pad='none' keeps the square inside the photo: it needs inside=True")
 
     @classmethod
-    def from_card(cls, face_crop: dict | None) -> "Framing":
+    def from_card(cls, face_crop: dict | None) -> Framing:
         """The framing a model card's `face_crop` records; cards from before the framing rules (no `inside`
         key) get the legacy framing they were made with."""
         if not face_crop:
             return cls()
         if "inside" not in face_crop:
-            return cls(margin=float(face_crop.get("margin", DEFAULT_MARGIN)), inside=False, pad="black",
-                       context_retry=False, rotate_retry=0.0, align=False)
-        kw = {k: face_crop[k] for k in ("margin", "inside", "pad", "context_retry", "rotate_retry", "align",
-                                        "align_above") if k in face_crop}
+            return cls(
+                margin=float(face_crop.get("margin", DEFAULT_MARGIN)),
+                inside=False,
+                pad="black",
+                context_retry=False,
+                rotate_retry=0.0,
+                align=False,
+            )
+        kw = {
+            k: face_crop[k]
+            for k in ("margin", "inside", "pad", "context_retry", "rotate_retry", "align", "align_above")
+            if k in face_crop
+        }
         kw.setdefault("align", False)  # cards from before alignment shipped
         kw.setdefault("align_above", 0.0)  # ... and before the partial turn: alignment levelled every face
         return cls(**kw)
 
     def tag(self) -> str:
         """A short name for caches: what changes the crops."""
-        return (f"m{self.margin}" + ("-in" if self.inside else "") + f"-{self.pad}"
-                + (f"-retry{CONTEXT_PAD}-{RETRY_MIN_SHARE}" if self.context_retry else "") + (f"-rot{self.rotate_retry:g}" if self.rotate_retry else "")
-                + (f"-align{self.align_above:g}" if self.align else ""))
+        return (
+            f"m{self.margin}"
+            + ("-in" if self.inside else "")
+            + f"-{self.pad}"
+            + (f"-retry{CONTEXT_PAD}-{RETRY_MIN_SHARE}" if self.context_retry else "")
+            + (f"-rot{self.rotate_retry:g}" if self.rotate_retry else "")
+            + (f"-align{self.align_above:g}" if self.align else "")
+        )
 
     def turn(self, landmarks: np.ndarray | None) -> float:
         """Degrees the face's square is turned by before cropping: none without `align`; the eye line's tilt
@@ -100,18 +115,25 @@ class Framing:
         return math.copysign(max(0.0, abs(a) - self.align_above), a)
 
     def card(self) -> dict:
-        return {"detector": "facenet-pytorch 2.5.3 MTCNN", **asdict(self), "square": True,
-                "margin_chosen_by": "train/fit_framing.py -> train/framing_fit.json (training faces); "
-                                    "benchmarks/photo_protocol.py --framings default,m0,fit (validation photos)",
-                "framing_chosen_by": "benchmarks/photo_protocol.py (README, Real photos); the turn: --framings "
-                                     "fit,fit-align0,fit-align10,fit-align20 (validation photos)",
-                "min_probability": MIN_PROBABILITY, "resize": "bilinear, antialiased, to 48x48"}
+        return {
+            "detector": "facenet-pytorch 2.5.3 MTCNN",
+            **asdict(self),
+            "square": True,
+            "margin_chosen_by": "train/fit_framing.py -> train/framing_fit.json (training faces); "
+            "benchmarks/photo_protocol.py --framings default,m0,fit (validation photos)",
+            "framing_chosen_by": "benchmarks/photo_protocol.py (README, Real photos); the turn: --framings "
+            "fit,fit-align0,fit-align10,fit-align20 (validation photos)",
+            "min_probability": MIN_PROBABILITY,
+            "resize": "bilinear, antialiased, to 48x48",
+        }
 
 
 DEFAULT_FRAMING = Framing()
-LEGACY_FRAMING = Framing(margin=0.1, inside=False, pad="black", context_retry=False, rotate_retry=0.0,
-                         align=False)  # before the rules
+LEGACY_FRAMING = Framing(
+    margin=0.1, inside=False, pad="black", context_retry=False, rotate_retry=0.0, align=False
+)  # before the rules
 FACE_CROP = DEFAULT_FRAMING.card()
+
 
 def eye_angle(landmarks: np.ndarray | None) -> float:
     """Degrees (counter-clockwise in the picture) by which the line from the left to the right eye rises;
@@ -124,8 +146,9 @@ def eye_angle(landmarks: np.ndarray | None) -> float:
     return math.degrees(math.atan2(-(ry - ly), rx - lx))
 
 
-def square_in_photo(box: Box, size: tuple[int, int], margin: float, angle: float = 0.0,
-                    inside: bool = True, below_face: bool = False) -> tuple[float, float, float]:
+def square_in_photo(
+    box: Box, size: tuple[int, int], margin: float, angle: float = 0.0, inside: bool = True, below_face: bool = False
+) -> tuple[float, float, float]:
     """(cx, cy, side) of the face's square: centred on the box, side = longer box side x (1 + 2 margin).
     With `inside`, the square (rotated by `angle`) is shifted, then shrunk down to the box's own size
     (`below_face`: further, to fit), to stay inside the photo; a face larger than that is left where it is
@@ -146,8 +169,9 @@ def square_in_photo(box: Box, size: tuple[int, int], margin: float, angle: float
     return cx, cy, side
 
 
-def landmarks_in_crop(landmarks: np.ndarray, box: Box, size: tuple[int, int], framing: Framing,
-                      out: int = INPUT_SIZE) -> np.ndarray:
+def landmarks_in_crop(
+    landmarks: np.ndarray, box: Box, size: tuple[int, int], framing: Framing, out: int = INPUT_SIZE
+) -> np.ndarray:
     """The photo's landmarks (5, 2) in the pixels of the face's (out x out) crop, as `crop_face` frames it
     (its square, turned upright when `framing.align`): x, y with 0 at the crop's top-left corner."""
     angle = framing.turn(landmarks)
@@ -170,10 +194,14 @@ def _padded_crop(image: Image.Image, bounds: tuple[int, int, int, int], pad: str
     inner = image.crop((left, top, right, bottom))
     k = min(1.0, MAX_CROP_SIDE / max(x1 - x0, y1 - y0))
     if k < 1.0:
-        inner = inner.resize((max(1, round(inner.width * k)), max(1, round(inner.height * k))), Image.Resampling.BILINEAR)
+        inner = inner.resize(
+            (max(1, round(inner.width * k)), max(1, round(inner.height * k))), Image.Resampling.BILINEAR
+        )
     arr = np.asarray(inner)
-    widths = [(round(max(0, top - y0) * k), round(max(0, y1 - bottom) * k)),
-              (round(max(0, left - x0) * k), round(max(0, x1 - right) * k))]
+    widths = [
+        (round(max(0, top - y0) * k), round(max(0, y1 - bottom) * k)),
+        (round(max(0, left - x0) * k), round(max(0, x1 - right) * k)),
+    ]
     if pad == "edge":
         return Image.fromarray(np.pad(arr, widths + [(0, 0)] * (arr.ndim - 2), mode="edge"))
     outside = x0 >= w or y0 >= h or x1 <= 0 or y1 <= 0  # no part of the photo: all black
@@ -181,8 +209,14 @@ def _padded_crop(image: Image.Image, bounds: tuple[int, int, int, int], pad: str
     return Image.fromarray(np.pad(arr, widths + [(0, 0)] * (arr.ndim - 2), mode="constant"))
 
 
-def crop_face(image: Image.Image, box: Box, margin: float = DEFAULT_MARGIN, size: int = INPUT_SIZE,
-              landmarks: np.ndarray | None = None, framing: Framing | None = None) -> np.ndarray:
+def crop_face(
+    image: Image.Image,
+    box: Box,
+    margin: float = DEFAULT_MARGIN,
+    size: int = INPUT_SIZE,
+    landmarks: np.ndarray | None = None,
+    framing: Framing | None = None,
+) -> np.ndarray:
     """The face's square (see `square_in_photo`), rotated upright when `framing.align`; grey (size, size) uint8."""
     framing = framing or Framing(margin=margin)
     angle = framing.turn(landmarks)
@@ -197,12 +231,14 @@ def crop_face(image: Image.Image, box: Box, margin: float = DEFAULT_MARGIN, size
     region = _padded_crop(image, bounds, framing.pad)
     scale = min(1.0, 4 * size * spread / max(region.size))
     if scale < 1.0:
-        region = region.resize((max(1, round(region.width * scale)), max(1, round(region.height * scale))),
-                               Image.Resampling.BILINEAR, reducing_gap=2.0)
+        region = region.resize(
+            (max(1, round(region.width * scale)), max(1, round(region.height * scale))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=2.0,
+        )
     upright = region.rotate(-angle, Image.Resampling.BICUBIC, center=(region.width / 2, region.height / 2))
     s = side * region.width / (bounds[2] - bounds[0])
     c = region.width / 2, region.height / 2
-    return to_grey_square(upright.crop((round(c[0] - s / 2), round(c[1] - s / 2),
-                                        round(c[0] + s / 2), round(c[1] + s / 2))), size)
-
-
+    return to_grey_square(
+        upright.crop((round(c[0] - s / 2), round(c[1] - s / 2), round(c[0] + s / 2), round(c[1] + s / 2))), size
+    )

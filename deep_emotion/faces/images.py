@@ -59,7 +59,9 @@ def load_image(source: str | Path | bytes | io.IOBase, name: str | None = None) 
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise ImageLoadError(f"{label}: {w}x{h} pixels is more than the {MAX_PIXELS // 10**6} megapixels accepted")
+                raise ImageLoadError(
+                    f"{label}: {w}x{h} pixels is more than the {MAX_PIXELS // 10**6} megapixels accepted"
+                )
             if w < 1 or h < 1:
                 raise ImageLoadError(f"{label}: image has no pixels")
             im.seek(0)

@@ -4,16 +4,17 @@ exponential moving average with a half-life in seconds (smoothed probabilities).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
-from deep_emotion.faces.framing import Box
 from deep_emotion.faces.detect import iou
+from deep_emotion.faces.framing import Box
 
 MATCH_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much ...
 MAX_GAP_SECONDS = 1.0  # ... and the track was seen at most this long ago
+
 
 @dataclass
 class _Track:
@@ -26,7 +27,8 @@ class _Track:
 class FaceTracker:
     """Face ids across frames: each face takes the id of the unclaimed track whose last box overlaps it most
     (IoU >= `min_iou`), or else whose centre is nearest, within one face's width (a fast move, or a low
-    sampling rate); otherwise a new id. A track not seen for more than `max_gap` seconds ends (its id is never reused)."""
+    sampling rate); otherwise a new id. A track not seen for more than `max_gap` seconds ends (its id is never
+    reused)."""
 
     def __init__(self, min_iou: float = MATCH_IOU, max_gap: float = MAX_GAP_SECONDS) -> None:
         self.min_iou, self.max_gap = min_iou, max_gap
@@ -69,5 +71,3 @@ class FaceTracker:
 def smoothing_weight(dt: float, half_life: float) -> float:
     """The weight of a new value in an exponential moving average with this half-life (seconds): 1 - 2^(-dt/h)."""
     return 1.0 if half_life <= 0 else 1.0 - 0.5 ** (max(dt, 0.0) / half_life)
-
-

@@ -11,12 +11,29 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "register_model": "registry", "create_model": "registry", "list_models": "registry", "EmotionModel": "registry",
-    "DeepEmotion": "paper", "ModelConfig": "paper", "ResNetSmall": "resnet", "ResNetConfig": "resnet",
-    "load_checkpoint": "checkpoints", "save_checkpoint": "checkpoints", "load_model": "checkpoints",
-    "LoadedModel": "checkpoints", "ModelCard": "card", "list_checkpoints": "card", "read_card": "card",
-    "checkpoint_dir": "card", "default_models": "card", "model_order": "card", "PostHoc": "posthoc",
-    "predict_proba": "inputs", "to_tensor": "inputs", "to_grey_square": "inputs", "INPUT_SIZE": "inputs",
+    "register_model": "registry",
+    "create_model": "registry",
+    "list_models": "registry",
+    "EmotionModel": "registry",
+    "DeepEmotion": "paper",
+    "ModelConfig": "paper",
+    "ResNetSmall": "resnet",
+    "ResNetConfig": "resnet",
+    "load_checkpoint": "checkpoints",
+    "save_checkpoint": "checkpoints",
+    "load_model": "checkpoints",
+    "LoadedModel": "checkpoints",
+    "ModelCard": "card",
+    "list_checkpoints": "card",
+    "read_card": "card",
+    "checkpoint_dir": "card",
+    "default_models": "card",
+    "model_order": "card",
+    "PostHoc": "posthoc",
+    "predict_proba": "inputs",
+    "to_tensor": "inputs",
+    "to_grey_square": "inputs",
+    "INPUT_SIZE": "inputs",
 }
 __all__ = list(_EXPORTS)
 

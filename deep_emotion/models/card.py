@@ -14,7 +14,10 @@ from deep_emotion.classes import canonical_or_label
 from deep_emotion.errors import CheckpointError
 
 DEFAULT_ARCHITECTURE = "DeepEmotion"  # what a card or recipe without an `architecture` field means
-PAPER = "Minaee & Abdolrashidi, Deep-Emotion: Facial Expression Recognition Using Attentional Convolutional Network, Sensors 2021 (arXiv:1902.01019)"
+PAPER = (
+    "Minaee & Abdolrashidi, Deep-Emotion: Facial Expression Recognition Using Attentional Convolutional Network, "
+    "Sensors 2021 (arXiv:1902.01019)"
+)
 
 
 def checkpoint_dir() -> Path:
@@ -145,8 +148,9 @@ class ModelCard:
                 raise ValueError(f"input size {list(size)} is not [channels, height, width]")
             metrics = {}
             for split, m in (data.get("metrics") or {}).items():
-                known = {k: m[k] for k in ("accuracy", "n", "split", "protocol", "balanced_accuracy", "macro_f1")
-                         if k in m}
+                known = {
+                    k: m[k] for k in ("accuracy", "n", "split", "protocol", "balanced_accuracy", "macro_f1") if k in m
+                }
                 metrics[split] = SplitMetrics(**known)
             confusion = tuple(tuple(int(v) for v in row) for row in data.get("confusion") or ())
             if confusion and (len(confusion) != len(labels) or any(len(r) != len(labels) for r in confusion)):
@@ -154,18 +158,47 @@ class ModelCard:
             posthoc = data.get("posthoc")
             if posthoc is not None and not isinstance(posthoc, dict):
                 raise ValueError("'posthoc' must be an object")
-            fields = {"name", "dataset", "classes", "model_config", "architecture", "protocol", "protocol_note",
-                      "input", "face_crop", "metrics", "confusion", "posthoc", "sha256", "fold", "seed"}
+            fields = {
+                "name",
+                "dataset",
+                "classes",
+                "model_config",
+                "architecture",
+                "protocol",
+                "protocol_note",
+                "input",
+                "face_crop",
+                "metrics",
+                "confusion",
+                "posthoc",
+                "sha256",
+                "fold",
+                "seed",
+            }
             return cls(
-                name=str(data["name"]), dataset=str(data["dataset"]), labels=labels,
+                name=str(data["name"]),
+                dataset=str(data["dataset"]),
+                labels=labels,
                 model_config=dict(data["model_config"]),
                 architecture=str(data.get("architecture") or DEFAULT_ARCHITECTURE),
-                protocol=str(data.get("protocol", "")), protocol_note=str(data.get("protocol_note", "")),
-                input=InputSpec(size, str(spec.get("pixels", InputSpec.pixels)), float(norm.get("mean", 0.5)),
-                                float(norm.get("std", 0.5))),
-                face_crop=data.get("face_crop"), metrics=metrics, confusion=confusion, posthoc=posthoc,
-                sha256=data.get("sha256"), fold=data.get("fold"), seed=data.get("seed"),
-                extra={k: v for k, v in data.items() if k not in fields}, raw=dict(data))
+                protocol=str(data.get("protocol", "")),
+                protocol_note=str(data.get("protocol_note", "")),
+                input=InputSpec(
+                    size,
+                    str(spec.get("pixels", InputSpec.pixels)),
+                    float(norm.get("mean", 0.5)),
+                    float(norm.get("std", 0.5)),
+                ),
+                face_crop=data.get("face_crop"),
+                metrics=metrics,
+                confusion=confusion,
+                posthoc=posthoc,
+                sha256=data.get("sha256"),
+                fold=data.get("fold"),
+                seed=data.get("seed"),
+                extra={k: v for k, v in data.items() if k not in fields},
+                raw=dict(data),
+            )
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise CheckpointError(f"{source}: bad model card ({e})") from e
 

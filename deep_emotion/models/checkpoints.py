@@ -15,11 +15,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from deep_emotion.models.posthoc import PostHoc
 from deep_emotion.errors import CheckpointError
 from deep_emotion.models.card import ModelCard, read_card, resolve, sha256
+from deep_emotion.models.posthoc import PostHoc
 from deep_emotion.models.registry import EmotionModel, architecture_name, create_model, list_models
-
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -28,7 +27,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for k, v in state.items():
         for p in ("_orig_mod.", "module."):
             if k.startswith(p):
-                k = k[len(p):]
+                k = k[len(p) :]
         out[k] = v
     return out
 
@@ -76,8 +75,10 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     if card.sha256 and card.sha256 != sha256(weights):
         raise CheckpointError(f"{weights}: sha256 differs from its model card (file changed or corrupted)")
     if card.architecture not in list_models():
-        raise CheckpointError(f"{weights.with_suffix('.json')}: unknown architecture {card.architecture!r}; "
-                              f"known: {', '.join(list_models())}")
+        raise CheckpointError(
+            f"{weights.with_suffix('.json')}: unknown architecture {card.architecture!r}; "
+            f"known: {', '.join(list_models())}"
+        )
     try:
         model = create_model(card.architecture, card.model_config)
     except (TypeError, ValueError) as e:

@@ -30,8 +30,13 @@ def to_tensor(faces: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_proba(model: EmotionModel, images: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
-                  device: torch.device | str | None = None) -> np.ndarray:
+def predict_proba(
+    model: EmotionModel,
+    images: np.ndarray,
+    batch_size: int = 512,
+    tta_flip: bool = False,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
     """Softmax probabilities (N, C) for uint8 faces (N, 48, 48); eval mode, restored afterwards. `device`: where
     the faces go (default: where the model's weights are)."""
     device = device or next(model.parameters()).device
@@ -39,7 +44,7 @@ def predict_proba(model: EmotionModel, images: np.ndarray, batch_size: int = 512
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        x = to_tensor(images[i:i + batch_size]).to(device)
+        x = to_tensor(images[i : i + batch_size]).to(device)
         p = model(x).softmax(1)
         if tta_flip:
             p = (p + model(x.flip(-1)).softmax(1)) / 2

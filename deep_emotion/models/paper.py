@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deep_emotion.models.registry import register_model
 from deep_emotion.models.fold import FoldCache, compose_convs, conv_pool, folds, phase_kernel
+from deep_emotion.models.registry import register_model
 
 
 class ConfigDict:
@@ -233,7 +233,7 @@ class DeepEmotion(nn.Module):
         nn.init.zeros_(self.fc2.bias)
         self.config = replace(self.config, num_classes=num_classes)
 
-    def set_fold(self, on: bool) -> "DeepEmotion":
+    def set_fold(self, on: bool) -> DeepEmotion:
         """Switch the eval-mode re-expressions of fold.py on or off (off = the layers exactly as listed)."""
         self.fold = on and not self.config.stages and not self.config.batch_norm
         if self.stn is not None:

@@ -4,8 +4,9 @@ logit adjustment against the training set's class prior (tau), and temperature. 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -76,7 +77,11 @@ class PostHoc:
 
 
 def _as_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
-    return x.detach().to("cpu", torch.float64) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    return (
+        x.detach().to("cpu", torch.float64)
+        if isinstance(x, torch.Tensor)
+        else torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    )
 
 
 def _as_labels(y: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -87,5 +92,3 @@ def flip_average(logits: torch.Tensor, logits_flipped: torch.Tensor) -> torch.Te
     """Log of the mean of the two softmaxes: its softmax is the averaged probabilities."""
     both = torch.stack([logits.log_softmax(-1), logits_flipped.log_softmax(-1)])
     return torch.logsumexp(both, 0) - math.log(2)
-
-

@@ -18,8 +18,9 @@ recipes then keep its `[model]` table as a dict, checked when the model is built
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from deep_emotion.models.posthoc import PostHoc
 
 from deep_emotion.models.card import DEFAULT_ARCHITECTURE  # noqa: E402  (one definition, torch-free)
+
 FAMILY_MODULES = ("deep_emotion.models.paper", "deep_emotion.models.resnet")  # imported on first use: they register
 
 

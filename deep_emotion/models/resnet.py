@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from deep_emotion.models.registry import register_model
 from deep_emotion.models.paper import ConfigDict
+from deep_emotion.models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(*conv_bn(c_in, c_out, 3, stride), nn.ReLU(inplace=True), *conv_bn(c_out, c_out, 3, 1))
-        self.shortcut = (nn.Sequential(*conv_bn(c_in, c_out, 1, stride)) if stride != 1 or c_in != c_out
-                         else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(*conv_bn(c_in, c_out, 1, stride)) if stride != 1 or c_in != c_out else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))

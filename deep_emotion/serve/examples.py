@@ -1,7 +1,7 @@
 """The example photo and clip every front end offers (Streamlit, Gradio), made without any UI library.
 
-    example_photo_path()          # webapp/examples/astronaut.jpg, or $DEEP_EMOTION_EXAMPLE
-    data, name = example_clip()   # four seconds made from the example photo, or $DEEP_EMOTION_EXAMPLE_CLIP
+example_photo_path()          # webapp/examples/astronaut.jpg, or $DEEP_EMOTION_EXAMPLE
+data, name = example_clip()   # four seconds made from the example photo, or $DEEP_EMOTION_EXAMPLE_CLIP
 """
 
 from __future__ import annotations

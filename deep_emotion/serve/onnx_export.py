@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from deep_emotion.models.card import list_checkpoints, read_card, resolve
-
 from deep_emotion.models.checkpoints import load_checkpoint
 
 OPSET = 18
@@ -55,14 +54,28 @@ class Scaled(torch.nn.Module):
         return self.net((x - 127.5) * 0.0078125)
 
 
-def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, inputs: list[str], outputs: list[str],
-            dynamic: dict[int, Any]) -> None:
+def _export(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict[int, Any],
+) -> None:
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (example,), dynamo=True, optimize=True, verbose=False,
-                                    input_names=inputs, output_names=outputs, opset_version=OPSET,
-                                    dynamic_shapes=(dynamic,))
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=OPSET,
+            dynamic_shapes=(dynamic,),
+        )
     program.save(str(path), external_data=False)
 
 
@@ -72,12 +85,25 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
     if hasattr(model, "set_fold"):
         model.set_fold(False)  # the layers as listed (the folds are a CPU speed-up of the same function)
     with torch.no_grad():
-        _export(EmotionGraph(model), torch.rand(2, 1, 48, 48), path, ["face"], ["probabilities", "theta", "view"],
-                {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)})
-    return {"name": name, "file": path.name, "classes": list(card.classes), "labels": list(card.labels),
-            "dataset": card.dataset, "test_accuracy": None if card.test is None else card.test.accuracy,
-            "protocol": card.protocol_note or card.protocol, "architecture": card.architecture,
-            "posthoc": bool(card.posthoc)}
+        _export(
+            EmotionGraph(model),
+            torch.rand(2, 1, 48, 48),
+            path,
+            ["face"],
+            ["probabilities", "theta", "view"],
+            {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},
+        )
+    return {
+        "name": name,
+        "file": path.name,
+        "classes": list(card.classes),
+        "labels": list(card.labels),
+        "dataset": card.dataset,
+        "test_accuracy": None if card.test is None else card.test.accuracy,
+        "protocol": card.protocol_note or card.protocol,
+        "architecture": card.architecture,
+        "posthoc": bool(card.posthoc),
+    }
 
 
 def mtcnn_networks() -> dict[str, torch.nn.Module]:
@@ -90,13 +116,30 @@ def export_mtcnn(folder: Path) -> dict[str, str]:
     nets = mtcnn_networks()
     size = torch.export.Dim
     with torch.no_grad():
-        _export(Scaled(nets["pnet"]), torch.rand(1, 3, 60, 80) * 255, folder / "pnet.onnx", ["image"],
-                ["regression", "probabilities"],
-                {0: size("n", min=1, max=64), 2: size("height", min=12, max=4096), 3: size("width", min=12, max=4096)})
-        _export(Scaled(nets["rnet"]), torch.rand(2, 3, 24, 24) * 255, folder / "rnet.onnx", ["image"],
-                ["regression", "probabilities"], {0: size("n", min=1, max=MAX_BATCH)})
-        _export(Scaled(nets["onet"]), torch.rand(2, 3, 48, 48) * 255, folder / "onet.onnx", ["image"],
-                ["regression", "landmarks", "probabilities"], {0: size("n", min=1, max=MAX_BATCH)})
+        _export(
+            Scaled(nets["pnet"]),
+            torch.rand(1, 3, 60, 80) * 255,
+            folder / "pnet.onnx",
+            ["image"],
+            ["regression", "probabilities"],
+            {0: size("n", min=1, max=64), 2: size("height", min=12, max=4096), 3: size("width", min=12, max=4096)},
+        )
+        _export(
+            Scaled(nets["rnet"]),
+            torch.rand(2, 3, 24, 24) * 255,
+            folder / "rnet.onnx",
+            ["image"],
+            ["regression", "probabilities"],
+            {0: size("n", min=1, max=MAX_BATCH)},
+        )
+        _export(
+            Scaled(nets["onet"]),
+            torch.rand(2, 3, 48, 48) * 255,
+            folder / "onet.onnx",
+            ["image"],
+            ["regression", "landmarks", "probabilities"],
+            {0: size("n", min=1, max=MAX_BATCH)},
+        )
     return {k: f"{k}.onnx" for k in nets}
 
 
@@ -105,14 +148,22 @@ def framing_rules() -> dict[str, Any]:
     from deep_emotion.faces import framing as faces
 
     f = faces.DEFAULT_FRAMING
-    return {"margin": f.margin, "context_retry": f.context_retry, "rotate_retry": f.rotate_retry,
-            "align": f.align, "align_above": f.align_above,
-            "min_probability": faces.MIN_PROBABILITY, "context_pad": faces.CONTEXT_PAD,
-            "retry_thresholds": list(faces.RETRY_THRESHOLDS), "retry_min_probability": faces.RETRY_MIN_PROBABILITY,
-            "retry_min_share": faces.RETRY_MIN_SHARE, "detect_max_side": faces.DETECT_MAX_SIDE,
-            "whole_picture_max_side": faces.WHOLE_PICTURE_MAX_SIDE,
-            "whole_picture_max_aspect": faces.WHOLE_PICTURE_MAX_ASPECT,
-            "whole_picture_min_std": faces.WHOLE_PICTURE_MIN_STD}
+    return {
+        "margin": f.margin,
+        "context_retry": f.context_retry,
+        "rotate_retry": f.rotate_retry,
+        "align": f.align,
+        "align_above": f.align_above,
+        "min_probability": faces.MIN_PROBABILITY,
+        "context_pad": faces.CONTEXT_PAD,
+        "retry_thresholds": list(faces.RETRY_THRESHOLDS),
+        "retry_min_probability": faces.RETRY_MIN_PROBABILITY,
+        "retry_min_share": faces.RETRY_MIN_SHARE,
+        "detect_max_side": faces.DETECT_MAX_SIDE,
+        "whole_picture_max_side": faces.WHOLE_PICTURE_MAX_SIDE,
+        "whole_picture_max_aspect": faces.WHOLE_PICTURE_MAX_ASPECT,
+        "whole_picture_min_std": faces.WHOLE_PICTURE_MIN_STD,
+    }
 
 
 def colour_maps() -> dict[str, list[list[int]]]:
@@ -121,7 +172,9 @@ def colour_maps() -> dict[str, list[list[int]]]:
     import numpy as np
 
     ramp = np.linspace(0, 1, 256)
-    return {name: (matplotlib.colormaps[name](ramp)[:, :3] * 255).astype(int).tolist() for name in ("inferno", "RdBu_r")}
+    return {
+        name: (matplotlib.colormaps[name](ramp)[:, :3] * 255).astype(int).tolist() for name in ("inferno", "RdBu_r")
+    }
 
 
 def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, Any]:
@@ -134,7 +187,13 @@ def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, 
     names = names or list_checkpoints()
     cards = {n: read_card(resolve(n)) for n in names}  # the cards alone: weights are read once, below
     models = [export_model(n, folder / f"{n}.onnx") for n in model_order(cards)]
-    index = {"models": models, "default_models": default_models(cards), "mtcnn": export_mtcnn(folder),
-             "framing": framing_rules(), "colour_maps": colour_maps(), "input_size": 48}
+    index = {
+        "models": models,
+        "default_models": default_models(cards),
+        "mtcnn": export_mtcnn(folder),
+        "framing": framing_rules(),
+        "colour_maps": colour_maps(),
+        "input_size": 48,
+    }
     (folder / "models.json").write_text(json.dumps(index, indent=2) + "\n")
     return index

@@ -51,8 +51,11 @@ def check_query(values: Mapping[str, Any], pipe: Pipeline) -> list[str]:
     if values.get("models"):
         errors += _problem(lambda: pipe.choose(values["models"]))
     defaults = AnalysisOptions()
-    options = AnalysisOptions(tuple(values.get("methods") or defaults.methods), values.get("window", defaults.window),
-                              values.get("stride", defaults.stride))
+    options = AnalysisOptions(
+        tuple(values.get("methods") or defaults.methods),
+        values.get("window", defaults.window),
+        values.get("stride", defaults.stride),
+    )
     errors += _problem(lambda: options.check(pipe.input_size))
     limit = stride_limit(pipe.input_size)
     if options.stride > limit:
@@ -64,12 +67,14 @@ def check_query(values: Mapping[str, Any], pipe: Pipeline) -> list[str]:
 
 def check_choice(models: Sequence[str], methods: Sequence[str], pipe: Pipeline) -> list[str]:
     """What is wrong with the chosen models and maps ('choose at least one model'), one message per problem."""
-    return (_problem(lambda: pipe.choose(list(models)))
-            + _problem(lambda: AnalysisOptions(tuple(methods)).check(pipe.input_size)))
+    return _problem(lambda: pipe.choose(list(models))) + _problem(
+        lambda: AnalysisOptions(tuple(methods)).check(pipe.input_size)
+    )
 
 
-def to_query(models: Sequence[str], methods: Sequence[str], window: int, stride: int,
-             target: str | None = None) -> dict[str, str]:
+def to_query(
+    models: Sequence[str], methods: Sequence[str], window: int, stride: int, target: str | None = None
+) -> dict[str, str]:
     """The controls as URL parameters (the inverse of `parse_query`); no target: each model's own top class."""
     query = {"window": str(window), "stride": str(stride), "models": ",".join(models), "methods": ",".join(methods)}
     if target:

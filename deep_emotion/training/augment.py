@@ -23,7 +23,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
     b, dev = x.shape[0], x.device
     angle = _uniform(b, -cfg.rotate_deg, cfg.rotate_deg, g, dev) * (math.pi / 180)
     scale = 1.0 / _uniform(b, 1 - cfg.scale, 1 + cfg.scale, g, dev)  # grid scale is the inverse zoom
-    flip = torch.where(torch.rand(b, generator=g, device=dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b, device=dev)
+    flip = (
+        torch.where(torch.rand(b, generator=g, device=dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b, device=dev)
+    )
     tx, ty = (_uniform(b, -2 * cfg.translate, 2 * cfg.translate, g, dev) for _ in range(2))  # grid spans [-1, 1]
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
@@ -46,8 +48,12 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
         x0 = (torch.rand(b, generator=g, device=dev) * (w - ew + 1)).floor()
         rows = torch.arange(h, device=dev).view(1, h, 1)
         cols = torch.arange(w, device=dev).view(1, 1, w)
-        box = ((rows >= y0.view(b, 1, 1)) & (rows < (y0 + eh).view(b, 1, 1))
-               & (cols >= x0.view(b, 1, 1)) & (cols < (x0 + ew).view(b, 1, 1)))
+        box = (
+            (rows >= y0.view(b, 1, 1))
+            & (rows < (y0 + eh).view(b, 1, 1))
+            & (cols >= x0.view(b, 1, 1))
+            & (cols < (x0 + ew).view(b, 1, 1))
+        )
         on = (torch.rand(b, generator=g, device=dev) < cfg.erase_prob).view(b, 1, 1)
         noise = torch.rand(x.shape, generator=g, device=dev)
         x = torch.where((box & on).unsqueeze(1), noise, x)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from deep_emotion.models.registry import EmotionModel
 from deep_emotion.models.inputs import predict_proba
+from deep_emotion.models.registry import EmotionModel
 
 
 def metrics(pred: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -31,8 +31,14 @@ def metrics(pred: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | lis
     }
 
 
-def evaluate(model: EmotionModel, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str],
-             tta_flip: bool = False, device: torch.device | str = "cpu") -> dict[str, Any]:
+def evaluate(
+    model: EmotionModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: tuple[str, ...] | list[str],
+    tta_flip: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
     """`metrics()` of the top class, plus `nll` and `ece` of the softmax probabilities."""
     proba = predict_proba(model, images, tta_flip=tta_flip, device=device)
     labels = np.asarray(labels)
@@ -49,8 +55,13 @@ def confidence_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> tuple
     probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
     conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
     bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-    return (conf, bins, np.bincount(bins, minlength=n_bins), np.bincount(bins, conf, minlength=n_bins),
-            np.bincount(bins, correct, minlength=n_bins))
+    return (
+        conf,
+        bins,
+        np.bincount(bins, minlength=n_bins),
+        np.bincount(bins, conf, minlength=n_bins),
+        np.bincount(bins, correct, minlength=n_bins),
+    )
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
@@ -79,8 +90,15 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], title: str, p
     ax.set_title(title, fontsize=9)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                int(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

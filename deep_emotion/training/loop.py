@@ -19,16 +19,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-
-from deep_emotion.models.registry import EmotionModel, architecture_name, classifier_name, create_model
-from deep_emotion.training.augment import augment_batch
+from deep_emotion.faces.framing import FACE_CROP
 from deep_emotion.models.card import PAPER, ModelCard, checkpoint_dir, read_card
 from deep_emotion.models.checkpoints import save_checkpoint
+from deep_emotion.models.inputs import to_tensor
+from deep_emotion.models.registry import EmotionModel, architecture_name, classifier_name, create_model
+from deep_emotion.training.augment import augment_batch
 from deep_emotion.training.data import FaceDataset, Split, load_dataset, reader_options
 from deep_emotion.training.distributed import Process, from_main, start, stop, sum_all, wrap
 from deep_emotion.training.evaluation import evaluate, plot_confusion
-from deep_emotion.faces.framing import FACE_CROP
-from deep_emotion.models.inputs import to_tensor
 from deep_emotion.training.recipe import Recipe
 
 LICENCES = {
@@ -43,7 +42,10 @@ PROTOCOL_NOTES = {
     ("fer2013", "paper"): "official split: train on Training, select on PublicTest, report PrivateTest",
     ("ferplus", "official"): "official FERPlus Train / Valid / Test, majority-vote labels",
     ("ckplus", "random"): "random 70/10/20 split of frames (seeded); frames of one sequence leak across parts",
-    ("jaffe", "paper"): "paper protocol: 10 test images per emotion (70), 23 validation, 120 train; random over subjects",
+    (
+        "jaffe",
+        "paper",
+    ): "paper protocol: 10 test images per emotion (70), 23 validation, 120 train; random over subjects",
 }
 
 
@@ -70,8 +72,8 @@ def transfer_weights(model: EmotionModel, classes: tuple[str, ...], source: str)
     """Start from another checkpoint (same architecture): every layer but the classifier is copied; the
     classifier's rows are matched by canonical class name, and classes the source does not know keep their init.
     A model whose classifier is not `len(classes)` wide gets a new one first (`reset_classifier`)."""
-    from deep_emotion.models.checkpoints import load_checkpoint
     from deep_emotion.classes import canonical
+    from deep_emotion.models.checkpoints import load_checkpoint
 
     if model.classifier.out_features != len(classes):
         model.reset_classifier(len(classes))
@@ -114,8 +116,9 @@ class TrainingData:
     class_weight: torch.Tensor | None  # inverse class frequency when the recipe balances classes
 
 
-def load_training_data(recipe: Recipe, data_dir: str | Path, dev: torch.device, fold: int | None = None,
-                       n_folds: int = 10) -> TrainingData:
+def load_training_data(
+    recipe: Recipe, data_dir: str | Path, dev: torch.device, fold: int | None = None, n_folds: int = 10
+) -> TrainingData:
     ds = load_dataset(recipe.dataset, data_dir, **reader_options(recipe.dataset, FACE_CROP))
     split = ds.split(recipe.protocol or None, recipe.seed, fold, n_folds)
     pin = dev.type == "cuda"  # pinned host memory: the copy to the GPU does not block
@@ -138,13 +141,15 @@ def build_model(recipe: Recipe, classes: tuple[str, ...], dev: torch.device) -> 
     return model.to(memory_format=torch.channels_last)
 
 
-def build_optimiser(model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int
-                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def build_optimiser(
+    model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """Adam (the paper's) with linear warm-up and cosine decay per step."""
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     total = recipe.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total, recipe.warmup_epochs * steps_per_epoch, recipe.schedule))
+        opt, lambda s: lr_factor(s, total, recipe.warmup_epochs * steps_per_epoch, recipe.schedule)
+    )
     return opt, sched
 
 
@@ -152,10 +157,20 @@ def _autocast_dtype(precision: str) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-def train_one_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
-                    x_train: torch.Tensor, y_train: torch.Tensor, recipe: Recipe, g: torch.Generator,
-                    class_weight: torch.Tensor | None = None, desc: str = "", progress: bool = False,
-                    proc: Process = Process(), scaler: torch.amp.GradScaler | None = None) -> tuple[float, int]:
+def train_one_epoch(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    recipe: Recipe,
+    g: torch.Generator,
+    class_weight: torch.Tensor | None = None,
+    desc: str = "",
+    progress: bool = False,
+    proc: Process = Process(),
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[float, int]:
     """One pass over the in-memory training tensors in shuffled batches, augmented on the fly.
     Returns the summed loss and the number of correct predictions (on augmented batches, dropout on), over all
     processes.
@@ -171,20 +186,25 @@ def train_one_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: t
     correct = torch.zeros((), device=x_train.device, dtype=torch.long)
     dtype = _autocast_dtype(recipe.precision)
     for i in tqdm(range(math.ceil(n / recipe.batch_size)), desc=desc, leave=False, disable=not progress):
-        idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+        idx = perm[i * recipe.batch_size : (i + 1) * recipe.batch_size]
         xb = augment_batch(x_train[idx], recipe.augment, g).contiguous(memory_format=torch.channels_last)
         yb = y_all = y_train[idx]
         if world > 1:
             if len(idx) < world:  # a tail smaller than the number of processes: some would have nothing
                 sched.step()
                 continue
-            xb, yb = xb[proc.rank::world], yb[proc.rank::world]
+            xb, yb = xb[proc.rank :: world], yb[proc.rank :: world]
         with torch.autocast(x_train.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             logits = model(xb).float()
         if world > 1:  # sum over the shard / the global batch's weight, x world: DDP averages over processes
             denom = len(y_all) if class_weight is None else class_weight[y_all].sum()
-            loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing,
-                                   reduction="sum") / denom * world
+            loss = (
+                F.cross_entropy(
+                    logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing, reduction="sum"
+                )
+                / denom
+                * world
+            )
         else:
             loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=recipe.label_smoothing)
         loss = loss + recipe.fc_l2 * core.fc_weight_penalty()
@@ -209,12 +229,17 @@ def warn_slow_bf16(precision: str, device: torch.device) -> None:
     AVX512-BF16 it was 2x faster. Say so, once, before hours are spent."""
     if precision != "bf16" or torch.device(device).type != "cpu":
         return
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-        getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    native = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
     if not native:
-        print(f"warning: the recipe trains in bf16, but this CPU ({torch.backends.cpu.get_cpu_capability()}) has no "
-              "native bf16: expect it to be several times slower than fp32 (override with precision = \"fp32\")",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: the recipe trains in bf16, but this CPU ({torch.backends.cpu.get_cpu_capability()}) has no "
+            'native bf16: expect it to be several times slower than fp32 (override with precision = "fp32")',
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def same_recipe(saved: dict[str, Any], recipe: Recipe) -> bool:
@@ -236,8 +261,17 @@ def load_resume_state(state_path: Path, recipe: Recipe, proc: Process) -> dict[s
     return state
 
 
-def make_card(recipe: Recipe, model: EmotionModel, data: TrainingData, val: dict, test: dict, fold: int | None,
-              elapsed: float, dev: torch.device, proc: Process) -> dict[str, Any]:
+def make_card(
+    recipe: Recipe,
+    model: EmotionModel,
+    data: TrainingData,
+    val: dict,
+    test: dict,
+    fold: int | None,
+    elapsed: float,
+    dev: torch.device,
+    proc: Process,
+) -> dict[str, Any]:
     """The model card: data, protocol, framing, recipe, metrics, and how it was trained."""
     ds, split = data.ds, data.split
     protocol = split.protocol
@@ -249,14 +283,23 @@ def make_card(recipe: Recipe, model: EmotionModel, data: TrainingData, val: dict
         "fold": fold,
         "split_sizes": {"train": int(len(split.train)), "val": int(len(split.val)), "test": int(len(split.test))},
         "classes": list(ds.classes),
-        "input": {"size": [1, 48, 48], "pixels": "grey (PIL 'L'), value/255 in [0, 1]",
-                  "normalization": {"mean": model.config.mean, "std": model.config.std, "applied_by": "model"}},
+        "input": {
+            "size": [1, 48, 48],
+            "pixels": "grey (PIL 'L'), value/255 in [0, 1]",
+            "normalization": {"mean": model.config.mean, "std": model.config.std, "applied_by": "model"},
+        },
         "face_crop": FACE_CROP,
         "recipe": recipe.to_dict(),
         "seed": recipe.seed,
         "metrics": {
-            part: {"accuracy": r["accuracy"], "n": r["n"], "split": part, "protocol": protocol,
-                   "balanced_accuracy": r["balanced_accuracy"], "macro_f1": r["macro_f1"]}
+            part: {
+                "accuracy": r["accuracy"],
+                "n": r["n"],
+                "split": part,
+                "protocol": protocol,
+                "balanced_accuracy": r["balanced_accuracy"],
+                "macro_f1": r["macro_f1"],
+            }
             for part, r in (("val", val), ("test", test))
         },
         "per_class_recall": test["per_class"],
@@ -276,9 +319,20 @@ def _trained_on(dev: torch.device, proc: Process) -> str:
     return where if not proc.distributed else f"{proc.world_size} processes, each {where}"
 
 
-def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, device: str = "auto",
-          resume: bool = False, run_dir: str | Path | None = None, out_dir: str | Path | None = None,
-          progress: bool = True, fold: int | None = None, n_folds: int = 10, compile: bool = False) -> ModelCard | None:
+def train(
+    recipe: Recipe,
+    data_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    run_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    fold: int | None = None,
+    n_folds: int = 10,
+    compile: bool = False,
+) -> ModelCard | None:
     """Train `recipe` on the data under `data_dir`; write the checkpoint and card; return the card.
     `fold` picks one fold of a cross-validation protocol (subject-folds). Under torchrun, each process trains on
     its shard of every batch (DistributedDataParallel) and rank 0 alone logs, evaluates and writes files;
@@ -314,7 +368,12 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         sched.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start_epoch, best_val, best_nll, elapsed = state["epoch"], state["best_val"], state.get("best_nll", float("inf")), state["elapsed"]
+        start_epoch, best_val, best_nll, elapsed = (
+            state["epoch"],
+            state["best_val"],
+            state.get("best_nll", float("inf")),
+            state["elapsed"],
+        )
         if proc.is_main:
             print(f"resuming {recipe.name} at epoch {start_epoch + 1}/{recipe.epochs} (best val {best_val:.4f})")
     elif not resume and proc.is_main and log_path.exists():
@@ -328,28 +387,57 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
         # the batch generator is the same on every process, dropout's seed differs per rank
         torch.manual_seed(recipe.seed * 100_003 + epoch + 7919 * proc.rank)
         g = torch.Generator(device=dev).manual_seed(recipe.seed * 100_003 + epoch)
-        loss_sum, correct = train_one_epoch(net, opt, sched, data.x, data.y, recipe, g, data.class_weight,
-                                            desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress and proc.is_main,
-                                            proc=proc, scaler=scaler)
+        loss_sum, correct = train_one_epoch(
+            net,
+            opt,
+            sched,
+            data.x,
+            data.y,
+            recipe,
+            g,
+            data.class_weight,
+            desc=f"epoch {epoch + 1}/{recipe.epochs}",
+            progress=progress and proc.is_main,
+            proc=proc,
+            scaler=scaler,
+        )
         if not proc.is_main:
             continue
         val = evaluate(model, ds.images[split.val], ds.labels[split.val], ds.classes, device=dev)
         elapsed += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "loss": round(loss_sum / n, 5),
-               "train_acc_augmented": round(correct / n, 5), "val_acc": round(val["accuracy"], 5),
-               "val_nll": round(val["nll"], 5),
-               "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": round(loss_sum / n, 5),
+            "train_acc_augmented": round(correct / n, 5),
+            "val_acc": round(val["accuracy"], 5),
+            "val_nll": round(val["nll"], 5),
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
         with open(log_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if (val["accuracy"], -val["nll"]) > (best_val, -best_nll):
             best_val, best_nll = val["accuracy"], val["nll"]
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(best_path))
-        print(f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f} train(aug) {row['train_acc_augmented']:.4f} "
-              f"val {row['val_acc']:.4f} best {best_val:.4f} ({row['seconds']:.1f}s)", flush=True)
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "epoch": epoch + 1, "best_val": best_val, "best_nll": best_nll, "elapsed": elapsed, "recipe": recipe.to_dict(),
-                      **({"scaler": scaler.state_dict()} if scaler is not None else {})},
-                     state_path)
+        print(
+            f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f} train(aug) {row['train_acc_augmented']:.4f} "
+            f"val {row['val_acc']:.4f} best {best_val:.4f} ({row['seconds']:.1f}s)",
+            flush=True,
+        )
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch + 1,
+                "best_val": best_val,
+                "best_nll": best_nll,
+                "elapsed": elapsed,
+                "recipe": recipe.to_dict(),
+                **({"scaler": scaler.state_dict()} if scaler is not None else {}),
+            },
+            state_path,
+        )
 
     if not proc.is_main:
         stop(proc)
@@ -362,9 +450,12 @@ def train(recipe: Recipe, data_dir: str | Path, *, epochs: int | None = None, de
     card = make_card(recipe, model, data, val, test, fold, elapsed, dev, proc)
     out = Path(out_dir) if out_dir else checkpoint_dir()
     save_checkpoint(model, card, out / recipe.name)
-    plot_confusion(test["confusion"], list(ds.classes),
-                   f"{recipe.name}: test accuracy {test['accuracy']:.4f} ({split.protocol})",
-                   out / f"{recipe.name}_confusion.png")
+    plot_confusion(
+        test["confusion"],
+        list(ds.classes),
+        f"{recipe.name}: test accuracy {test['accuracy']:.4f} ({split.protocol})",
+        out / f"{recipe.name}_confusion.png",
+    )
     print(f"{recipe.name}: val {val['accuracy']:.4f}, test {test['accuracy']:.4f} -> {out / recipe.name}.safetensors")
     stop(proc)
     return read_card(out / f"{recipe.name}.safetensors")

@@ -15,21 +15,24 @@ picture, as the app does); it counts as found when it overlaps the face's true s
 `tight` the picture is the data set's crop, in which the face is centred but need not fill it (FER2013's crops
 show some faces at half the crop's width, others cut off by it): there the face counts as found when its box
 covers the picture's centre and is at least a quarter of the picture's side (IoU with the whole picture, the
-rule until session 7, counted 11 right faces out of 12 "misses" on FER2013 / FERPlus tight-x4 as missed). `found` counts those answers, `found_by_mtcnn` only MTCNN's. A missed face is a wrong answer in accuracy, balanced accuracy and
+rule until session 7, counted 11 right faces out of 12 "misses" on FER2013 / FERPlus tight-x4 as missed). `found`
+counts those answers, `found_by_mtcnn` only MTCNN's. A missed face is a wrong answer in accuracy, balanced accuracy
+and
 recall (the user gets no answer), and no prediction in precision.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from deep_emotion.faces.framing import Box
 from deep_emotion.faces.detect import Face, iou
+from deep_emotion.faces.framing import Box
 
 if TYPE_CHECKING:
     from deep_emotion.pipeline import Pipeline
@@ -88,7 +91,7 @@ def _context_canvas(face: np.ndarray, side: int, rng: np.random.Generator) -> tu
     half = int(np.ceil(np.hypot(max(cx, w - cx), max(cy, h - cy)))) + 2
     up = np.asarray(Image.fromarray(face).resize((side, side), Image.Resampling.BICUBIC))
     pad = half - side // 2
-    mirrored = np.pad(up, pad, mode="symmetric")[:2 * half, :2 * half]
+    mirrored = np.pad(up, pad, mode="symmetric")[: 2 * half, : 2 * half]
     canvas = Image.fromarray(mirrored).filter(ImageFilter.GaussianBlur(side / 6))
     canvas.paste(Image.fromarray(up), (half - side // 2, half - side // 2))
     return canvas.convert("RGB"), (x, y, x + side, y + side), half
@@ -100,13 +103,14 @@ def make_photo(face: np.ndarray, variant: str, index: int, seed: int = 0) -> Pho
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant.startswith("tight-x"):
-        n = face.shape[0] * int(variant[len("tight-x"):])
-        return Photo(Image.fromarray(face).resize((n, n), Image.Resampling.BICUBIC).convert("RGB"), (0, 0, n, n),
-                     centred=True)
+        n = face.shape[0] * int(variant[len("tight-x") :])
+        return Photo(
+            Image.fromarray(face).resize((n, n), Image.Resampling.BICUBIC).convert("RGB"), (0, 0, n, n), centred=True
+        )
     rng = np.random.default_rng([seed, index])
     side = int(round(rng.uniform(*FACE_SHARE) * FRAME[0]))
     canvas, box, half = _context_canvas(face, side, rng)
-    angle = float(variant[len("rotate"):]) if variant.startswith("rotate") else 0.0
+    angle = float(variant[len("rotate") :]) if variant.startswith("rotate") else 0.0
     if angle:
         canvas = canvas.rotate(angle, Image.Resampling.BICUBIC)  # about the canvas centre = the face's centre
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -130,14 +134,24 @@ def scores(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, fl
         recall.append(r)
         f1.append(2 * p * r / (p + r) if p + r > 0 else 0.0)
     per_class = {int(c): round(r, 4) for c, r in zip(present, recall)}
-    return {"accuracy": float((pred == labels).mean()), "balanced_accuracy": float(np.mean(recall)),
-            "macro_f1": float(np.mean(f1)), "found": float((pred >= 0).mean()), "n": int(len(labels)),
-            "recall": per_class}
+    return {
+        "accuracy": float((pred == labels).mean()),
+        "balanced_accuracy": float(np.mean(recall)),
+        "macro_f1": float(np.mean(f1)),
+        "found": float((pred >= 0).mean()),
+        "n": int(len(labels)),
+        "recall": per_class,
+    }
 
 
-def pipeline_crops(faces: np.ndarray, variant: str, find: Callable[[list[Image.Image]], list[list[Face]]],
-                   seed: int = 0, batch: int = 32, indices: Iterable[int] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pipeline_crops(
+    faces: np.ndarray,
+    variant: str,
+    find: Callable[[list[Image.Image]], list[list[Face]]],
+    seed: int = 0,
+    batch: int = 32,
+    indices: Iterable[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each face made into a photo of `variant` and put through `find` (a pipeline's detector, with its framing
     and its fallback for small square pictures): crops (N, 48, 48) uint8, answered (N,) bool (the right face, or
     the whole picture), by_mtcnn (N,) bool (MTCNN found the right face). A face with no answer has an all-zero
@@ -154,9 +168,16 @@ def pipeline_crops(faces: np.ndarray, variant: str, find: Callable[[list[Image.I
     return crops, answered, by_mtcnn
 
 
-def run_protocol(pipe: Pipeline, faces: np.ndarray, labels: np.ndarray, variants: Iterable[str],
-                 models: str | Iterable[str] | None = None, seed: int = 0, indices: Iterable[int] | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_protocol(
+    pipe: Pipeline,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    variants: Iterable[str],
+    models: str | Iterable[str] | None = None,
+    seed: int = 0,
+    indices: Iterable[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """For every variant and chosen model of the pipeline: scores through its detector and models; "crop": the
     same faces given as crops. `indices` are the faces' indices in their data set (they seed each face's photo).
     The models must share the data set's classes (labels index them)."""
@@ -165,8 +186,9 @@ def run_protocol(pipe: Pipeline, faces: np.ndarray, labels: np.ndarray, variants
     if len(n_classes) != 1:
         raise ValueError("the models of one protocol run must share the data set's classes")
     k = n_classes.pop()
-    out: dict[str, Any] = {"crop": {name: scores(p.argmax(1), labels, k)
-                                    for name, p in pipe.read_crops(faces, chosen).items()}}
+    out: dict[str, Any] = {
+        "crop": {name: scores(p.argmax(1), labels, k) for name, p in pipe.read_crops(faces, chosen).items()}
+    }
     for variant in variants:
         crops, found, by_mtcnn = pipeline_crops(faces, variant, pipe.find_faces_batch, seed, indices=indices)
         out[variant] = {}
@@ -182,7 +204,7 @@ def run_protocol(pipe: Pipeline, faces: np.ndarray, labels: np.ndarray, variants
 
 
 def expand_variants(spec: str) -> list[str]:
-    """"all", group names (tight, context, rotated, light) and variant names, comma-separated."""
+    """ "all", group names (tight, context, rotated, light) and variant names, comma-separated."""
     out: list[str] = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         names = VARIANTS if part == "all" else GROUPS.get(part, (part,))

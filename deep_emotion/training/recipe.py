@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from deep_emotion.models import registry as architectures
 from deep_emotion.errors import RecipeError
+from deep_emotion.models import registry as architectures
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,10 @@ class Recipe:
         if self.model is None:
             object.__setattr__(self, "model", config_class() if config_class else {})
         elif config_class and not isinstance(self.model, config_class):
-            raise RecipeError(f"recipe {self.name}: architecture {self.architecture} takes a {config_class.__name__}, "
-                              f"not a {type(self.model).__name__}")
+            raise RecipeError(
+                f"recipe {self.name}: architecture {self.architecture} takes a {config_class.__name__}, "
+                f"not a {type(self.model).__name__}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

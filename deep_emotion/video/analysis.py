@@ -6,18 +6,30 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from deep_emotion.faces.framing import Box, Framing, crop_face
 from deep_emotion.faces.detect import Face
+from deep_emotion.faces.framing import Box, Framing, crop_face
 from deep_emotion.faces.tracking import MAX_GAP_SECONDS, FaceTracker, smoothing_weight
-from deep_emotion.video.clips import DEFAULT_FPS, Source, VIDEO_FRAMING, VideoInfo, _label, _readable, check_fps, probe, sample_frames
+from deep_emotion.video.clips import (
+    DEFAULT_FPS,
+    VIDEO_FRAMING,
+    Source,
+    VideoInfo,
+    _label,
+    _readable,
+    check_fps,
+    probe,
+    sample_frames,
+)
+
 
 @dataclass
 class FaceAtTime:
@@ -50,20 +62,44 @@ class VideoAnalysis:
         for r in self.rows:
             for model, p in r.probabilities.items():
                 classes = self.classes[model]
-                out.append({"time_s": round(r.time, 3), "frame": r.frame, "face": r.face, "model": model,
-                            "x0": round(r.box[0], 1), "y0": round(r.box[1], 1), "x1": round(r.box[2], 1),
-                            "y1": round(r.box[3], 1), "face_probability": round(r.face_probability, 4),
-                            "detected": r.detected, "top": classes[int(np.argmax(p))],
-                            **{c: round(float(v), 4) for c, v in zip(classes, p)}})
+                out.append(
+                    {
+                        "time_s": round(r.time, 3),
+                        "frame": r.frame,
+                        "face": r.face,
+                        "model": model,
+                        "x0": round(r.box[0], 1),
+                        "y0": round(r.box[1], 1),
+                        "x1": round(r.box[2], 1),
+                        "y1": round(r.box[3], 1),
+                        "face_probability": round(r.face_probability, 4),
+                        "detected": r.detected,
+                        "top": classes[int(np.argmax(p))],
+                        **{c: round(float(v), 4) for c, v in zip(classes, p)},
+                    }
+                )
         return out
 
     def columns(self) -> list[str]:
         classes = list(dict.fromkeys(c for cs in self.classes.values() for c in cs))
-        return ["time_s", "frame", "face", "model", "x0", "y0", "x1", "y1", "face_probability", "detected", "top",
-                *classes]
+        return [
+            "time_s",
+            "frame",
+            "face",
+            "model",
+            "x0",
+            "y0",
+            "x1",
+            "y1",
+            "face_probability",
+            "detected",
+            "top",
+            *classes,
+        ]
 
     def write_csv(self, target: str | Path | io.TextIOBase) -> None:
         """The records as CSV (a class a model does not have: empty)."""
+
         def write(f) -> None:
             w = csv.DictWriter(f, fieldnames=self.columns(), restval="")
             w.writeheader()
@@ -76,9 +112,15 @@ class VideoAnalysis:
             write(target)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"video": {k: getattr(self.info, k) for k in self.info.__dataclass_fields__}, "fps": self.fps,
-                "frames_sampled": self.frames, "smoothing_half_life_s": self.smooth, "classes": self.classes,
-                "faces": self.faces(), "records": self.records()}
+        return {
+            "video": {k: getattr(self.info, k) for k in self.info.__dataclass_fields__},
+            "fps": self.fps,
+            "frames_sampled": self.frames,
+            "smoothing_half_life_s": self.smooth,
+            "classes": self.classes,
+            "faces": self.faces(),
+            "records": self.records(),
+        }
 
 
 def _batches(frames: Iterator[tuple[float, Image.Image]], n: int) -> Iterator[list[tuple[float, Image.Image]]]:
@@ -96,10 +138,19 @@ FindFaces = Callable[[list[Image.Image]], list[list[Face]]]  # faces of each fra
 ReadCrops = Callable[[list[np.ndarray]], dict[str, np.ndarray]]  # model -> probabilities (N, classes) of 48x48 crops
 
 
-def analyze_video(source: Source, find: FindFaces, read: ReadCrops, classes: Mapping[str, list[str]],
-                  fps: float = DEFAULT_FPS, name: str | None = None, detect_every: int = 1, smooth: float = 0.0,
-                  batch: int = 8, framing: Framing = VIDEO_FRAMING,
-                  progress: Callable[[float, int], None] | None = None) -> VideoAnalysis:
+def analyze_video(
+    source: Source,
+    find: FindFaces,
+    read: ReadCrops,
+    classes: Mapping[str, list[str]],
+    fps: float = DEFAULT_FPS,
+    name: str | None = None,
+    detect_every: int = 1,
+    smooth: float = 0.0,
+    batch: int = 8,
+    framing: Framing = VIDEO_FRAMING,
+    progress: Callable[[float, int], None] | None = None,
+) -> VideoAnalysis:
     """Every face of every sampled frame, followed across frames, read by every model. `find` finds the faces of
     frames and `read` reads crops with every model (`Pipeline.analyze_clip` passes its own); `classes`: each
     model's class names. `smooth`: half-life in seconds of an exponential moving average of each face's
@@ -145,11 +196,12 @@ def analyze_video(source: Source, find: FindFaces, read: ReadCrops, classes: Map
                         p = prev + smoothing_weight(t - t0, smooth) * (p - prev)
                     last[(fid, m)] = (t, p)
                     per_model[m] = p
-                rows.append(FaceAtTime(t, frames + i, fid, tuple(float(v) for v in face.box), face.probability,
-                                       detected, per_model))
+                rows.append(
+                    FaceAtTime(
+                        t, frames + i, fid, tuple(float(v) for v in face.box), face.probability, detected, per_model
+                    )
+                )
             frames += len(part)
             if progress:
                 progress(part[-1][0], frames)
     return VideoAnalysis(info, float(fps), {m: list(c) for m, c in classes.items()}, rows, frames, float(smooth))
-
-

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -85,8 +86,9 @@ def _open(source: Source, label: str):
         # local files only: a playlist inside an upload must not make FFmpeg fetch anything
         container = av.open(target, metadata_errors="ignore", options={"protocol_whitelist": "file"})
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise VideoLoadError(f"{label}: not a readable video: damaged, truncated or of an unknown kind "
-                             f"({type(e).__name__})") from e
+        raise VideoLoadError(
+            f"{label}: not a readable video: damaged, truncated or of an unknown kind ({type(e).__name__})"
+        ) from e
     fmt = container.format.name
     problem = None
     if fmt.endswith("_pipe") or fmt == "image2":
@@ -112,19 +114,24 @@ def _info(container, label: str) -> VideoInfo:
     elif container.duration is not None:
         seconds = container.duration / 1_000_000  # AV_TIME_BASE
     rate = stream.average_rate or stream.guessed_rate
-    return VideoInfo(label, width, height, seconds, float(rate) if rate else None, stream.codec_context.name,
-                     container.format.name)
+    return VideoInfo(
+        label, width, height, seconds, float(rate) if rate else None, stream.codec_context.name, container.format.name
+    )
 
 
 def _check(info: VideoInfo) -> None:
     if info.width < 1 or info.height < 1:
         raise VideoLoadError(f"{info.name}: the video has no frame size")
     if max(info.width, info.height) > MAX_SIDE:
-        raise VideoLoadError(f"{info.name}: {info.width}x{info.height} frames are larger than the {MAX_SIDE} px "
-                             "accepted; scale the video down first")
+        raise VideoLoadError(
+            f"{info.name}: {info.width}x{info.height} frames are larger than the {MAX_SIDE} px "
+            "accepted; scale the video down first"
+        )
     if info.seconds is not None and info.seconds > MAX_SECONDS:
-        raise VideoLoadError(f"{info.name}: {info.seconds / 60:.1f} min is longer than the {MAX_SECONDS / 60:.0f} min "
-                             "accepted; cut the clip first")
+        raise VideoLoadError(
+            f"{info.name}: {info.seconds / 60:.1f} min is longer than the {MAX_SECONDS / 60:.0f} min "
+            "accepted; cut the clip first"
+        )
 
 
 def probe(source: Source, name: str | None = None) -> VideoInfo:
@@ -169,10 +176,14 @@ def _frames(source: Source, label: str, start: float = 0.0, seek: bool = True) -
             if seeked and index == 1 and t > start + 1e-3:
                 break  # landed after `start`: read from the beginning (below)
             if t > MAX_SECONDS:
-                raise VideoLoadError(f"{label}: longer than the {MAX_SECONDS / 60:.0f} min accepted; cut the clip first")
+                raise VideoLoadError(
+                    f"{label}: longer than the {MAX_SECONDS / 60:.0f} min accepted; cut the clip first"
+                )
             if max(frame.width, frame.height) > MAX_SIDE:
-                raise VideoLoadError(f"{label}: frames of {frame.width}x{frame.height} at {t:.1f} s are larger than "
-                                     f"the {MAX_SIDE} px accepted")
+                raise VideoLoadError(
+                    f"{label}: frames of {frame.width}x{frame.height} at {t:.1f} s are larger than "
+                    f"the {MAX_SIDE} px accepted"
+                )
             yield float(t), upright(frame.to_image(), frame.rotation)
         else:
             return
@@ -190,8 +201,9 @@ def _readable(source: Source) -> str | Path | bytes:
     return bytes(source) if isinstance(source, (bytearray, memoryview)) else source.read(MAX_BYTES + 1)
 
 
-def sample_frames(source: Source, fps: float = DEFAULT_FPS, name: str | None = None,
-                  start: float = 0.0) -> Iterator[tuple[float, Image.Image]]:
+def sample_frames(
+    source: Source, fps: float = DEFAULT_FPS, name: str | None = None, start: float = 0.0
+) -> Iterator[tuple[float, Image.Image]]:
     """(time in seconds, upright RGB frame) at `fps` from `start` on: the first frame at or after each multiple
     of 1/fps."""
     check_fps(fps)
@@ -204,8 +216,13 @@ def sample_frames(source: Source, fps: float = DEFAULT_FPS, name: str | None = N
             yield t, image
 
 
-TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, -180: Image.Transpose.ROTATE_180,
-         -90: Image.Transpose.ROTATE_270, 270: Image.Transpose.ROTATE_270}
+TURNS = {
+    90: Image.Transpose.ROTATE_90,
+    180: Image.Transpose.ROTATE_180,
+    -180: Image.Transpose.ROTATE_180,
+    -90: Image.Transpose.ROTATE_270,
+    270: Image.Transpose.ROTATE_270,
+}
 
 
 def upright(image: Image.Image, rotation: float | None) -> Image.Image:
@@ -226,8 +243,9 @@ def frame_at(source: Source, time: float, name: str | None = None) -> tuple[floa
     raise VideoLoadError(f"{_label(source, name)}: no frame at {time:.2f} s")
 
 
-def write_clip(path: str | Path, frames: list[Image.Image] | Iterator[Image.Image], fps: float = 10.0,
-               codec: str | None = None) -> Path:
+def write_clip(
+    path: str | Path, frames: list[Image.Image] | Iterator[Image.Image], fps: float = 10.0, codec: str | None = None
+) -> Path:
     """Encode RGB frames (all one size) into a clip (the codec from the extension: mp4/mov/mkv H.264, webm VP9,
     avi MPEG-4, gif GIF). For tests, examples and benchmarks."""
     import av

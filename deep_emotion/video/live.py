@@ -44,8 +44,10 @@ def free_corner(size: tuple[int, int], tile: tuple[int, int], boxes: list) -> tu
     corners = [(w - tw, 0), (0, 0), (w - tw, h - th), (0, h - th)]
 
     def hidden(c: tuple[int, int]) -> float:
-        return sum(max(0.0, min(c[0] + tw, b[2]) - max(c[0], b[0])) * max(0.0, min(c[1] + th, b[3]) - max(c[1], b[1]))
-                   for b in boxes)
+        return sum(
+            max(0.0, min(c[0] + tw, b[2]) - max(c[0], b[0])) * max(0.0, min(c[1] + th, b[3]) - max(c[1], b[1]))
+            for b in boxes
+        )
 
     return min(corners, key=hidden)
 
@@ -54,8 +56,16 @@ class LiveReader:
     """One stream's state: the tracker and each face's smoothed probabilities, for one model of a pipeline.
     Thread-safe (one frame at a time). Made by `Pipeline.live`."""
 
-    def __init__(self, pipeline: Pipeline, model: str, smooth: float = LIVE_HALF_LIFE, show_map: bool = True,
-                 window: int = LIVE_WINDOW, stride: int = LIVE_STRIDE, detect_side: int = LIVE_DETECT_SIDE) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        model: str,
+        smooth: float = LIVE_HALF_LIFE,
+        show_map: bool = True,
+        window: int = LIVE_WINDOW,
+        stride: int = LIVE_STRIDE,
+        detect_side: int = LIVE_DETECT_SIDE,
+    ) -> None:
         self.pipeline, self.name = pipeline, model
         self.classes = list(pipeline.models[model].classes)
         self.smooth, self.show_map, self.window, self.stride = smooth, show_map, window, stride
@@ -89,13 +99,19 @@ class LiveReader:
         view = self.pipeline.explain(face, [self.name], options)[self.name]
         picture = crop_face(image, face.box, size=144, landmarks=face.landmarks, framing=VIDEO_FRAMING)
         return render.map_tile(picture, view.maps["occlusion-drop"], f"face {number}: {target}", scale=1, text_size=14)
+
     def process(self, image: Image.Image, time: float) -> tuple[Image.Image, list[LiveFace]]:
         """The frame with every face's box, id and top class (smoothed) drawn, and the largest face's map in the
         corner that hides the fewest faces when `show_map`."""
         with self.lock:
             read, faces = self.read(image, time)
-            out = render.draw_boxes(image, [f.box for f in read], None,
-                                    [f"{f.top} {f.probability:.0%}" for f in read], numbers=[f.face for f in read])
+            out = render.draw_boxes(
+                image,
+                [f.box for f in read],
+                None,
+                [f"{f.top} {f.probability:.0%}" for f in read],
+                numbers=[f.face for f in read],
+            )
             if self.show_map and read:
                 tile = self.face_map(image, faces[0], read[0].top, read[0].face)
                 side = max(96, round(MAP_SHARE * image.height))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from deep_emotion.errors import DataLayoutError
+
 from .base import FaceDataset, Split
 from .fer2013 import read_fer2013
 from .ferplus import majority_label, read_ferplus
@@ -58,5 +60,19 @@ def load_dataset(name: str, root: str | Path, **kwargs) -> FaceDataset:
     return READERS[name](resolve_root(name, root), **kwargs)
 
 
-__all__ = ["FaceDataset", "Split", "READERS", "load_dataset", "card_data", "reader_options", "resolve_root", "majority_label",
-           "read_fer2013", "read_ferplus", "read_folder", "read_ckplus", "read_jaffe", "read_ferg"]
+__all__ = [
+    "FaceDataset",
+    "Split",
+    "READERS",
+    "load_dataset",
+    "card_data",
+    "reader_options",
+    "resolve_root",
+    "majority_label",
+    "read_fer2013",
+    "read_ferplus",
+    "read_folder",
+    "read_ckplus",
+    "read_jaffe",
+    "read_ferg",
+]

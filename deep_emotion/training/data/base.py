@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -42,10 +42,15 @@ class FaceDataset:
     def split(self, protocol: str | None = None, seed: int = 0, fold: int | None = None, n_folds: int = 10) -> Split:
         return make_split(self, protocol or self.protocols[0], seed, fold, n_folds)
 
-    def subset(self, idx: np.ndarray) -> "FaceDataset":
+    def subset(self, idx: np.ndarray) -> FaceDataset:
         return FaceDataset(
-            self.name, self.images[idx], self.labels[idx], self.classes,
-            self.groups[idx], self.subjects[idx], self.protocols,
+            self.name,
+            self.images[idx],
+            self.labels[idx],
+            self.classes,
+            self.groups[idx],
+            self.subjects[idx],
+            self.protocols,
         )
 
 

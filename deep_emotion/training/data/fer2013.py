@@ -40,8 +40,13 @@ def read_fer2013(root: str | Path) -> FaceDataset:
 
 def _dataset(images: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> FaceDataset:
     return FaceDataset(
-        "fer2013", images, labels.astype(np.int64), CLASSES, groups,
-        np.full(len(labels), "", dtype="<U1"), protocols=("paper", "random"),
+        "fer2013",
+        images,
+        labels.astype(np.int64),
+        CLASSES,
+        groups,
+        np.full(len(labels), "", dtype="<U1"),
+        protocols=("paper", "random"),
     )
 
 

@@ -78,6 +78,11 @@ def read_ferplus(root: str | Path) -> FaceDataset:
     key_files = [root / p / "label.csv" for p in PARTS] + [p for p, _, _, _ in entries]
     a = cached_arrays(files_key("ferplus", root, key_files), build)
     return FaceDataset(
-        "ferplus", a["images"], a["labels"].astype(np.int64), CLASSES, a["groups"],
-        np.full(len(a["labels"]), "", dtype="<U1"), protocols=("official", "random"),
+        "ferplus",
+        a["images"],
+        a["labels"].astype(np.int64),
+        CLASSES,
+        a["groups"],
+        np.full(len(a["labels"]), "", dtype="<U1"),
+        protocols=("official", "random"),
     )

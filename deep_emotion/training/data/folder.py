@@ -26,6 +26,11 @@ def read_folder(root: str | Path) -> FaceDataset:
     a = cached_arrays(files_key("folder", root, files), lambda: {"images": decode_many(files)})
     n = len(files)
     return FaceDataset(
-        "folder", a["images"], np.array(labels, dtype=np.int64), tuple(d.name for d in class_dirs),
-        np.full(n, "", dtype="<U1"), np.full(n, "", dtype="<U1"), protocols=("random",),
+        "folder",
+        a["images"],
+        np.array(labels, dtype=np.int64),
+        tuple(d.name for d in class_dirs),
+        np.full(n, "", dtype="<U1"),
+        np.full(n, "", dtype="<U1"),
+        protocols=("random",),
     )

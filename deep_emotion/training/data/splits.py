@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,13 +28,16 @@ class Split:
 
 # official part names of each data set -> split
 OFFICIAL_PARTS = {
-    "Training": "train", "PublicTest": "val", "PrivateTest": "test",  # FER2013
-    "Train": "train", "Valid": "val", "Test": "test",  # FERPlus
+    "Training": "train",
+    "PublicTest": "val",
+    "PrivateTest": "test",  # FER2013
+    "Train": "train",
+    "Valid": "val",
+    "Test": "test",  # FERPlus
 }
 
 
-def make_split(ds: "FaceDataset", protocol: str, seed: int = 0, fold: int | None = None,
-               n_folds: int = 10) -> "Split":
+def make_split(ds: FaceDataset, protocol: str, seed: int = 0, fold: int | None = None, n_folds: int = 10) -> Split:
     if protocol not in ds.protocols:
         raise ValueError(f"{ds.name}: unknown protocol {protocol!r}; this data set knows {list(ds.protocols)}")
     if protocol in ("paper", "official"):
@@ -63,7 +65,7 @@ def subject_folds(subjects: np.ndarray, n_folds: int, seed: int) -> list[np.ndar
     return [np.flatnonzero(ids == k) for k in range(n_folds)]
 
 
-def subject_fold_split(subjects: np.ndarray, fold: int, n_folds: int = 10, seed: int = 0) -> "Split":
+def subject_fold_split(subjects: np.ndarray, fold: int, n_folds: int = 10, seed: int = 0) -> Split:
     """Fold `fold` is the test part, the next fold the validation part, the rest train: no subject in two parts."""
 
     if not 0 <= fold < n_folds:
@@ -74,7 +76,7 @@ def subject_fold_split(subjects: np.ndarray, fold: int, n_folds: int = 10, seed:
     return Split(train, val, test, f"subject-folds:{fold}/{n_folds}")
 
 
-def official_split(ds: "FaceDataset", protocol: str) -> "Split":
+def official_split(ds: FaceDataset, protocol: str) -> Split:
 
     parts = {"train": [], "val": [], "test": []}
     for i, g in enumerate(ds.groups):
@@ -84,28 +86,27 @@ def official_split(ds: "FaceDataset", protocol: str) -> "Split":
     if missing:
         found = sorted(set(ds.groups.tolist()))
         raise ValueError(
-            f"{ds.name}: protocol {protocol!r} needs the official parts for {missing}, "
-            f"but the data only has {found}"
+            f"{ds.name}: protocol {protocol!r} needs the official parts for {missing}, but the data only has {found}"
         )
     return Split(*(np.asarray(parts[k], dtype=np.int64) for k in ("train", "val", "test")), protocol=protocol)
 
 
-def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> "Split":
+def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> Split:
     """Random (not subject-independent) split; sizes rounded down for val and test."""
 
     perm = np.random.default_rng(seed).permutation(n)
     n_val, n_test = int(n * fractions[1]), int(n * fractions[2])
     return Split(
-        np.sort(perm[n_val + n_test:]), np.sort(perm[:n_val]), np.sort(perm[n_val:n_val + n_test]), "random"
+        np.sort(perm[n_val + n_test :]), np.sort(perm[:n_val]), np.sort(perm[n_val : n_val + n_test]), "random"
     )
 
 
-def jaffe_paper_split(ds: "FaceDataset", seed: int, per_class_test: int = 10, n_val: int = 23) -> "Split":
+def jaffe_paper_split(ds: FaceDataset, seed: int, per_class_test: int = 10, n_val: int = 23) -> Split:
     """The paper's JAFFE protocol: 10 test images per emotion (70), 23 validation, the rest (120) train."""
 
     rng = np.random.default_rng(seed)
-    test = np.concatenate([
-        rng.choice(np.flatnonzero(ds.labels == c), per_class_test, replace=False) for c in range(len(ds.classes))
-    ])
+    test = np.concatenate(
+        [rng.choice(np.flatnonzero(ds.labels == c), per_class_test, replace=False) for c in range(len(ds.classes))]
+    )
     rest = rng.permutation(np.setdiff1d(np.arange(len(ds)), test))
     return Split(np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test), "paper")

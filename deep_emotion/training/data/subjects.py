@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,7 +18,15 @@ if TYPE_CHECKING:
     from deep_emotion.faces.framing import Framing
 
 CKPLUS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
-JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sad", "SU": "surprise"}
+JAFFE_CODES = {
+    "AN": "angry",
+    "DI": "disgust",
+    "FE": "fear",
+    "HA": "happy",
+    "NE": "neutral",
+    "SA": "sad",
+    "SU": "surprise",
+}
 JAFFE_CLASSES = tuple(JAFFE_CODES.values())
 FERG_CLASSES = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 FERG_CHARACTERS = ("aia", "bonnie", "jules", "malcolm", "mery", "ray")
@@ -26,9 +35,17 @@ _CKPLUS_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.png$", re.IGNORECASE)
 _JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)\.tiff?$", re.IGNORECASE)
 
 
-def _build(name: str, root: Path, files: list[Path], labels: list[int], subjects: list[str],
-           classes: tuple[str, ...], protocols: tuple[str, ...],
-           decode: Callable[[Path], np.ndarray] | None = None, tag: str = "") -> FaceDataset:
+def _build(
+    name: str,
+    root: Path,
+    files: list[Path],
+    labels: list[int],
+    subjects: list[str],
+    classes: tuple[str, ...],
+    protocols: tuple[str, ...],
+    decode: Callable[[Path], np.ndarray] | None = None,
+    tag: str = "",
+) -> FaceDataset:
     if not files:
         raise DataLayoutError(f"{name}: no images found under {root}")
 
@@ -37,8 +54,13 @@ def _build(name: str, root: Path, files: list[Path], labels: list[int], subjects
 
     images = cached_arrays(files_key(name + tag, root, files), build)["images"]
     return FaceDataset(
-        name, images, np.array(labels, dtype=np.int64), classes,
-        np.full(len(files), "", dtype="<U1"), np.array(subjects), protocols=protocols,
+        name,
+        images,
+        np.array(labels, dtype=np.int64),
+        classes,
+        np.full(len(files), "", dtype="<U1"),
+        np.array(subjects),
+        protocols=protocols,
     )
 
 
@@ -62,16 +84,17 @@ def read_ckplus(root: str | Path) -> FaceDataset:
     return _build("ckplus", root, files, labels, subjects, CKPLUS_CLASSES, ("random", "subject-folds"))
 
 
-def read_jaffe(root: str | Path, crop_faces: bool = True, margin: float | None = None,
-               framing: "Framing | None" = None) -> FaceDataset:
+def read_jaffe(
+    root: str | Path, crop_faces: bool = True, margin: float | None = None, framing: Framing | None = None
+) -> FaceDataset:
     """JAFFE: `<subject>.<EMO><n>.<id>.tiff`, 256x256 uncropped photos. By default each face is found and
     cropped by the project's own face pipeline (faces.py, `margin` around MTCNN's box), like an upload;
     `crop_faces=False` shrinks the whole photo to 48x48. `framing` (faces.Framing) overrides `margin`."""
     root = require_dir(Path(root), "JAFFE")
     decode, tag = None, ""
     if crop_faces:
-        from deep_emotion.faces.framing import DEFAULT_MARGIN, Framing
         from deep_emotion.faces.detect import largest_face_crop
+        from deep_emotion.faces.framing import DEFAULT_MARGIN, Framing
 
         framing = framing or Framing(margin=DEFAULT_MARGIN if margin is None else margin)
         decode, tag = partial(largest_face_crop, framing=framing), f"-mtcnn-{framing.tag()}"
@@ -88,8 +111,9 @@ def read_jaffe(root: str | Path, crop_faces: bool = True, margin: float | None =
         subjects.append(m.group(1).upper())
     if not files:
         raise DataLayoutError(f"JAFFE: no <subject>.<EMO><n>.<id>.tiff files in {root}")
-    return _build("jaffe", root, files, labels, subjects, JAFFE_CLASSES, ("paper", "subject-folds", "random"),
-                  decode, tag)
+    return _build(
+        "jaffe", root, files, labels, subjects, JAFFE_CLASSES, ("paper", "subject-folds", "random"), decode, tag
+    )
 
 
 def read_ferg(root: str | Path) -> FaceDataset:
@@ -104,7 +128,7 @@ def read_ferg(root: str | Path) -> FaceDataset:
     for c in char_dirs:
         for e in sorted(p for p in c.iterdir() if p.is_dir()):
             prefix = c.name + "_"
-            expr = e.name[len(prefix):].lower() if e.name.startswith(prefix) else ""
+            expr = e.name[len(prefix) :].lower() if e.name.startswith(prefix) else ""
             if expr not in FERG_CLASSES:
                 raise DataLayoutError(
                     f"FERG: folder {e} is not <character>_<expression> with expression in {', '.join(FERG_CLASSES)}"
