@@ -180,9 +180,7 @@ def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
         try:
             page.goto(f"{server}/?models={four}&methods=occlusion-flip,regions,stn", timeout=60_000)
             page.get_by_text("astronaut.jpg: ").first.wait_for(timeout=240_000)  # the example, analysed
-            if width < 600:
-                page.locator('[data-testid="stExpandSidebarButton"]').first.click(timeout=30_000)
-            page.get_by_text("Upload", exact=True).click(timeout=60_000)
+            page.get_by_text("Upload", exact=True).click(timeout=60_000)  # in the main column, at every width
             page.locator("input[type=file]").set_input_files(str(photo), timeout=60_000)
             # feedback while it works: a spinner or a progress bar naming the step (on a quiet machine the
             # analysis may end, in about a second, before the browser draws either: then the result is there)
@@ -224,8 +222,57 @@ def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
                 page.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text("Face", exact=True)).first.click()
                 page.get_by_role("option").filter(has_text="face 2:").first.click(timeout=30_000)
                 page.get_by_text("group.jpg: face 2 of 3 explained").wait_for(timeout=240_000)
+                # a row of the summary table chooses its face as well (its marker, in the table's first column)
+                grid = page.locator("[data-testid=stDataFrame]").first
+                grid.scroll_into_view_if_needed()
+                box = grid.bounding_box()
+                page.mouse.click(box["x"] + 12, box["y"] + 35 * 3 + 17)  # under the header, the third row
+                page.get_by_text("group.jpg: face 3 of 3 explained").wait_for(timeout=240_000)
         finally:
             page.screenshot(path=str(artifacts / f"app-{width}x{height}-last.png"))
+            browser.close()
+
+
+def test_seven_models_fit_at_desktop_size(server):
+    """Every bundled model at 1280x800: each probability card's heading on one line (no "fer2013-w|ide") and each
+    probability chart at least 140 px wide; saved to artifacts/seven-models-1280x800.png."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make test installs Debian's package when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    names = list_checkpoints()
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            page.goto(f"{server}/?models={','.join(names)}&methods=occlusion-flip", timeout=60_000)
+            page.get_by_text("astronaut.jpg: face 1 of 1 explained").wait_for(timeout=300_000)
+            page.wait_for_function(
+                f"() => document.querySelectorAll('[data-testid=stVegaLiteChart]').length >= {len(names) + 1}",
+                timeout=60_000,
+            )
+            page.wait_for_timeout(1000)  # the charts' entry animation
+            # each heading's text: its lines counted as the distinct tops of its boxes
+            headings = page.evaluate(
+                """() => [...document.querySelectorAll('[data-testid=stHeading] h3')].map(h => {
+                    const range = document.createRange();
+                    range.selectNodeContents(h);
+                    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                        .map(r => Math.round(r.top)));
+                    return [h.textContent, tops.size] })"""
+            )
+            assert sorted(t.replace("\u2011", "-") for t, _ in headings) == sorted(names + ["consensus"])
+            assert all(lines == 1 for _, lines in headings), headings
+            widths = page.evaluate(
+                "() => [...document.querySelectorAll('[data-testid=stVegaLiteChart]')]"
+                ".map(c => c.getBoundingClientRect().width)"
+            )
+            assert len(widths) == len(names) + 1 and min(widths) >= 140, widths
+            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+        finally:
+            page.screenshot(path=str(artifacts / "seven-models-1280x800.png"), full_page=True)
             browser.close()
 
 

@@ -109,6 +109,8 @@ def test_photo_without_face(monkeypatch, tmp_path):
     assert [s.value for s in at.subheader] == [MODELS[0]]
     # one sentence says how the face was found: as asked, not "No face was found in this photo." as well
     assert not at.warning and at.info[0].value == WHOLE_IMAGE_ASKED
+    captions = [c for e in at.get("image") for c in e.captions]
+    assert "sky.png: the whole image as one face, 320x240" in captions, captions  # not "1 face(s)"
 
 
 def test_unreadable_upload_gets_a_message(monkeypatch, tmp_path):

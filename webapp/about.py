@@ -62,11 +62,14 @@ def expander(pipe) -> None:
             st.markdown(card_line(name, card))
             a, b = st.columns(2)
             if card.confusion:
-                a.altair_chart(charts.confusion_chart(name, list(card.classes), card.confusion), width="stretch")
+                width, height = charts.CONFUSION_ELEMENT  # Streamlit fits the whole chart into the element
+                a.altair_chart(
+                    charts.confusion_chart(name, list(card.classes), card.confusion), width=width, height=height
+                )
             reliability = checkpoint_dir() / f"{name}_reliability.png"
             if reliability.is_file():
                 b.image(
                     str(reliability),
                     caption=f"{name}: reliability (are 70 % answers right 70 % of the time?)",
-                    width=360,
+                    width="stretch",
                 )

@@ -42,7 +42,8 @@ def pipeline() -> Pipeline:
 
 
 def source_ui() -> str:
-    return st.sidebar.radio(
+    """The source, in the main column (a phone hides the sidebar behind its "»")."""
+    return st.radio(
         "Source",
         ["Example", "Upload", "Camera", "Video", "Live"],
         horizontal=True,
@@ -57,10 +58,10 @@ def photo_input(source: str) -> tuple[bytes | None, str]:
     if source in ("Video", "Live"):
         return None, ""
     if source == "Upload":
-        f = st.sidebar.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES)
+        f = st.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES)
         return (f.getvalue(), f.name) if f else (None, "")
     if source == "Camera":
-        f = st.sidebar.camera_input("Take a photo")
+        f = st.camera_input("Take a photo")
         return (f.getvalue(), "camera") if f else (None, "")
     example = example_photo_path()
     return example.read_bytes(), example.name
@@ -157,8 +158,9 @@ def main() -> None:
         st.error(f"No models could be loaded from checkpoints/: {e}")
         return
     query, errors = params.parse_query(st.query_params.to_dict())
-    source = source_ui()
-    data, label = photo_input(source)
+    with st.container(key="inputs"):  # the source and the photo, above the results at every width
+        source = source_ui()
+        data, label = photo_input(source)
     controls = controls_ui(pipe, query)
     errors += params.check_query(query, pipe) + params.check_choice(controls["models"], controls["methods"], pipe)
     for e in errors:

@@ -72,6 +72,9 @@ def faithfulness_table(views: list[ModelView]) -> pd.DataFrame:
     )
 
 
+CONFUSION_ELEMENT = (380, 540)  # the element's width and height: a square ~290 px plot with its labels and legend
+
+
 def confusion_chart(name: str, classes: list[str], confusion) -> alt.Chart:
     """A model's confusion on its test split, each row as shares of its true class."""
     cm = np.asarray(confusion, dtype=float)
@@ -83,22 +86,32 @@ def confusion_chart(name: str, classes: list[str], confusion) -> alt.Chart:
             for j in range(len(classes))
         ]
     )
-    axis = alt.Axis(labelOverlap=False, labelLimit=140)
+    side = 280  # square cells; the legend below, so that the chart fits half of a desktop page or a phone
     return (
         alt.Chart(df)
         .mark_rect()
         .encode(
-            x=alt.X("predicted:N", sort=classes, axis=axis),
-            y=alt.Y("true:N", sort=classes, axis=axis),
-            color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of row"),
+            x=alt.X(
+                "predicted:N",
+                sort=classes,
+                title="predicted class",
+                axis=alt.Axis(labelOverlap=False, labelLimit=200, labelAngle=-45),
+            ),
+            y=alt.Y(
+                "true:N", sort=classes, title="true class (rows)", axis=alt.Axis(labelOverlap=False, labelLimit=200)
+            ),
+            color=alt.Color(
+                "share:Q",
+                scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                title="share of its row",
+                legend=alt.Legend(orient="bottom", gradientLength=side - 60),
+            ),
             tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".2f")],
         )
         .properties(
-            width=300,
-            height=300,
-            title=alt.TitleParams(
-                f"{name}: confusion on its test split", subtitle="rows: the true class, as shares of it"
-            ),
+            width=side,
+            height=side,
+            title=alt.TitleParams(f"{name}: confusion on its test split", subtitle="each row: shares of a true class"),
         )
     )
 

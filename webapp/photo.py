@@ -23,7 +23,9 @@ from deep_emotion.serve import params
 PREVIEW_SIDE = 1024
 MAP_SIDE = 288  # pixels of the face's square under each map (6x the model's 48)
 MAPS_PER_ROW = 4  # models side by side before wrapping to the next row
+CARDS_PER_ROW = 3  # probability cards side by side (in the right-hand column): each chart >= 140 px at 1280 px
 WHOLE_IMAGE = "Treat the whole image as the face"
+THUMB_SIDE = 80  # pixels of each face in the gallery under a group photo
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -45,6 +47,14 @@ def cached_face_picture(_pipe, image_bytes: bytes, name: str, index: int, detect
     over it at the photo's resolution."""
     face = cached_faces(_pipe, image_bytes, detect, name)[0][index]
     return _pipe.face_picture(load_image(image_bytes, name=name), face, MAP_SIDE)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_thumbnails(_pipe, image_bytes: bytes, name: str, detect: bool) -> list[np.ndarray]:
+    """Every face's square of the photo at THUMB_SIDE pixels (`Pipeline.face_picture`), for the gallery."""
+    faces = cached_faces(_pipe, image_bytes, detect, name)[0]
+    image = load_image(image_bytes, name=name)
+    return [_pipe.face_picture(image, face, THUMB_SIDE) for face in faces]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -102,23 +112,43 @@ def results(pipe, data: bytes, label: str, detect: bool, controls: dict) -> None
     chosen = tuple(controls["models"])
     predictions = cached_predictions(pipe, data, label, detect, chosen)
     tops = [p.majority for p in predictions]
+    digest = hashlib.sha1(data).hexdigest()[:8]
+    pick_key, table_key = f"face_{digest}_{detect}", f"faces_table_{digest}_{detect}"  # one pair per photo
     left, right = st.columns([1, 2])
     with left:
         labels = [
             f"face {i + 1}: {tops[i]} ({f.box[2] - f.box[0]:.0f}x{f.box[3] - f.box[1]:.0f} px)"
             for i, f in enumerate(faces)
         ]
-        pick = st.selectbox("Face", range(len(faces)), format_func=lambda i: labels[i]) if len(faces) > 1 else 0
+        pick = (
+            st.selectbox("Face", range(len(faces)), format_func=lambda i: labels[i], key=pick_key)
+            if len(faces) > 1
+            else 0
+        )
         boxes = [tuple(v * scale for v in f.box) for f in faces]
         st.image(
             render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
-            caption=f"{label}: {len(faces)} face(s), {size[0]}x{size[1]}",
+            caption=f"{label}: {f'{len(faces)} face(s)' if detect else 'the whole image as one face'}, "
+            f"{size[0]}x{size[1]}",
             width="stretch",
         )
+        if len(faces) > 1:  # the faces side by side, wrapping at any width: number and majority emotion
+            st.image(
+                cached_thumbnails(pipe, data, label, detect),
+                caption=[f"{'▶ ' if i == pick else ''}{i + 1} · {top}" for i, top in enumerate(tops)],
+                width=THUMB_SIDE,
+            )
     if len(faces) > 1:
         with left if len(chosen) <= 2 else st.container():  # under the photo; a wider table under both columns
-            st.caption("Every face, every chosen model (top class and its probability):")
-            st.dataframe(charts.summary_table(predictions), width="content")
+            st.caption("Every face, every chosen model (top class and its probability); choose a row to explain it:")
+            st.dataframe(
+                charts.summary_table(predictions),
+                width="content",
+                hide_index=False,  # the face numbers
+                key=table_key,
+                on_select=lambda: choose_row(table_key, pick_key),
+                selection_mode="single-row",
+            )
     face = faces[pick]
 
     methods = controls["methods"]
@@ -168,7 +198,6 @@ def results(pipe, data: bytes, label: str, detect: bool, controls: dict) -> None
         options,
     )
     a, b = st.columns(2)
-    digest = hashlib.sha1(data).hexdigest()[:8]
     a.download_button(
         "Download panel (PNG)",
         lambda: panel_png(face, views, list(options.methods)),
@@ -184,6 +213,13 @@ def results(pipe, data: bytes, label: str, detect: bool, controls: dict) -> None
     st.caption(f"{label}: face {pick + 1} of {len(faces)} explained by {len(views)} model(s).")
 
 
+def choose_row(table_key: str, pick_key: str) -> None:
+    """A row chosen in the summary table chooses its face (the table's rows are the faces, in order)."""
+    rows = st.session_state[table_key].selection.rows
+    if rows:
+        st.session_state[pick_key] = rows[0]
+
+
 def consensus_view(consensus: dict[str, float]) -> ModelView:
     """The consensus as a row of its own beside the models (probabilities only: it has no maps)."""
     top = max(consensus, key=consensus.get)
@@ -195,10 +231,10 @@ def rows_of(items: list, n: int = MAPS_PER_ROW) -> list[list]:
 
 
 def probabilities_ui(views: list[ModelView]) -> None:
-    for row in rows_of(views):
-        for col, view in zip(st.columns(MAPS_PER_ROW if len(views) > MAPS_PER_ROW else len(row)), row):
+    for row in rows_of(views, CARDS_PER_ROW):
+        for col, view in zip(st.columns(CARDS_PER_ROW if len(views) > CARDS_PER_ROW else len(row)), row):
             with col:
-                st.subheader(view.model.replace("-", "\u2011"))  # no line break at the hyphen
+                st.subheader(view.model.replace("-", "\u2011"), anchor=False)  # no line break at the hyphen
                 st.markdown(f"**{view.top}** ({view.probabilities[view.top]:.0%})")
                 st.vega_lite_chart(
                     spec=charts.probability_chart(view, max(len(v.probabilities) for v in views)), width="stretch"

@@ -50,9 +50,9 @@ def clip_analysis(pipe, clip: bytes, name: str, chosen: tuple[str, ...], fps: fl
 def page(pipe, chosen: list[str]) -> tuple[bytes | None, str]:
     """A clip's faces over time, then the frame picked on the slider as a PNG and its label, to analyse like a
     photo (its maps are computed for that frame only); (None, '') when there is nothing to explain yet."""
-    kind = st.sidebar.radio("Clip", ["Example clip", "Upload a clip"], horizontal=True, key="clip_source")
+    kind = st.radio("Clip", ["Example clip", "Upload a clip"], horizontal=True, key="clip_source")
     if kind == "Upload a clip":
-        f = st.sidebar.file_uploader(
+        f = st.file_uploader(
             "A video clip",
             type=list(VIDEO_TYPES),
             help="Up to 20 MB here (15 minutes and 4K at most); long clips take a while on a small server.",
