@@ -9,6 +9,7 @@ tests/test_browser.py -k example`).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -273,6 +274,55 @@ def test_seven_models_fit_at_desktop_size(server):
             assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
         finally:
             page.screenshot(path=str(artifacts / "seven-models-1280x800.png"), full_page=True)
+            browser.close()
+
+
+def group_of_24(astronaut_path: Path, path: Path) -> Path:
+    """The public-domain astronaut's face tiled 24 times at sizes from 100 to 190 px on a 2000x1550 photo."""
+    from PIL import Image
+
+    face = Image.open(astronaut_path).convert("RGB").crop((150, 30, 300, 210))  # 150x180 around the face
+    photo = Image.new("RGB", (2000, 1550), (96, 112, 128))
+    for k in range(24):
+        row, col = divmod(k, 6)
+        side = 100 + 15 * ((k * 7) % 7)
+        tile = face.resize((side, round(side * 1.2)))
+        photo.paste(tile, (40 + col * 325 + (k % 3) * 20, 40 + row * 375 + (k % 2) * 30))
+    photo.save(path, quality=92)
+    return path
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_a_group_of_24_faces(server, astronaut_path, tmp_path, viewport):
+    """24 faces: a numbered thumbnail per face (at least 20 found), the upload in the main area at either size,
+    nothing overflowing sideways; saved to artifacts/group24-<size>.png."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make test installs Debian's package when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    width, height = viewport
+    photo = group_of_24(astronaut_path, tmp_path / f"group24-{width}.jpg")
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        try:
+            page.goto(f"{server}/?methods=gradcam", timeout=60_000)
+            page.get_by_text("astronaut.jpg: ").first.wait_for(timeout=240_000)
+            page.get_by_text("Upload", exact=True).click(timeout=60_000)
+            upload = page.locator("input[type=file]").first
+            # the upload control in the main area, not only behind the sidebar's button
+            page.locator('[data-testid="stFileUploader"]').first.wait_for(state="visible", timeout=60_000)
+            assert page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]').count() == 0
+            upload.set_input_files(str(photo), timeout=60_000)
+            page.get_by_text(f"{photo.name}: face 1 of").wait_for(timeout=300_000)
+            numbers = page.get_by_text(re.compile(r"^(▶ )?\d+ · [a-z]+$"))
+            found = numbers.count()
+            assert found >= 20, found
+            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+        finally:
+            page.screenshot(path=str(artifacts / f"group24-{width}x{height}.png"), full_page=True)
             browser.close()
 
 

@@ -127,7 +127,8 @@ def results(pipe, data: bytes, label: str, detect: bool, controls: dict) -> None
         )
         boxes = [tuple(v * scale for v in f.box) for f in faces]
         st.image(
-            render.draw_boxes(preview, boxes, pick, tops, shown_width=280),
+            # many faces: numbers only on the photo (their emotions are in the gallery and the table below)
+            render.draw_boxes(preview, boxes, pick, tops if len(faces) <= 6 else None, shown_width=280),
             caption=f"{label}: {f'{len(faces)} face(s)' if detect else 'the whole image as one face'}, "
             f"{size[0]}x{size[1]}",
             width="stretch",
