@@ -87,3 +87,47 @@ def pipeline_of(models: dict, detector=None):
         {name: m if isinstance(m, LoadedModel) else loaded_model(m[0], m[1], name) for name, m in models.items()},
         detector,
     )
+
+
+# --- the static Space (web/): built once per run, served as Hugging Face serves it --------------------------
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory) -> Path:
+    """Every shipped model and MTCNN exported to ONNX, with models.json."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is installed by `make install-test`")
+    pytest.importorskip("onnxscript", reason="onnxscript (the ONNX exporter's) is installed by `make install-test`")
+    from deep_emotion.serve.onnx_export import export_all
+
+    out = tmp_path_factory.mktemp("onnx")
+    export_all(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("Debian's chromium is not installed (`make install-test` installs it as root)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make install-test`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site(onnx_dir, tmp_path_factory):
+    """(base URL, folder) of the built page, served with the Space's cross-origin isolation headers."""
+    import sys
+
+    web = Path(__file__).resolve().parent.parent / "web"
+    if not (web / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("onnxruntime-web is not installed: `make install-test` runs `npm ci` in web/")
+    sys.path.insert(0, str(web))
+    import build
+    import serve
+
+    out = build.build(tmp_path_factory.mktemp("site") / "space", exported=onnx_dir)
+    server = serve.start(out)
+    yield f"http://127.0.0.1:{server.server_address[1]}", out
+    server.shutdown()

@@ -4,11 +4,7 @@ to any other host, and bad input answered with a message."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import shutil
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +21,7 @@ pytest.importorskip("onnxscript", reason="onnxscript (the ONNX exporter's) is in
 from deep_emotion.faces.detect import iou as _iou  # noqa: E402
 from deep_emotion.models.card import list_checkpoints  # noqa: E402
 from deep_emotion.models.checkpoints import load_checkpoint  # noqa: E402
-from deep_emotion.serve.onnx_export import export_all, mtcnn_networks  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def onnx_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("onnx")
-    export_all(out)
-    return out
+from deep_emotion.serve.onnx_export import mtcnn_networks  # noqa: E402
 
 
 def test_every_model_exports_with_the_outputs_pytorch_gives(onnx_dir):
@@ -73,32 +62,11 @@ def test_mtcnn_networks_export_with_dynamic_sizes(onnx_dir):
 # --- the page in Chromium ---------------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("Debian's chromium is not installed (`make install-test` installs it as root)")
-    return path
-
-
 @pytest.fixture(scope="session")
-def site(onnx_dir, tmp_path_factory):
-    import build
+def page(site, chromium_path):
+    from playwright import sync_api
 
-    if not (ROOT / "web" / "node_modules" / "onnxruntime-web").is_dir():
-        pytest.skip("onnxruntime-web is not installed: `make install-test` runs `npm ci` in web/")
-    out = build.build(tmp_path_factory.mktemp("site") / "space", exported=onnx_dir)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", out
-    server.shutdown()
-
-
-@pytest.fixture(scope="session")
-def page(site):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = _chromium()
+    executable = chromium_path
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         pg = browser.new_page(viewport={"width": 1280, "height": 800})

@@ -14,7 +14,17 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parent
 ROOT = WEB.parent
-ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
+# the CPU build (wasm) and the WebGPU build, which runtime.js picks between; each with its module and wasm binary
+ORT_FILES = (
+    "ort.wasm.min.mjs",
+    "ort-wasm-simd-threaded.wasm",
+    "ort-wasm-simd-threaded.mjs",
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+)
+sys.path.insert(0, str(WEB))
+from serve import HEADERS  # noqa: E402  (the headers the local server sends: one list for both)
 
 README = """---
 title: Deep-Emotion in your browser
@@ -26,15 +36,20 @@ app_file: index.html
 pinned: false
 license: mit
 short_description: Facial expressions and occlusion maps, in your browser
+custom_headers:
+{headers}
 ---
 
 # Deep-Emotion, in your browser
 
-Upload a photo or take one with the camera: the faces are found (MTCNN), each chosen model gives its
-probabilities, the spatial transformer's view (and the area it samples), and the paper's occlusion map with the
-window and stride you set. Everything runs in the visitor's browser with ONNX Runtime Web: **photos never leave
-the device**. Built by `make static` from the Deep-Emotion project (models, cards and their evaluation protocols
-are described in its README).
+A photo, a video file or the live camera: the faces are found (MTCNN) and followed, each chosen model gives its
+probabilities, the spatial transformer's view (and the area it samples), the paper's occlusion map with the
+window and stride you set, the facial regions that matter, how faithful each map is, and the models' combined
+answer. Everything runs in the visitor's browser with ONNX Runtime Web, on the GPU (WebGPU) where the browser
+offers one and on every CPU core otherwise (the `custom_headers` above make the page cross-origin isolated, which
+multi-threaded WebAssembly needs): **photos, videos and camera frames never leave the device**. Built by
+`make static` from the Deep-Emotion project (models, cards and their evaluation protocols are described in its
+README).
 """
 
 
@@ -50,14 +65,16 @@ def build(out: Path, models: list[str] | None = None, exported: Path | None = No
         shutil.rmtree(out)
     (out / "src").mkdir(parents=True)
     (out / "ort").mkdir()
-    for name in ("index.html", "style.css"):
-        shutil.copy(WEB / name, out / name)
+    shutil.copy(WEB / "index.html", out / "index.html")
+    for css in WEB.glob("*.css"):
+        shutil.copy(css, out / css.name)
     for js in (WEB / "src").glob("*.js"):
         shutil.copy(js, out / "src" / js.name)
     for name in ORT_FILES:
         shutil.copy(dist / name, out / "ort" / name)
     shutil.copy(ROOT / "webapp" / "examples" / "astronaut.jpg", out / "example.jpg")
-    (out / "README.md").write_text(README)
+    headers = "\n".join(f"  {k.lower()}: {v}" for k, v in HEADERS.items())
+    (out / "README.md").write_text(README.format(headers=headers))
     if exported:
         shutil.copytree(exported, out / "models")
     else:

@@ -1,29 +1,35 @@
-// The in-browser page: a photo (file or camera) -> faces (MTCNN) -> each chosen model's probabilities, the STN's
-// view with the quadrilateral it samples, and the paper's occlusion map with the user's window and stride.
+// The in-browser page: a photo (file or camera) -> faces (MTCNN) -> every face read by each chosen model, and for
+// the face picked: each model's probabilities, the STN's view with the quadrilateral it samples, the paper's
+// occlusion maps with the user's window and stride or the facial regions blurred, how faithful each map is, and
+// the models' combined answer. The video and live tabs are loaded when first opened (video.js, live.js).
 // Everything runs here with onnxruntime-web; nothing is sent anywhere.
 
-import { argmax, classify, checkWindow, occlusion, SIZE, stnQuad } from "./analysis.js";
+import { argmax, checkWindow, classify, occlusion, SIZE } from "./analysis.js";
+import { comparison, consensusLine, DATASETS, gallery, modelCard } from "./cards.js";
 import { cropFace, faceTurn, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey, squareInPhoto } from "./framing.js";
+import { hooks } from "./hooks.js";
 import { readPhoto } from "./images.js";
-import { colourBar, drawBoxes, drawOutline, drawOverlay, greyCanvas, mapScale, setColourMaps } from "./render.js";
-
-const ort = globalThis.ort;
-ort.env.wasm.wasmPaths = new URL("../ort/", import.meta.url).href;
-ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+import { drawBoxes, mapScale, setColourMaps } from "./render.js";
+import { backendLine, init, modelInfo, nets, runtime, session } from "./runtime.js";
 
 const $ = (id) => document.getElementById(id);
 const MAPS = {
-  flip: { title: "Occlusion: label flips (the paper's map)", unit: "label flips", signed: false,
+  flip: { title: "Occlusion: label flips (the paper's map)", unit: "label flips", signed: false, occlusion: true,
     about: "How many occluding windows over each pixel change the predicted emotion." },
-  drop: { title: "Occlusion: probability drop (= Captum Occlusion)", unit: "fall of p(class)", signed: true,
+  drop: { title: "Occlusion: probability drop (= Captum Occlusion)", unit: "fall of p(class)", signed: true, occlusion: true,
     about: "The fall of the predicted class's probability when a window hides the pixel, averaged over the windows (exactly Captum's Occlusion on the softmax). Red: evidence for the class; blue: against it." },
+  regions: { title: "Facial regions blurred", unit: "fall of p(class)", signed: true, occlusion: false,
+    about: "Eyes, brows, nose and mouth, placed from the five landmarks MTCNN finds, each blurred in turn: the fall of the predicted class's probability, painted over the region. Red: the region speaks for the class." },
 };
 const FACE_PX = 240;
+const THUMB_PX = 72;
+const NUMBERS_ONLY = 6; // more faces than this: boxes carry their number only (the gallery has the labels)
 
 // photoRun: the photo being read and searched; analysisRun: the analysis being computed. A newer one of either
 // supersedes an older one of the same kind; the photo and its faces are replaced together.
-const state = { index: null, sessions: new Map(), nets: null, photo: null, faces: [], face: 0, crop: null,
-  results: new Map(), photoRun: 0, analysisRun: 0, whole: false };
+const state = { index: null, photo: null, faces: [], crops: [], thumbs: [], face: 0, whole: false,
+  read: new Map(), results: new Map(), photoRun: 0, analysisRun: 0 };
+let explainModule = null; // explain.js (regions, faithfulness, consensus), loaded with the page
 
 function status(text, busy = true) {
   $("status").textContent = text;
@@ -33,26 +39,6 @@ function status(text, busy = true) {
 function showError(text) {
   $("error").textContent = text;
   $("error").hidden = !text;
-}
-
-async function session(file) {
-  if (!state.sessions.has(file)) {
-    const created = ort.InferenceSession.create(new URL(`../models/${file}`, import.meta.url).href,
-      { executionProviders: ["wasm"] });
-    created.catch(() => state.sessions.delete(file)); // a failed load is tried again next time
-    state.sessions.set(file, created);
-  }
-  try {
-    return await state.sessions.get(file);
-  } catch (e) {
-    throw new Error(`The model file ${file} could not be loaded (${e.message || e}). Reload the page to try again.`);
-  }
-}
-
-async function nets() {
-  const m = state.index.mtcnn;
-  const [pnet, rnet, onet] = await Promise.all([session(m.pnet), session(m.rnet), session(m.onet)]);
-  return { pnet, rnet, onet };
 }
 
 function chosenModels() {
@@ -65,31 +51,96 @@ function controls() {
   return { window, stride, map: $("map").value };
 }
 
+// Everything the video and live panels share with the photo panel: the engine, the chosen models, the tabs.
+const listeners = { models: [], tab: [] };
+const page = {
+  runtime, session, nets,
+  chosenModels: () => chosenModels(),
+  onModelsChange: (f) => listeners.models.push(f),
+  onTab: (f) => listeners.tab.push(f), // f(name of the tab now shown: "photo", "video" or "live")
+  currentTab: () => document.querySelector('[role="tab"][aria-selected="true"]').id.slice(4),
+};
+const mounted = new Set();
+
+async function showTab(name) {
+  for (const tab of document.querySelectorAll('[role="tab"]')) {
+    const on = tab.id === `tab-${name}`;
+    tab.setAttribute("aria-selected", String(on));
+    $(tab.getAttribute("aria-controls")).hidden = !on;
+  }
+  for (const e of document.querySelectorAll("[data-tab]")) e.hidden = e.dataset.tab !== name;
+  if (name !== "photo" && !mounted.has(name)) {
+    mounted.add(name);
+    const module = await import(name === "video" ? "./video.js" : "./live.js");
+    module.mount($(`${name}-panel`), page);
+  }
+  listeners.tab.forEach((f) => f(name));
+}
+
 function buildControls() {
   const box = $("models");
   for (const m of state.index.models) {
-    const label = document.createElement("label");
     const input = Object.assign(document.createElement("input"), { type: "checkbox", id: `model-${m.name}`,
       checked: state.index.default_models.includes(m.name) });
-    input.addEventListener("change", () => analyse());
-    label.append(input, ` ${m.name} `);
-    const note = document.createElement("small");
-    note.textContent = `${m.dataset}, test accuracy ${(100 * m.test_accuracy).toFixed(1)} %`;
-    label.append(note);
+    input.addEventListener("change", () => {
+      if (state.photo && state.faces.length) readAllFaces().then(() => analyse());
+      listeners.models.forEach((f) => f(chosenModels()));
+    });
+    const name = Object.assign(document.createElement("span"), { className: "name", textContent: m.name });
+    const note = Object.assign(document.createElement("small"), {
+      textContent: `${DATASETS[m.dataset] || m.dataset} · test accuracy ${(100 * m.test_accuracy).toFixed(1)} %` });
+    const label = Object.assign(document.createElement("label"), { className: "model", htmlFor: input.id });
+    label.append(input, name, note);
     box.append(label);
   }
   for (const id of ["window", "stride"]) {
     $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
     $(id).addEventListener("change", () => analyse());
   }
-  $("map").addEventListener("change", () => { if (state.photo && state.faces.length) render(); });
+  $("map").addEventListener("change", () => {
+    const occl = MAPS[$("map").value].occlusion;
+    for (const id of ["window", "stride"]) $(id).disabled = !occl;
+    if (state.photo && state.faces.length && state.results.size) render(controls());
+  });
   $("file").addEventListener("change", (e) => e.target.files[0] && usePhoto(e.target.files[0]));
   $("camera").addEventListener("change", (e) => e.target.files[0] && usePhoto(e.target.files[0]));
   $("example").addEventListener("click", async () => {
     const blob = await (await fetch(new URL("../example.jpg", import.meta.url))).blob();
     usePhoto(new File([blob], "example.jpg", { type: blob.type }));
   });
-  $("face").addEventListener("change", () => { state.face = Number($("face").value); state.crop = null; analyse(); });
+  $("photo").addEventListener("click", (e) => { // a click on a face's box picks that face
+    const c = $("photo");
+    const k = c.width / c.clientWidth;
+    const [x, y] = [e.offsetX * k, e.offsetY * k];
+    const hit = state.faces.findIndex((f) => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
+    if (hit >= 0) pickFace(hit);
+  });
+}
+
+function pickFace(i) {
+  if (i === state.face) return;
+  state.face = i;
+  state.results.clear();
+  analyse();
+}
+
+/** The face's square of the photo at `px` pixels, turned upright as its crop is (the maps go over it). */
+function faceSquare(face, px) {
+  const { canvas } = state.photo;
+  const c = Object.assign(document.createElement("canvas"), { width: px, height: px });
+  const ctx = c.getContext("2d");
+  if (face.detected === false) {
+    ctx.drawImage(canvas, 0, 0, canvas.width, canvas.height, 0, 0, px, px);
+    return c;
+  }
+  const angle = faceTurn(face.landmarks, state.index.framing);
+  const [cx, cy, side] = squareInPhoto(face.box, canvas.width, canvas.height, state.index.framing.margin, angle);
+  ctx.translate(px / 2, px / 2);
+  ctx.scale(px / side, px / side);
+  ctx.rotate((angle * Math.PI) / 180); // clockwise on the screen: the tilted face comes upright
+  ctx.translate(-cx, -cy);
+  ctx.drawImage(canvas, 0, 0);
+  return c;
 }
 
 async function usePhoto(file) {
@@ -106,37 +157,70 @@ async function usePhoto(file) {
     if (run !== state.photoRun) return;
     let whole = false;
     const g = grey(photo.canvas.getContext("2d").getImageData(0, 0, photo.canvas.width, photo.canvas.height));
-    if (!faces.length) {
-      if (looksLikeFaceCrop(g, state.index.framing)) {
-        whole = true;
-        faces.push({ box: [0, 0, photo.canvas.width, photo.canvas.height], probability: 1, detected: false });
-      }
+    if (!faces.length && looksLikeFaceCrop(g, state.index.framing)) {
+      whole = true;
+      faces.push({ box: [0, 0, photo.canvas.width, photo.canvas.height], probability: 1, detected: false });
     }
-    Object.assign(state, { photo: { ...photo, name: file.name, grey: g }, faces, face: 0, whole, crop: null });
+    Object.assign(state, { photo: { ...photo, name: file.name, grey: g }, faces, face: 0, whole });
+    // made once per photo (a face MTCNN found: its square; the whole picture read as a face: all of it, as Python)
+    state.crops = faces.map((f) => (f.detected === false ? resizeGrey(g, SIZE, SIZE).data
+      : cropFace(g, f.box, state.index.framing.margin, faceTurn(f.landmarks, state.index.framing))));
+    state.thumbs = faces.map((f) => faceSquare(f, THUMB_PX));
+    state.read.clear();
     state.results.clear();
-    const picker = $("face");
-    picker.innerHTML = "";
-    faces.forEach((f, i) => picker.append(new Option(`face ${i + 1}`, i)));
-    $("face-row").hidden = faces.length < 2;
     if (!faces.length) {
-      drawPhoto([]);
-      $("cards").innerHTML = "";
+      drawPhoto();
+      $("gallery").hidden = true;
+      for (const id of ["cards", "summary", "map-about"]) $(id).replaceChildren();
       $("results").classList.remove("stale");
       status("", false);
       showError("No face was found in this photo. Try one where the face is larger, lit from the front and upright.");
       return;
     }
+    await readAllFaces();
+    if (run !== state.photoRun) return;
     await analyse();
   } catch (e) {
     if (run !== state.photoRun) return;
     status("", false);
+    $("results").classList.remove("stale");
     showError(e.message || String(e));
   }
 }
 
-function drawPhoto(labels) {
+/** Every face through every chosen model (one pass per face; kept per photo): the gallery's and boxes' labels. */
+async function readAllFaces() {
+  for (const m of chosenModels()) {
+    if (state.read.has(m.name)) continue;
+    status(`${m.name}: reading ${state.crops.length} face(s)…`);
+    const s = await session(m.file);
+    const out = [];
+    for (const crop of state.crops) out.push(await classify(s, crop));
+    state.read.set(m.name, out);
+  }
+}
+
+/** The label each face gets: the consensus' top class with two models or more, else the one model's. */
+function faceLabels(models) {
+  return state.faces.map((_, i) => {
+    if (!models.length || !models.every((m) => state.read.has(m.name))) return "";
+    const probs = Object.fromEntries(models.map((m) => [m.name, state.read.get(m.name)[i].probabilities]));
+    const together = combined(models, probs);
+    if (together) return together.classes[argmax(together.probabilities)];
+    return models[0].classes[argmax(probs[models[0].name])];
+  });
+}
+
+/** The chosen models' consensus ({classes, probabilities}) from {model: probabilities}; null for one model. */
+function combined(models, probs) {
+  if (models.length < 2 || !explainModule) return null;
+  return explainModule.consensus(probs, models, state.index.consensus);
+}
+
+function drawPhoto(labels = []) {
   const c = $("photo");
-  drawBoxes(c, state.photo.canvas, state.faces, labels, state.face, c.clientWidth || 600);
+  const many = state.faces.length > NUMBERS_ONLY;
+  drawBoxes(c, state.photo.canvas, state.faces, many ? [] : labels, state.face, c.clientWidth || 600);
 }
 
 /** Classify the chosen face with every chosen model and compute its maps (or only the maps). */
@@ -161,147 +245,129 @@ async function analyseFace() {
     return;
   }
   showError("");
-  $("results").classList.add("stale");
-  const face = state.faces[state.face];
-  // made once per photo and face (the grey photo once per photo): a face MTCNN found, its square; the whole
-  // picture read as a face, all of it squeezed to 48x48 (as Python)
-  const g = state.photo.grey;
-  state.crop = state.crop || (face.detected === false ? resizeGrey(g, SIZE, SIZE).data
-    : cropFace(g, face.box, state.index.framing.margin, faceTurn(face.landmarks, state.index.framing)));
   const models = chosenModels();
   if (!models.length) {
     status("", false);
     showError("Pick at least one model.");
     return;
   }
+  $("results").classList.add("stale");
+  await readAllFaces();
+  const crop = state.crops[state.face];
+  const face = state.faces[state.face];
   const t0 = performance.now();
   for (const [i, m] of models.entries()) {
     if (run !== state.analysisRun) return;
+    const key = resultKey(m, opts);
+    if (state.results.has(key)) continue;
     status(`${m.name}: loading the model (${i + 1} of ${models.length})…`);
     const s = await session(m.file);
-    const key = m.name;
-    let r = state.results.get(key);
-    if (r && r.crop === state.crop && r.window === opts.window && r.stride === opts.stride) continue; // done
-    if (!r || r.crop !== state.crop) { // classification depends on the crop alone
-      r = { crop: state.crop, ...(await classify(s, state.crop)) };
-    }
-    status(`${m.name}: occlusion map (${i + 1} of ${models.length})…`);
-    const maps = await occlusion(s, state.crop, opts.window, opts.stride, null, (done, total) => {
+    const r = state.read.get(m.name)[state.face];
+    const maps = await occlusion(s, crop, opts.window, opts.stride, null, (done, total) => {
       if (run === state.analysisRun) status(`${m.name}: occlusion map, ${done} of ${total} windows (${i + 1} of ${models.length} models)…`);
     }, r.probabilities);
+    if (explainModule) { // the facial regions: a few passes more, so that the maps can be compared
+      const lm = face.detected === false || !face.landmarks ? null
+        : explainModule.landmarksInCrop(face.landmarks, face.box, state.photo.canvas.width, state.photo.canvas.height,
+          state.index.framing.margin, faceTurn(face.landmarks, state.index.framing));
+      const reg = await explainModule.regions(s, crop, lm, null, r.probabilities);
+      Object.assign(maps, { regions: reg.map, scores: reg.scores, own: reg.own });
+    }
     if (run !== state.analysisRun) return;
     state.results.set(key, { ...r, maps, window: opts.window, stride: opts.stride });
   }
   const ms = performance.now() - t0;
-  render();
+  render(opts);
   status(`${state.photo.name}: face ${state.face + 1} of ${state.faces.length} explained by ${models.length} model(s) in ${(ms / 1000).toFixed(1)} s.`, false);
+  rankMaps(run, models, opts);
 }
 
-/** The face's square of the photo at FACE_PX pixels, turned upright as its crop is (the maps go over it). */
-function faceSquare() {
-  const { canvas } = state.photo;
-  const face = state.faces[state.face];
-  const c = document.createElement("canvas");
-  c.width = c.height = FACE_PX;
-  const ctx = c.getContext("2d");
-  if (face.detected === false) {
-    ctx.drawImage(canvas, 0, 0, canvas.width, canvas.height, 0, 0, FACE_PX, FACE_PX);
-    return c;
-  }
-  const angle = faceTurn(face.landmarks, state.index.framing);
-  const [cx, cy, side] = squareInPhoto(face.box, canvas.width, canvas.height, state.index.framing.margin, angle);
-  ctx.translate(FACE_PX / 2, FACE_PX / 2);
-  ctx.scale(FACE_PX / side, FACE_PX / side);
-  ctx.rotate((angle * Math.PI) / 180); // clockwise on the screen: the tilted face comes upright
-  ctx.translate(-cx, -cy);
-  ctx.drawImage(canvas, 0, 0);
-  return c;
+function resultKey(m, opts) {
+  return `${m.name}|${opts.window}/${opts.stride}`;
 }
 
-function render() {
-  const models = chosenModels().filter((m) => state.results.has(m.name));
-  const map = $("map").value;
-  const spec = MAPS[map];
-  const face = faceSquare();
+function render(opts) {
+  const models = chosenModels().filter((m) => state.results.has(resultKey(m, opts)));
+  const spec = MAPS[opts.map];
+  const face = faceSquare(state.faces[state.face], FACE_PX);
+  const values = (m) => state.results.get(resultKey(m, opts)).maps[opts.map];
   // one colour scale per map type, shared by the models shown
-  const limit = Math.max(...models.map((m) => {
-    const v = state.results.get(m.name).maps[map];
-    return v.reduce((a, x) => Math.max(a, spec.signed ? Math.abs(x) : x), 0);
-  }), 0);
+  const limit = Math.max(0, ...models.map((m) => values(m).reduce((a, x) => Math.max(a, spec.signed ? Math.abs(x) : x), 0)));
   const scale = mapScale([], spec.signed, limit > 0 ? limit : 1);
-  const labels = state.faces.map((_, i) => (i === state.face && models.length
-    ? state.index.models.find((m) => m.name === models[0].name).classes[argmax(state.results.get(models[0].name).probabilities)] : ""));
+  const labels = faceLabels(chosenModels());
   drawPhoto(labels);
+  gallery($("gallery"), state.thumbs, labels, state.face, pickFace);
+  const results = new Map(models.map((m) => [m.name, state.results.get(resultKey(m, opts))]));
+  const summary = $("summary");
+  summary.replaceChildren();
+  if (state.whole) {
+    const w = Object.assign(document.createElement("p"), { className: "warning",
+      textContent: "No face was detected; the whole picture was read as one face crop." });
+    summary.append(w);
+  }
+  if (models.length > 1) {
+    const probs = Object.fromEntries(models.map((m) => [m.name, results.get(m.name).probabilities]));
+    const together = combined(models, probs);
+    summary.append(consensusLine(models, results, together), comparison(models, results, together));
+  }
   $("map-about").textContent = spec.about;
   const cards = $("cards");
-  cards.innerHTML = "";
-  if (state.whole) {
-    const w = document.createElement("p");
-    w.className = "warning";
-    w.textContent = "No face was detected; the whole picture was read as one face crop.";
-    cards.append(w);
-  }
+  cards.replaceChildren();
   for (const m of models) {
-    const r = state.results.get(m.name);
-    const card = document.createElement("article");
-    card.className = "card";
-    const top = argmax(r.probabilities);
-    card.innerHTML = `<h3>${m.name}</h3><p class="top">${m.classes[top]} <b>${(100 * r.probabilities[top]).toFixed(0)} %</b></p>`;
-    const bars = document.createElement("div");
-    bars.className = "bars";
-    m.classes.forEach((c, k) => {
-      const row = document.createElement("div");
-      row.className = "bar-row" + (k === top ? " top" : "");
-      row.innerHTML = `<span>${c}</span><span class="track"><span style="width:${(100 * r.probabilities[k]).toFixed(1)}%"></span></span><span>${(100 * r.probabilities[k]).toFixed(1)}</span>`;
-      bars.append(row);
-    });
-    card.append(bars);
-    const views = document.createElement("div");
-    views.className = "views";
-    const mapFig = document.createElement("figure");
-    mapFig.className = "map-figure";
-    const overlay = document.createElement("canvas");
-    overlay.width = overlay.height = FACE_PX;
-    overlay.className = "map";
-    drawOverlay(overlay, face, r.maps[map], SIZE, scale);
-    mapFig.append(overlay, colourBar(scale, spec.unit, FACE_PX));
-    const cap = document.createElement("figcaption");
-    cap.textContent = `${spec.title}, window ${r.window}, stride ${r.stride}`;
-    mapFig.append(cap);
-    const stnFig = document.createElement("figure");
-    const att = document.createElement("canvas");
-    att.width = att.height = FACE_PX;
-    att.className = "map";
-    att.getContext("2d").drawImage(face, 0, 0);
-    drawOutline(att, stnQuad(r.theta), SIZE);
-    const view = greyCanvas(r.view, SIZE, FACE_PX);
-    view.className = "map";
-    stnFig.append(att, view);
-    const stnCap = document.createElement("figcaption");
-    stnCap.textContent = "The spatial transformer: the area it samples (outline) and what the classifier sees";
-    stnFig.append(stnCap);
-    views.append(mapFig, stnFig);
-    card.append(views);
+    const r = results.get(m.name);
+    const caption = spec.occlusion ? `${spec.title}, window ${r.window}, stride ${r.stride}`
+      : `${spec.title}${r.maps.own === false ? " (typical landmark positions: this face has none of its own)" : ""}`;
+    const card = modelCard(m, r, face, spec, values(m), scale, caption, FACE_PX);
+    if (!spec.occlusion && r.maps.scores) {
+      const scores = Object.entries(r.maps.scores).sort((a, b) => b[1] - a[1]);
+      card.querySelector(".notes").textContent = `Blurring hurts most: ${scores.map(([k, v]) => `${k} ${v >= 0 ? "−" : "+"}${Math.abs(100 * v).toFixed(1)} %`).join(", ")}.`;
+    }
     cards.append(card);
   }
   $("results").classList.remove("stale");
 }
 
+/** After the maps are shown: each model's maps ranked by faithfulness (deletion and insertion), one line each. */
+async function rankMaps(run, models, opts) {
+  if (!explainModule?.faithfulness || !$("faithful")?.checked) return;
+  for (const m of models) {
+    if (run !== state.analysisRun) return;
+    const r = state.results.get(resultKey(m, opts));
+    const card = document.querySelector(`#cards .card[data-model="${CSS.escape(m.name)}"] .notes`);
+    if (!r || !card) continue;
+    const s = await session(m.file);
+    const maps = Object.fromEntries(Object.keys(MAPS).filter((k) => r.maps[k]).map((k) => [MAPS[k].title, r.maps[k]]));
+    const ranking = await explainModule.rankMaps(s, state.crops[state.face], maps, argmax(r.probabilities));
+    if (run !== state.analysisRun) return;
+    const line = Object.assign(document.createElement("span"), { className: "faithful", textContent: ranking.sentence });
+    card.append(line);
+  }
+}
+
 async function start() {
   try {
     status("Loading…");
-    state.index = await (await fetch(new URL("../models/models.json", import.meta.url))).json();
+    await init();
+    state.index = runtime.index;
+    explainModule = await import("./explain.js").catch(() => null);
+    $("backend").textContent = backendLine();
     setColourMaps(state.index.colour_maps);
     buildControls();
+    for (const tab of document.querySelectorAll('[role="tab"]')) tab.addEventListener("click", () => showTab(tab.id.slice(4)));
+    const wanted = new URLSearchParams(location.search).get("tab");
+    await showTab(["video", "live"].includes(wanted) ? wanted : "photo");
     status("", false);
   } catch (e) {
+    status("", false);
     showError(`The page could not load its models: ${e.message || e}`);
   }
 }
 
 // for tests and benchmarks: the same functions the page uses, on data given directly
 globalThis.deepEmotion = {
+  ...hooks,
   ready: start(),
+  runtime,
   async mtcnn(rgba, width, height) {
     const { detect } = await import("./mtcnn.js");
     return detect(await nets(), planar(new ImageData(new Uint8ClampedArray(rgba), width, height)));
@@ -312,8 +378,7 @@ globalThis.deepEmotion = {
     return findFaces(await nets(), c, state.index.framing);
   },
   async analyzeCrop(crop, name, window = 8, stride = 2) {
-    const m = state.index.models.find((x) => x.name === name);
-    const s = await session(m.file);
+    const s = await session(modelInfo(name).file);
     const c = Uint8Array.from(crop);
     const r = await classify(s, c);
     const maps = await occlusion(s, c, window, stride);
