@@ -183,13 +183,20 @@ def test_the_page_explains_the_example_without_leaving_its_host(page, site):
     assert "happy" in page.inner_text("#cards")
     host = site[0].split("/")[2]
     assert page.requests and all(u.split("/")[2] == host for u in page.requests if u.startswith("http")), page.requests
-    assert "stays in your browser" in page.inner_text("header")
+    assert "stay in your browser" in page.inner_text("header")
     # a slider change recomputes the maps with the new window
     page.evaluate(
         "() => { const w = document.getElementById('window'); w.value = '12'; w.dispatchEvent(new Event('change')); }"
     )
     _wait_done(page)
     assert "window 12" in page.inner_text("#cards")
+    # the facial regions (computed with the maps) are one choice away; every card ranks its maps by faithfulness
+    page.select_option("#map", "regions")
+    page.wait_for_function("document.getElementById('cards').textContent.includes('Facial regions blurred')")
+    assert "Blurring the mouth lowers happy" in page.inner_text("#cards")
+    page.wait_for_function("document.getElementById('status').textContent.includes('maps ranked')", timeout=180_000)
+    faithful = page.locator("#cards .faithful").all_inner_texts()
+    assert len(faithful) == page.locator("#cards article").count() and all("random map" in t for t in faithful)
     assert not page.errors
 
 
@@ -219,4 +226,25 @@ def test_bad_input_gets_a_message(page, tmp_path, what):
     page.set_input_files("#file", str(path))
     page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
     assert expect in page.inner_text("#error")
+    assert not page.errors
+
+
+def test_a_group_photo_gets_a_gallery_and_a_comparison_grid(page, tmp_path):
+    path = tmp_path / "group.png"
+    _photos()["group"].save(path)
+    page.set_input_files("#file", str(path))
+    _wait_done(page)
+    thumbs = page.locator("#gallery .thumb")
+    assert thumbs.count() == 3
+    assert "face 1 of 3" in page.inner_text("#status")
+    labels = [thumbs.nth(i).inner_text() for i in range(3)]
+    assert all("happy" in t for t in labels), labels  # every copy of the example smiles
+    chosen = page.evaluate("deepEmotion.runtime.index.default_models")
+    rows = page.locator("table.comparison tbody th").all_inner_texts()
+    assert [r for r in rows if r != "together"] == chosen
+    # the second face, picked in the gallery, is explained in its turn
+    thumbs.nth(1).click()
+    page.wait_for_function("document.getElementById('status').textContent.includes('face 2 of 3 explained')")
+    assert page.locator("#gallery .thumb.selected").inner_text().startswith("2")
+    assert page.locator("#cards article").count() == len(chosen)
     assert not page.errors

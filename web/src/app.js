@@ -74,6 +74,10 @@ async function showTab(name) {
     const module = await import(name === "video" ? "./video.js" : "./live.js");
     module.mount($(`${name}-panel`), page);
   }
+  if (name === "photo" && state.stale) {
+    state.stale = false;
+    analyse();
+  }
   listeners.tab.forEach((f) => f(name));
 }
 
@@ -83,7 +87,8 @@ function buildControls() {
     const input = Object.assign(document.createElement("input"), { type: "checkbox", id: `model-${m.name}`,
       checked: state.index.default_models.includes(m.name) });
     input.addEventListener("change", () => {
-      if (state.photo && state.faces.length) readAllFaces().then(() => analyse());
+      if (page.currentTab() === "photo") analyse();
+      else state.stale = true; // the photo is explained again when its tab is shown
       listeners.models.forEach((f) => f(chosenModels()));
     });
     const name = Object.assign(document.createElement("span"), { className: "name", textContent: m.name });
@@ -97,6 +102,7 @@ function buildControls() {
     $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
     $(id).addEventListener("change", () => analyse());
   }
+  $("faithful").addEventListener("change", () => analyse());
   $("map").addEventListener("change", () => {
     const occl = MAPS[$("map").value].occlusion;
     for (const id of ["window", "stride"]) $(id).disabled = !occl;
@@ -252,6 +258,7 @@ async function analyseFace() {
     return;
   }
   $("results").classList.add("stale");
+  status(`Explaining face ${state.face + 1} of ${state.faces.length}…`);
   await readAllFaces();
   const crop = state.crops[state.face];
   const face = state.faces[state.face];
@@ -271,7 +278,7 @@ async function analyseFace() {
         : explainModule.landmarksInCrop(face.landmarks, face.box, state.photo.canvas.width, state.photo.canvas.height,
           state.index.framing.margin, faceTurn(face.landmarks, state.index.framing));
       const reg = await explainModule.regions(s, crop, lm, null, r.probabilities);
-      Object.assign(maps, { regions: reg.map, scores: reg.scores, own: reg.own });
+      Object.assign(maps, { regions: reg.map, scores: reg.scores, own: reg.own, note: reg.note });
     }
     if (run !== state.analysisRun) return;
     state.results.set(key, { ...r, maps, window: opts.window, stride: opts.stride });
@@ -318,30 +325,43 @@ function render(opts) {
     const caption = spec.occlusion ? `${spec.title}, window ${r.window}, stride ${r.stride}`
       : `${spec.title}${r.maps.own === false ? " (typical landmark positions: this face has none of its own)" : ""}`;
     const card = modelCard(m, r, face, spec, values(m), scale, caption, FACE_PX);
-    if (!spec.occlusion && r.maps.scores) {
-      const scores = Object.entries(r.maps.scores).sort((a, b) => b[1] - a[1]);
-      card.querySelector(".notes").textContent = `Blurring hurts most: ${scores.map(([k, v]) => `${k} ${v >= 0 ? "−" : "+"}${Math.abs(100 * v).toFixed(1)} %`).join(", ")}.`;
+    const notes = card.querySelector(".notes");
+    if (r.maps.scores) {
+      const line = explainModule.regionSentence({ scores: r.maps.scores, note: r.maps.note }, m.classes[argmax(r.probabilities)]);
+      notes.append(Object.assign(document.createElement("span"), { textContent: line.replace(/^./, (c) => c.toUpperCase()) + "." }));
+    }
+    if (r.faithful) {
+      notes.append(Object.assign(document.createElement("span"), { className: "faithful",
+        textContent: r.faithful.sentence.replace(/^./, (c) => c.toUpperCase()) + "." }));
     }
     cards.append(card);
   }
   $("results").classList.remove("stale");
 }
 
-/** After the maps are shown: each model's maps ranked by faithfulness (deletion and insertion), one line each. */
+/** After the maps are shown: each model's maps ranked by faithfulness (deletion and insertion, against a random
+ * map), one sentence per card. */
 async function rankMaps(run, models, opts) {
-  if (!explainModule?.faithfulness || !$("faithful")?.checked) return;
-  for (const m of models) {
+  if (!explainModule || !$("faithful").checked) return;
+  for (const [i, m] of models.entries()) {
     if (run !== state.analysisRun) return;
     const r = state.results.get(resultKey(m, opts));
-    const card = document.querySelector(`#cards .card[data-model="${CSS.escape(m.name)}"] .notes`);
-    if (!r || !card) continue;
-    const s = await session(m.file);
-    const maps = Object.fromEntries(Object.keys(MAPS).filter((k) => r.maps[k]).map((k) => [MAPS[k].title, r.maps[k]]));
-    const ranking = await explainModule.rankMaps(s, state.crops[state.face], maps, argmax(r.probabilities));
+    if (!r) continue;
+    if (!r.faithful) {
+      status(`${m.name}: ranking the maps by faithfulness (${i + 1} of ${models.length} models)…`);
+      const s = await session(m.file);
+      const maps = Object.fromEntries(Object.keys(MAPS).filter((k) => r.maps[k]).map((k) => [k, r.maps[k]]));
+      const scores = await explainModule.faithfulnessAll(s, state.crops[state.face], maps, argmax(r.probabilities));
+      r.faithful = explainModule.rankMaps(scores, (k) => MAPS[k].title);
+    }
     if (run !== state.analysisRun) return;
-    const line = Object.assign(document.createElement("span"), { className: "faithful", textContent: ranking.sentence });
-    card.append(line);
+    const notes = document.querySelector(`#cards .card[data-model="${CSS.escape(m.name)}"] .notes`);
+    if (notes && !notes.querySelector(".faithful")) {
+      notes.append(Object.assign(document.createElement("span"), { className: "faithful",
+        textContent: r.faithful.sentence.replace(/^./, (c) => c.toUpperCase()) + "." }));
+    }
   }
+  if (run === state.analysisRun) status(`${state.photo.name}: face ${state.face + 1} of ${state.faces.length} explained by ${models.length} model(s); maps ranked.`, false);
 }
 
 async function start() {

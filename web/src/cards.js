@@ -63,10 +63,7 @@ export function consensusLine(models, results, consensus) {
   const agree = new Set(tops.map(([, t]) => t)).size <= 1;
   const words = (agree ? "All models agree: " : "The models disagree: ") + tops.map(([n, t]) => `${n}: ${t}`).join("; ");
   const p = el("p", { className: "agreement" + (agree ? "" : " disagree"), textContent: words });
-  if (consensus) {
-    const top = argmax(consensus.probabilities);
-    p.prepend(el("b", { textContent: `Together the models say ${consensus.classes[top]} (${pct(consensus.probabilities[top])}). ` }));
-  }
+  if (consensus) p.prepend(el("b", { textContent: `${consensus.sentence}. ` }));
   return p;
 }
 
