@@ -177,9 +177,21 @@ def colour_maps() -> dict[str, list[list[int]]]:
     }
 
 
+def consensus_weights() -> dict[str, Any]:
+    """The weights the pipeline combines models with (checkpoints/consensus.json, read as `Pipeline` reads it;
+    equal weights when there is none): `ConsensusWeights.to_dict()`, kind, weights and the notes."""
+    from deep_emotion.models.card import checkpoint_dir
+    from deep_emotion.models.consensus import EQUAL, ConsensusWeights
+
+    shipped = checkpoint_dir() / "consensus.json"
+    return (ConsensusWeights.read(shipped) if shipped.is_file() else EQUAL).to_dict()
+
+
 def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, Any]:
     """Every shipped model (or `names`) and MTCNN into `folder`, with `models.json` describing them: the models
-    in the app's order, which are shown by default, the framing rules and the colour maps."""
+    in the app's order, which are shown by default, the framing rules, the colour maps, the consensus weights
+    and the canonical classes (their order)."""
+    from deep_emotion.classes import CANONICAL
     from deep_emotion.models.card import default_models, model_order
 
     folder = Path(folder)
@@ -194,6 +206,8 @@ def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, 
         "framing": framing_rules(),
         "colour_maps": colour_maps(),
         "input_size": 48,
+        "consensus": consensus_weights(),
+        "canonical": list(CANONICAL),
     }
     (folder / "models.json").write_text(json.dumps(index, indent=2) + "\n")
     return index

@@ -87,6 +87,7 @@ function buildControls() {
     const input = Object.assign(document.createElement("input"), { type: "checkbox", id: `model-${m.name}`,
       checked: state.index.default_models.includes(m.name) });
     input.addEventListener("change", () => {
+      showChosen();
       if (page.currentTab() === "photo") analyse();
       else state.stale = true; // the photo is explained again when its tab is shown
       listeners.models.forEach((f) => f(chosenModels()));
@@ -98,6 +99,8 @@ function buildControls() {
     label.append(input, name, note);
     box.append(label);
   }
+  showChosen();
+  if (matchMedia("(max-width: 760px)").matches) $("models-box").open = false; // on a phone: one line until opened
   for (const id of ["window", "stride"]) {
     $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
     $(id).addEventListener("change", () => analyse());
@@ -121,6 +124,11 @@ function buildControls() {
     const hit = state.faces.findIndex((f) => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
     if (hit >= 0) pickFace(hit);
   });
+}
+
+function showChosen() {
+  const names = chosenModels().map((m) => m.name);
+  $("models-chosen").textContent = names.length ? names.join(", ") : "none chosen";
 }
 
 function pickFace(i) {
