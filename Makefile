@@ -6,7 +6,7 @@ PYTHON ?= python3
 PIP_ARGS ?=
 PORT ?= 8501
 
-.PHONY: run gradio lint test test-fast bench install install-test browser web static space-gradio docker-check clean
+.PHONY: run gradio lint test test-fast bench install install-test browser web static serve-static space-gradio docker-check clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ docker-check:
 # the static Hugging Face Space: every model and MTCNN as ONNX, the page, onnxruntime-web's wasm
 static: $(VENV)/.test web
 	$(PY) web/build.py space-static
+
+# the built static Space served as Hugging Face serves it (cross-origin isolated: one wasm thread per core)
+serve-static: static
+	$(PY) web/serve.py space-static --port $(or $(STATIC_PORT),8000)
 
 # Debian's Chromium for the browser test (Playwright drives it; nothing is downloaded by Playwright itself)
 browser:

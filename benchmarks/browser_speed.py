@@ -1,23 +1,27 @@
-"""The in-browser page's speed in headless Chromium (ONNX Runtime Web, wasm, one thread) next to the Python
-pipeline on the same machine: MTCNN on the example photo, and one model's occlusion maps (window 8, stride 2:
-441 occluded copies; flip and drop from one set of passes). Medians of --repeats after one warm-up. Prints JSON.
+"""The in-browser page's speed in headless Chromium (ONNX Runtime Web) next to the Python pipeline, side by side in
+one run: MTCNN on the example photo ("detect") and one model's occlusion maps ("maps": window 8, stride 2, 441
+occluded copies; flip and drop from one set of passes) in Python (PyTorch on the CPU), on the page with one wasm
+thread (`?threads=1`), with its default threads (min(8, cores), served cross-origin isolated as on the Space) and
+on WebGPU when Chromium offers an adapter; the default threads also with the models in ORT's proxy worker
+(`?proxy=1`) to show what keeping the page's thread free costs. The configurations take turns within each
+repeat, so a busy machine slows them alike; medians of --repeats after one warm-up. Prints JSON with page/Python
+ratios of detect + maps.
 
-    python benchmarks/browser_speed.py [--site space-static] [--model fer2013] [--repeats 5]
+    python benchmarks/browser_speed.py [--site space-static] [--model fer2013] [--repeats 5] [--webgpu auto]
 
 Without --site the page is built into a temporary folder first (web/node_modules must exist: `make web`).
+--webgpu: `auto` times WebGPU only on a hardware adapter (a software one, SwiftShader, takes minutes per map),
+`software` times it on whatever adapter `--enable-unsafe-webgpu` gives, `off` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,28 +33,95 @@ from _env import environment  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "web"))
 
+WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--ignore-gpu-blocklist"]  # headless Chromium hides WebGPU without them
+TARGET = 1.5  # the page on its default threads within 1.5x of Python (detect + maps)
 
-def python_figures(photo, model_name: str, repeats: int) -> dict:
-    from deep_emotion import AnalysisOptions, Pipeline
+ADAPTER = """async () => {
+  if (!navigator.gpu) return {error: "navigator.gpu is undefined"};
+  const a = await navigator.gpu.requestAdapter();
+  if (!a) return {error: "navigator.gpu.requestAdapter() gave null"};
+  return {vendor: a.info.vendor, architecture: a.info.architecture, description: a.info.description,
+          fallback: !!a.info.isFallbackAdapter};
+}"""
+TIMED = """async ([f, args]) => { const t0 = performance.now(); await deepEmotion[f](...args);
+           return performance.now() - t0; }"""
 
-    pipe = Pipeline.from_names(model_name, posthoc=True)
-    name = pipe.names[0]
-    face = pipe.find_faces(photo)[0]
-    options = AnalysisOptions(methods=("occlusion-flip", "occlusion-drop"))
-    pipe.explain(face, [name], options)
-    detect, maps = [], []
-    for _ in range(repeats):
+
+class Python:
+    """The Python pipeline: detect = `find_faces`, maps = `explain` with occlusion flip + drop (window 8, stride 2)."""
+
+    def __init__(self, photo, model: str):
+        from deep_emotion import AnalysisOptions, Pipeline
+
+        self.photo, self.pipe = photo, Pipeline.from_names(model, posthoc=True)
+        self.name = self.pipe.names[0]
+        self.face = self.pipe.find_faces(photo)[0]
+        self.options = AnalysisOptions(methods=("occlusion-flip", "occlusion-drop"), window=8, stride=2)
+
+    def detect(self) -> float:
         t0 = time.perf_counter()
-        pipe.find_faces(photo)
-        detect.append(time.perf_counter() - t0)
+        self.pipe.find_faces(self.photo)
+        return 1000 * (time.perf_counter() - t0)
+
+    def maps(self) -> float:
         t0 = time.perf_counter()
-        pipe.explain(face, [name], options)
-        maps.append(time.perf_counter() - t0)
-    return {
-        "detect_ms": round(1000 * statistics.median(detect)),
-        "maps_ms": round(1000 * statistics.median(maps)),
-        "crop": face.crop,
-    }
+        self.pipe.explain(self.face, [self.name], self.options)
+        return 1000 * (time.perf_counter() - t0)
+
+
+class Page:
+    """The built page in its own headless Chromium, opened with `query`; detect and maps as the page runs them."""
+
+    def __init__(self, playwright, url: str, query: str, flags: list[str], photo, crop: list[int], model: str):
+        self.browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or shutil.which("chromium-browser"), args=["--no-sandbox", *flags]
+        )
+        self.page = self.browser.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"{url}/index.html{query}")
+        self.page.evaluate("deepEmotion.ready")
+        rgba = np.asarray(photo.convert("RGBA"), dtype=np.uint8).ravel().tolist()
+        self.detect_args = ["detect", [rgba, photo.width, photo.height]]
+        self.maps_args = ["analyzeCrop", [crop, model, 8, 2]]
+        self.info = self.page.evaluate(
+            """() => ({backend: document.getElementById("backend").textContent, threads: ort.env.wasm.numThreads,
+                       isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency,
+                       engine: deepEmotion.runtime.backend})"""
+        )
+
+    def detect(self) -> float:
+        self.page.bring_to_front()
+        return self.page.evaluate(TIMED, self.detect_args)
+
+    def maps(self) -> float:
+        self.page.bring_to_front()
+        return self.page.evaluate(TIMED, self.maps_args)
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+def webgpu_adapter(playwright, url: str) -> dict:
+    """What `navigator.gpu.requestAdapter()` gives in headless Chromium with WEBGPU_FLAGS."""
+    browser = playwright.chromium.launch(
+        executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+        args=["--no-sandbox", *WEBGPU_FLAGS],
+    )
+    try:
+        page = browser.new_page()
+        page.goto(f"{url}/index.html?backend=wasm")
+        return page.evaluate(ADAPTER)
+    finally:
+        browser.close()
+
+
+def figures(detect: list[float], maps: list[float], python: dict | None = None) -> dict:
+    out = {"detect_ms": round(statistics.median(detect)), "maps_ms": round(statistics.median(maps))}
+    out["total_ms"] = round(statistics.median([a + b for a, b in zip(detect, maps)]))
+    if python:
+        out["ratio_to_python"] = round(out["total_ms"] / python["total_ms"], 2)
+    return out
 
 
 def main() -> None:
@@ -58,7 +129,9 @@ def main() -> None:
     ap.add_argument("--site", type=Path)
     ap.add_argument("--model", default="fer2013")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--webgpu", choices=("auto", "software", "off"), default="auto")
     args = ap.parse_args()
+    import serve
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -70,44 +143,75 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp())
         site = build.build(tmp / "site", models=[args.model])
     photo = Image.open(ROOT / "webapp" / "examples" / "astronaut.jpg").convert("RGB")
-    py = python_figures(photo, args.model, args.repeats)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.RequestHandlerClass.log_message = lambda *a: None
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    rgba = np.asarray(photo.convert("RGBA"), dtype=np.uint8).ravel().tolist()
+    py = Python(photo, args.model)
+    crop = py.face.crop.ravel().tolist()
+    server = serve.start(site)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    configs = {
+        "page, 1 thread": ("?backend=wasm&threads=1", []),
+        "page, default threads": ("?backend=wasm", []),
+        "page, default threads, proxy worker (?proxy=1)": ("?backend=wasm&proxy=1", []),
+    }
+    notes = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-            page.evaluate("deepEmotion.ready")
-            timed = """async ([f, args]) => { const t0 = performance.now(); await deepEmotion[f](...args);
-                        return performance.now() - t0; }"""
-            detect_args = [rgba, photo.width, photo.height]
-            crop = py["crop"].ravel().tolist()
-            maps_args = [crop, args.model, 8, 2]
-            page.evaluate(timed, ["detect", detect_args])  # warm-up: loads and compiles the networks
-            page.evaluate(timed, ["analyzeCrop", maps_args])
-            detect = [page.evaluate(timed, ["detect", detect_args]) for _ in range(args.repeats)]
-            maps = [page.evaluate(timed, ["analyzeCrop", maps_args]) for _ in range(args.repeats)]
-            threads = page.evaluate("ort.env.wasm.numThreads")
-            browser.close()
+            adapter = {"error": "not tried (--webgpu off)"} if args.webgpu == "off" else webgpu_adapter(p, url)
+            if "error" in adapter:
+                notes.append(f"WebGPU not timed: {adapter['error']} (Chromium flags {' '.join(WEBGPU_FLAGS)})")
+            elif adapter["fallback"] and args.webgpu == "auto":
+                notes.append(
+                    f"WebGPU not timed: the only adapter is a software one ({adapter['vendor']} "
+                    f"{adapter['architecture']}, isFallbackAdapter), which the page does not use unless asked "
+                    "(?backend=webgpu) and which takes minutes per map; --webgpu software times it"
+                )
+            else:
+                configs[f"page, WebGPU ({adapter['vendor']} {adapter['architecture']})"] = (
+                    "?backend=webgpu",
+                    WEBGPU_FLAGS,
+                )
+            pages = {name: Page(p, url, q, flags, photo, crop, args.model) for name, (q, flags) in configs.items()}
+            runs = {name: ([], []) for name in ["python", *pages]}
+            sides = {"python": py, **pages}
+            for r in range(args.repeats + 1):  # round 0 is the warm-up (loads and compiles the networks)
+                for name, side in sides.items():
+                    d, m = side.detect(), side.maps()
+                    if r:
+                        runs[name][0].append(d)
+                        runs[name][1].append(m)
+            info = {name: page.info for name, page in pages.items()}
+            errors = [e for page in pages.values() for e in page.errors]
+            for page in pages.values():
+                page.close()
     finally:
         server.shutdown()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+    python = figures(*runs["python"])
+    results = {"python (PyTorch, CPU)": {**python, "torch_threads": environment()["torch_threads"]}}
+    for name in pages:
+        results[name] = {**figures(*runs[name], python), "wasm_threads": info[name]["threads"]}
+        results[name]["backend"] = info[name]["backend"]
+    default = results["page, default threads"]
+    threads = default["wasm_threads"]
     out = {
         "photo": f"webapp/examples/astronaut.jpg ({photo.width}x{photo.height})",
         "model": args.model,
-        "maps": "occlusion flip + drop, window 8, stride 2 (441 copies), post-hoc corrections included",
-        "browser": {
-            "detect_ms": round(statistics.median(detect)),
-            "maps_ms": round(statistics.median(maps)),
-            "wasm_threads": threads,
-            "engine": "headless Chromium, onnxruntime-web wasm",
+        "detect": "MTCNN, the app's framing rules (deepEmotion.detect / Pipeline.find_faces)",
+        "maps": "one crop: probabilities + occlusion flip + drop, window 8, stride 2 (441 copies), post-hoc included",
+        "results": results,
+        "target": {
+            "goal": f"page on {threads} threads within {TARGET}x of Python (detect + maps)",
+            "ratio": default["ratio_to_python"],
+            "met": default["ratio_to_python"] <= TARGET,
         },
-        "python": {"detect_ms": py["detect_ms"], "maps_ms": py["maps_ms"], "engine": "PyTorch on the CPU"},
+        "threads_speedup": round(results["page, 1 thread"]["total_ms"] / default["total_ms"], 2),
+        "page": {
+            "cross_origin_isolated": info["page, default threads"]["isolated"],
+            "hardware_concurrency": info["page, default threads"]["cores"],
+            "webgpu_adapter": adapter,
+            "page_errors": errors,
+        },
+        "notes": notes,
         "repeats": args.repeats,
         "env": environment(),
     }

@@ -62,7 +62,7 @@ def test_mtcnn_networks_export_with_dynamic_sizes(onnx_dir):
 # --- the page in Chromium ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # one Playwright at a time: every static-page module opens its own
 def page(site, chromium_path):
     from playwright import sync_api
 

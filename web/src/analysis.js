@@ -32,6 +32,17 @@ async function run(session, faces, n) {
   return out;
 }
 
+/** A turn of the event loop for the page (scheduler.yield, or a message: unlike setTimeout, neither is slowed
+ * down to once a second in a background tab). */
+export function yieldToPage() {
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => resolve();
+    port2.postMessage(null);
+  });
+}
+
 export const argmax = (p) => p.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
 
 /** Probabilities, θ (2x3, row-major) and the STN view (48x48 in [0, 1]) of one crop. */
@@ -76,6 +87,7 @@ export async function occlusion(session, crop, window, stride, target = null, pr
       }
     });
     if (progress) progress(Math.min(start + CHUNK, windows.length), windows.length);
+    await yieldToPage(); // the page may draw and answer clicks between chunks
   }
   for (let i = 0; i < drop.length; i++) drop[i] = count[i] > 0 ? drop[i] / count[i] : 0;
   return { flip, drop, target: t, passes: windows.length + 1 };

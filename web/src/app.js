@@ -409,7 +409,7 @@ globalThis.deepEmotion = {
     const s = await session(modelInfo(name).file);
     const c = Uint8Array.from(crop);
     const r = await classify(s, c);
-    const maps = await occlusion(s, c, window, stride);
+    const maps = await occlusion(s, c, window, stride, null, null, r.probabilities);
     return { probabilities: r.probabilities, theta: r.theta, view: Array.from(r.view), flip: Array.from(maps.flip),
       drop: Array.from(maps.drop) };
   },

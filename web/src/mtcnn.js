@@ -10,25 +10,46 @@ export const THRESHOLDS = [0.6, 0.7, 0.7];
 
 const f32 = Math.fround;
 
-/** (3, H, W) region [y0, y1) x [x0, x1) of `img`, resized to (oh, ow) by adaptive average pooling. */
-export function areaResize(img, oh, ow, y0 = 0, y1 = img.height, x0 = 0, x1 = img.width) {
-  const ih = y1 - y0, iw = x1 - x0, plane = img.width * img.height;
-  const out = new Float32Array(3 * oh * ow);
-  const ys = [], xs = [];
-  for (let i = 0; i < oh; i++) ys.push([Math.floor((i * ih) / oh), Math.ceil(((i + 1) * ih) / oh)]);
-  for (let j = 0; j < ow; j++) xs.push([Math.floor((j * iw) / ow), Math.ceil(((j + 1) * iw) / ow)]);
+const sums = new WeakMap(); // image -> its summed-area table (one per image: the pyramid and the crops share it)
+
+/** The (3, H+1, W+1) summed-area table of `img`: whole-number pixel sums, exact in float64. */
+function summedArea(img) {
+  let t = sums.get(img);
+  if (t) return t;
+  const { width: w, height: h } = img, W = w + 1, plane = w * h;
+  t = new Float64Array(3 * W * (h + 1));
   for (let c = 0; c < 3; c++) {
-    const base = c * plane;
+    const o = c * W * (h + 1), base = c * plane;
+    for (let y = 0; y < h; y++) {
+      let row = 0;
+      const src = base + y * w, dst = o + (y + 1) * W, up = o + y * W;
+      for (let x = 0; x < w; x++) {
+        row += img.data[src + x];
+        t[dst + x + 1] = t[up + x + 1] + row;
+      }
+    }
+  }
+  sums.set(img, t);
+  return t;
+}
+
+/** (3, H, W) region [y0, y1) x [x0, x1) of `img`, resized to (oh, ow) by adaptive average pooling: each output
+ * pixel is the mean of input rows floor(i h / oh) .. ceil((i + 1) h / oh) (and columns alike), read from the
+ * image's summed-area table in four lookups. */
+export function areaResize(img, oh, ow, y0 = 0, y1 = img.height, x0 = 0, x1 = img.width) {
+  const t = summedArea(img), W = img.width + 1, H = img.height + 1;
+  const ih = y1 - y0, iw = x1 - x0;
+  const out = new Float32Array(3 * oh * ow);
+  const ya = new Int32Array(oh), yb = new Int32Array(oh), xa = new Int32Array(ow), xb = new Int32Array(ow);
+  for (let i = 0; i < oh; i++) { ya[i] = y0 + Math.floor((i * ih) / oh); yb[i] = y0 + Math.ceil(((i + 1) * ih) / oh); }
+  for (let j = 0; j < ow; j++) { xa[j] = x0 + Math.floor((j * iw) / ow); xb[j] = x0 + Math.ceil(((j + 1) * iw) / ow); }
+  for (let c = 0; c < 3; c++) {
+    const o = c * W * H;
     for (let i = 0; i < oh; i++) {
-      const [a, b] = ys[i];
+      const ra = o + ya[i] * W, rb = o + yb[i] * W, hh = yb[i] - ya[i];
       for (let j = 0; j < ow; j++) {
-        const [l, r] = xs[j];
-        let s = 0;
-        for (let y = a; y < b; y++) {
-          const row = base + (y0 + y) * img.width + x0;
-          for (let x = l; x < r; x++) s += img.data[row + x];
-        }
-        out[c * oh * ow + i * ow + j] = s / ((b - a) * (r - l));
+        const s = t[rb + xb[j]] - t[rb + xa[j]] - t[ra + xb[j]] + t[ra + xa[j]];
+        out[c * oh * ow + i * ow + j] = s / (hh * (xb[j] - xa[j]));
       }
     }
   }
