@@ -81,7 +81,9 @@ bench: install
 	$(PY) benchmarks/load.py --client protocol --sessions 4 --photos 5
 	@if command -v chromium >/dev/null && $(PY) -c "import playwright" 2>/dev/null; then \
 	  $(PY) benchmarks/load.py --sessions 4 --photos 5; \
-	else echo "load benchmark with browsers skipped: it needs chromium and playwright (make test installs both)"; fi
+	  $(PY) benchmarks/browser_speed.py; \
+	  $(PY) benchmarks/live_speed.py; \
+	else echo "load and in-browser benchmarks skipped: they need chromium and playwright (make test installs both)"; fi
 	@if [ -n "$$DEEP_EMOTION_DATA" ]; then \
 	  $(PY) benchmarks/photo_protocol.py --data-dir "$$DEEP_EMOTION_DATA" --limit 200 --variants tight-x4,context,rotate+20,dark; \
 	  $(PY) benchmarks/faithfulness.py --data-dir "$$DEEP_EMOTION_DATA" --n 100 --sensitivity-faces 10; \
