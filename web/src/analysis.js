@@ -52,6 +52,17 @@ export async function classify(session, crop) {
     view: Float32Array.from(out.view.data) };
 }
 
+/** classify() of many crops in one run: [{probabilities, theta, view}] in their order. */
+export async function classifyBatch(session, crops) {
+  if (!crops.length) return [];
+  const x = new Float32Array(crops.length * SIZE * SIZE);
+  crops.forEach((c, i) => x.set(toInput(c), i * SIZE * SIZE));
+  const out = await run(session, x, crops.length);
+  const p = out.probabilities.data, k = p.length / crops.length, per = SIZE * SIZE;
+  return crops.map((_, i) => ({ probabilities: Array.from(p.subarray(i * k, (i + 1) * k)),
+    theta: Array.from(out.theta.data.subarray(6 * i, 6 * i + 6)), view: Float32Array.from(out.view.data.subarray(i * per, (i + 1) * per)) }));
+}
+
 /** Both occlusion maps (Float32Array 48x48, row-major) from one set of occluded passes, for `target`
  * (default: the predicted class). `p0`: the face's own probabilities when already known (saves a pass).
  * `progress(done, total)` is called after every chunk. */

@@ -4,9 +4,9 @@
 // the models' combined answer. The video and live tabs are loaded when first opened (video.js, live.js).
 // Everything runs here with onnxruntime-web; nothing is sent anywhere.
 
-import { argmax, checkWindow, classify, occlusion, SIZE } from "./analysis.js";
+import { argmax, checkWindow, classify, classifyBatch, occlusion, SIZE } from "./analysis.js";
 import { comparison, consensusLine, DATASETS, gallery, modelCard } from "./cards.js";
-import { cropFace, faceTurn, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey, squareInPhoto } from "./framing.js";
+import { cropFace, faceSquare, faceTurn, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey } from "./framing.js";
 import { hooks } from "./hooks.js";
 import { readPhoto } from "./images.js";
 import { drawBoxes, mapScale, setColourMaps } from "./render.js";
@@ -138,25 +138,6 @@ function pickFace(i) {
   analyse();
 }
 
-/** The face's square of the photo at `px` pixels, turned upright as its crop is (the maps go over it). */
-function faceSquare(face, px) {
-  const { canvas } = state.photo;
-  const c = Object.assign(document.createElement("canvas"), { width: px, height: px });
-  const ctx = c.getContext("2d");
-  if (face.detected === false) {
-    ctx.drawImage(canvas, 0, 0, canvas.width, canvas.height, 0, 0, px, px);
-    return c;
-  }
-  const angle = faceTurn(face.landmarks, state.index.framing);
-  const [cx, cy, side] = squareInPhoto(face.box, canvas.width, canvas.height, state.index.framing.margin, angle);
-  ctx.translate(px / 2, px / 2);
-  ctx.scale(px / side, px / side);
-  ctx.rotate((angle * Math.PI) / 180); // clockwise on the screen: the tilted face comes upright
-  ctx.translate(-cx, -cy);
-  ctx.drawImage(canvas, 0, 0);
-  return c;
-}
-
 async function usePhoto(file) {
   const run = ++state.photoRun;
   state.analysisRun++; // whatever was being computed belongs to the previous photo
@@ -179,7 +160,7 @@ async function usePhoto(file) {
     // made once per photo (a face MTCNN found: its square; the whole picture read as a face: all of it, as Python)
     state.crops = faces.map((f) => (f.detected === false ? resizeGrey(g, SIZE, SIZE).data
       : cropFace(g, f.box, state.index.framing.margin, faceTurn(f.landmarks, state.index.framing))));
-    state.thumbs = faces.map((f) => faceSquare(f, THUMB_PX));
+    state.thumbs = faces.map((f) => faceSquare(photo.canvas, f, state.index.framing, THUMB_PX));
     state.read.clear();
     state.results.clear();
     if (!faces.length) {
@@ -202,15 +183,12 @@ async function usePhoto(file) {
   }
 }
 
-/** Every face through every chosen model (one pass per face; kept per photo): the gallery's and boxes' labels. */
+/** Every face through every chosen model (one batched run per model; kept per photo): the gallery's and boxes' labels. */
 async function readAllFaces() {
   for (const m of chosenModels()) {
     if (state.read.has(m.name)) continue;
     status(`${m.name}: reading ${state.crops.length} face(s)…`);
-    const s = await session(m.file);
-    const out = [];
-    for (const crop of state.crops) out.push(await classify(s, crop));
-    state.read.set(m.name, out);
+    state.read.set(m.name, await classifyBatch(await session(m.file), state.crops));
   }
 }
 
@@ -304,7 +282,7 @@ function resultKey(m, opts) {
 function render(opts) {
   const models = chosenModels().filter((m) => state.results.has(resultKey(m, opts)));
   const spec = MAPS[opts.map];
-  const face = faceSquare(state.faces[state.face], FACE_PX);
+  const face = faceSquare(state.photo.canvas, state.faces[state.face], state.index.framing, FACE_PX);
   const values = (m) => state.results.get(resultKey(m, opts)).maps[opts.map];
   // one colour scale per map type, shared by the models shown
   const limit = Math.max(0, ...models.map((m) => values(m).reduce((a, x) => Math.max(a, spec.signed ? Math.abs(x) : x), 0)));

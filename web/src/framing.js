@@ -115,6 +115,25 @@ export function squareInPhoto(box, w, h, margin, angle = 0) {
   return [cx, cy, side];
 }
 
+/** The face's square of `canvas` (a photo or a frame) drawn upright at px x px, turned as its crop is (the maps go
+ * over it); a face read from the whole picture (detected === false): all of it, squeezed as its crop is. */
+export function faceSquare(canvas, face, rules, px) {
+  const c = Object.assign(document.createElement("canvas"), { width: px, height: px });
+  const ctx = c.getContext("2d");
+  if (face.detected === false) {
+    ctx.drawImage(canvas, 0, 0, canvas.width, canvas.height, 0, 0, px, px);
+    return c;
+  }
+  const angle = faceTurn(face.landmarks, rules);
+  const [cx, cy, side] = squareInPhoto(face.box, canvas.width, canvas.height, rules.margin, angle);
+  ctx.translate(px / 2, px / 2);
+  ctx.scale(px / side, px / side);
+  ctx.rotate((angle * Math.PI) / 180); // clockwise on the screen: the tilted face comes upright
+  ctx.translate(-cx, -cy);
+  ctx.drawImage(canvas, 0, 0);
+  return c;
+}
+
 /** The square's pixel bounds, rounded as Python's int(round(v)) does. */
 export function squareBounds(box, w, h, margin) {
   const [cx, cy, side] = squareInPhoto(box, w, h, margin);

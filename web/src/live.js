@@ -5,10 +5,10 @@
 // of the panel goes through one queue (ONNX Runtime Web sessions must not run concurrently) and a frame that
 // arrives while the previous one is being read is skipped, so nothing piles up.
 
-import { argmax, occlusion, SIZE, toInput } from "./analysis.js";
-import { cropFace, faceTurn, grey, planar, squareInPhoto } from "./framing.js";
+import { argmax, classifyBatch, occlusion, SIZE } from "./analysis.js";
+import { cropFace, faceSquare, faceTurn, grey, planar } from "./framing.js";
 import { detect } from "./mtcnn.js";
-import { colourBar, drawOverlay, mapScale } from "./render.js";
+import { colourBar, drawBoxes, drawOverlay, mapScale } from "./render.js";
 import { FaceTracker, smoothingWeight } from "./tracking.js";
 
 export const DETECT_SIDE = 320; // faces are found on a copy whose longer side is this (LIVE_DETECT_SIDE)
@@ -77,54 +77,6 @@ function rate(times, now) {
 }
 
 /** Probabilities of many 48x48 crops in one pass: an array of arrays. */
-async function classifyMany(session, crops) {
-  const x = new Float32Array(crops.length * SIZE * SIZE);
-  crops.forEach((c, i) => x.set(toInput(c), i * SIZE * SIZE));
-  const out = await session.run({ face: new globalThis.ort.Tensor("float32", x, [crops.length, 1, SIZE, SIZE]) });
-  const p = out.probabilities.data, k = p.length / crops.length;
-  return crops.map((_, i) => Array.from(p.subarray(i * k, (i + 1) * k)));
-}
-
-/** Boxes with ids and labels over the frame; the mapped face in yellow, the others in cyan (render.drawBoxes). */
-function drawFrame(target, frame, faces, shownWidth) {
-  if (target.width !== frame.width || target.height !== frame.height) {
-    target.width = frame.width;
-    target.height = frame.height;
-  }
-  const ctx = target.getContext("2d");
-  ctx.drawImage(frame, 0, 0);
-  const k = frame.width / Math.max(1, shownWidth);
-  const line = Math.max(2, Math.round(2 * k));
-  ctx.font = `600 ${Math.max(10, Math.round(14 * k))}px system-ui, sans-serif`;
-  faces.forEach((f, i) => {
-    const [x0, y0, x1, y1] = f.box;
-    const colour = i === 0 ? "#ffcc00" : "#00e5ff";
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = line;
-    ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    const tw = ctx.measureText(f.text).width + 6 * k;
-    const th = Math.round(18 * k);
-    const ty = y0 - th >= 0 ? y0 - th : Math.min(y1, frame.height - th);
-    ctx.fillStyle = colour;
-    ctx.fillRect(x0 - line / 2, ty, tw, th);
-    ctx.fillStyle = "#000";
-    ctx.fillText(f.text, x0 + 3 * k, ty + th - 4 * k);
-  });
-}
-
-/** The face's square of the frame at `px` pixels, turned upright as its crop is (the map goes over it). */
-function faceSquare(frame, face, rules, px) {
-  const [c, ctx] = canvas2d(px, px);
-  const angle = faceTurn(face.landmarks, rules);
-  const [cx, cy, side] = squareInPhoto(face.box, frame.width, frame.height, rules.margin, angle);
-  ctx.translate(px / 2, px / 2);
-  ctx.scale(px / side, px / side);
-  ctx.rotate((angle * Math.PI) / 180);
-  ctx.translate(-cx, -cy);
-  ctx.drawImage(frame, 0, 0);
-  return c;
-}
-
 /** Build the live panel inside `panel`; `page`: the shared engine and controls (see app.js). */
 export function mount(panel, page) {
   const rules = page.runtime.index.framing;
@@ -388,7 +340,7 @@ export function mount(panel, page) {
       const g = grey(frameCtx.getImageData(0, 0, w, h));
       for (const f of faces) f.crop = cropFace(g, f.box, rules.margin, faceTurn(f.landmarks, rules));
       const session = await page.session(m.file);
-      probs = await serial(() => classifyMany(session, faces.map((f) => f.crop)));
+      probs = (await serial(() => classifyBatch(session, faces.map((f) => f.crop)))).map((r) => r.probabilities);
       if (run !== live.run || modelEntry() !== m) return;
     }
     const t2 = performance.now();
@@ -411,7 +363,7 @@ export function mount(panel, page) {
       f.label = m.classes[f.top];
       f.text = `${f.id}: ${f.label} ${(100 * f.probability).toFixed(0)} %`;
     });
-    drawFrame(view, frame, faces, view.clientWidth || w);
+    drawBoxes(view, frame, faces, faces.map((f) => f.text), 0, view.clientWidth || w, false);
     const t3 = performance.now();
     stats.ms = { ...stats.ms, detect: Math.round(t1 - t0), classify: Math.round(t2 - t1), frame: Math.round(t3 - 1000 * time) };
     stats.frames++;

@@ -105,10 +105,13 @@ export function drawOutline(canvas, points, size, colourCss = "#00e5ff") {
   ctx.stroke();
 }
 
-/** The photo with numbered, labelled boxes, text sized for the width the picture is shown at. */
-export function drawBoxes(canvas, photo, faces, labels, selected, shownWidth) {
-  canvas.width = photo.width;
-  canvas.height = photo.height;
+/** The photo with labelled boxes (numbered from 1 unless `numbered` is false), the selected one in yellow, text
+ * sized for the width the picture is shown at. */
+export function drawBoxes(canvas, photo, faces, labels, selected, shownWidth, numbered = true) {
+  if (canvas.width !== photo.width || canvas.height !== photo.height) {
+    canvas.width = photo.width;
+    canvas.height = photo.height;
+  }
   const ctx = canvas.getContext("2d");
   ctx.drawImage(photo, 0, 0);
   const k = photo.width / Math.max(1, shownWidth);
@@ -119,10 +122,10 @@ export function drawBoxes(canvas, photo, faces, labels, selected, shownWidth) {
     ctx.strokeStyle = i === selected ? "#ffcc00" : "#00e5ff";
     ctx.lineWidth = line;
     ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    const text = `${i + 1} ${labels[i] || ""}`.trim();
+    const text = numbered ? `${i + 1} ${labels[i] || ""}`.trim() : labels[i] || "";
     const tw = ctx.measureText(text).width + 6 * k;
     const th = Math.round(18 * k);
-    const ty = y0 - th >= 0 ? y0 - th : y1;
+    const ty = y0 - th >= 0 ? y0 - th : Math.min(y1, photo.height - th);
     ctx.fillStyle = i === selected ? "#ffcc00" : "#00e5ff";
     ctx.fillRect(x0 - line / 2, ty, tw, th);
     ctx.fillStyle = "#000";
