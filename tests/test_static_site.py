@@ -248,3 +248,34 @@ def test_a_group_photo_gets_a_gallery_and_a_comparison_grid(page, tmp_path):
     assert page.locator("#gallery .thumb.selected").inner_text().startswith("2")
     assert page.locator("#cards article").count() == len(chosen)
     assert not page.errors
+
+
+def test_the_pages_video_and_live_rules_are_pythons():
+    """The page's copies of the video caps and the live reader's settings (plain constants in its modules) say
+    what deep_emotion/video says, so that the two answer alike."""
+    import re
+
+    from deep_emotion.faces.tracking import MATCH_IOU, MAX_GAP_SECONDS
+    from deep_emotion.video import clips, live
+
+    def constants(name: str) -> dict[str, float]:
+        text = (ROOT / "web" / "src" / name).read_text()
+        found = {}
+        for names, values in re.findall(r"^export const ([\w, =]+?) = ([^;]+);", text, flags=re.M):
+            found[names] = values
+        out = {}
+        for k, v in found.items():  # "A = 1" or "A = 1, B = 2" (as one match: "A", "1, B = 2")
+            parts = [k.strip(), *re.split(r",\s*(\w+)\s*=\s*", v)]
+            for key, value in zip(parts[::2], parts[1::2]):
+                out[key] = eval(value.replace("_", ""), {})  # numbers and products only  # noqa: S307
+        return out
+
+    video = constants("video-frames.js")
+    assert video["MAX_BYTES"] == clips.MAX_BYTES and video["MAX_SECONDS"] == clips.MAX_SECONDS
+    assert video["MAX_SIDE"] == clips.MAX_SIDE and video["MAX_FPS"] == clips.MAX_FPS
+    assert video["DEFAULT_FPS"] == clips.DEFAULT_FPS and video["DETECT_SIDE"] == clips.DETECT_SIDE
+    camera = constants("live.js")
+    assert camera["DETECT_SIDE"] == live.LIVE_DETECT_SIDE and camera["HALF_LIFE"] == live.LIVE_HALF_LIFE
+    assert (camera["WINDOW"], camera["STRIDE"]) == (live.LIVE_WINDOW, live.LIVE_STRIDE)
+    tracking = constants("tracking.js")
+    assert tracking["MATCH_IOU"] == MATCH_IOU and tracking["MAX_GAP_SECONDS"] == MAX_GAP_SECONDS
