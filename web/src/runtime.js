@@ -75,7 +75,7 @@ export async function session(file, cpu = false) {
   const key = `${file}|${ep[0]}`;
   if (!sessions.has(key)) {
     const created = globalThis.ort.InferenceSession.create(new URL(`../models/${file}`, import.meta.url).href,
-      { executionProviders: ep }).then((s) => (runtime.proxy ? keepingInputs(s) : s));
+      { executionProviders: ep }).then((s) => oneAtATime(runtime.proxy ? keepingInputs(s) : s));
     created.catch(() => sessions.delete(key)); // a failed load is tried again next time
     sessions.set(key, created);
   }
@@ -84,6 +84,20 @@ export async function session(file, cpu = false) {
   } catch (e) {
     throw new Error(`The model file ${file} could not be loaded (${e.message || e}). Reload the page to try again.`);
   }
+}
+
+let queue = Promise.resolve();
+
+/** `s` with a `run` that waits for every run the page started before it, on any session: the photo, video and
+ * live tabs may ask at once, and ORT Web runs one at a time (WebGPU refuses a run while another is under way). */
+function oneAtATime(s) {
+  const run = s.run.bind(s);
+  s.run = (...args) => {
+    const mine = queue.then(() => run(...args));
+    queue = mine.catch(() => {}); // a failed run does not block the ones after it
+    return mine;
+  };
+  return s;
 }
 
 /** `s` with a `run` that hands the proxy worker copies of the inputs: it transfers (empties) the arrays it is
