@@ -204,10 +204,16 @@ def test_what_a_user_sees(server, astronaut_path, tmp_path, viewport):
                 timeout=60_000,
             )
             assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
-            maps = page.evaluate(
+            shown = (
                 "() => [...document.querySelectorAll('.st-key-maps img')]"
-                ".map(i => i.getBoundingClientRect().width).filter(w => w > 0)"
+                ".filter(i => i.complete && i.naturalWidth > 0).map(i => i.getBoundingClientRect().width)"
+                ".filter(w => w > 0)"
             )
+            try:  # the maps arrive one model at a time: on a busy machine the last may still be on its way
+                page.wait_for_function(f"() => ({shown})().length >= 4", timeout=60_000)
+            except Exception:
+                pass  # the assertion below says how many came
+            maps = page.evaluate(shown)
             assert len(maps) == 4  # the map shown: one per model
             assert min(maps) >= (192 if width >= 1280 else 300), maps
             assert page.get_by_text("Every face, every chosen model").count() == 1
