@@ -6,6 +6,7 @@
 
 import { argmax, checkWindow, classify, classifyBatch, occlusion, SIZE } from "./analysis.js";
 import { comparison, consensusLine, DATASETS, gallery, modelCard } from "./cards.js";
+import * as explain from "./explain.js";
 import { cropFace, faceSquare, faceTurn, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey } from "./framing.js";
 import { hooks } from "./hooks.js";
 import { readPhoto } from "./images.js";
@@ -29,7 +30,6 @@ const NUMBERS_ONLY = 6; // more faces than this: boxes carry their number only (
 // supersedes an older one of the same kind; the photo and its faces are replaced together.
 const state = { index: null, photo: null, faces: [], crops: [], thumbs: [], face: 0, whole: false,
   read: new Map(), results: new Map(), photoRun: 0, analysisRun: 0 };
-let explainModule = null; // explain.js (regions, faithfulness, consensus), loaded with the page
 
 function status(text, busy = true) {
   $("status").textContent = text;
@@ -205,8 +205,8 @@ function faceLabels(models) {
 
 /** The chosen models' consensus ({classes, probabilities}) from {model: probabilities}; null for one model. */
 function combined(models, probs) {
-  if (models.length < 2 || !explainModule) return null;
-  return explainModule.consensus(probs, models, state.index.consensus);
+  if (models.length < 2) return null;
+  return explain.consensus(probs, models, state.index.consensus);
 }
 
 function drawPhoto(labels = []) {
@@ -259,13 +259,12 @@ async function analyseFace() {
     const maps = await occlusion(s, crop, opts.window, opts.stride, null, (done, total) => {
       if (run === state.analysisRun) status(`${m.name}: occlusion map, ${done} of ${total} windows (${i + 1} of ${models.length} models)…`);
     }, r.probabilities);
-    if (explainModule) { // the facial regions: a few passes more, so that the maps can be compared
-      const lm = face.detected === false || !face.landmarks ? null
-        : explainModule.landmarksInCrop(face.landmarks, face.box, state.photo.canvas.width, state.photo.canvas.height,
-          state.index.framing.margin, faceTurn(face.landmarks, state.index.framing));
-      const reg = await explainModule.regions(s, crop, lm, null, r.probabilities);
-      Object.assign(maps, { regions: reg.map, scores: reg.scores, own: reg.own, note: reg.note });
-    }
+    // the facial regions: a few passes more, so that the maps can be compared
+    const lm = face.detected === false || !face.landmarks ? null
+      : explain.landmarksInCrop(face.landmarks, face.box, state.photo.canvas.width, state.photo.canvas.height,
+        state.index.framing.margin, faceTurn(face.landmarks, state.index.framing));
+    const reg = await explain.regions(s, crop, lm, null, r.probabilities);
+    Object.assign(maps, { regions: reg.map, scores: reg.scores, own: reg.own, note: reg.note });
     if (run !== state.analysisRun) return;
     state.results.set(key, { ...r, maps, window: opts.window, stride: opts.stride });
   }
@@ -313,7 +312,7 @@ function render(opts) {
     const card = modelCard(m, r, face, spec, values(m), scale, caption, FACE_PX);
     const notes = card.querySelector(".notes");
     if (r.maps.scores) {
-      const line = explainModule.regionSentence({ scores: r.maps.scores, note: r.maps.note }, m.classes[argmax(r.probabilities)]);
+      const line = explain.regionSentence({ scores: r.maps.scores, note: r.maps.note }, m.classes[argmax(r.probabilities)]);
       notes.append(Object.assign(document.createElement("span"), { textContent: line.replace(/^./, (c) => c.toUpperCase()) + "." }));
     }
     if (r.faithful) {
@@ -328,7 +327,7 @@ function render(opts) {
 /** After the maps are shown: each model's maps ranked by faithfulness (deletion and insertion, against a random
  * map), one sentence per card. */
 async function rankMaps(run, models, opts) {
-  if (!explainModule || !$("faithful").checked) return;
+  if (!$("faithful").checked) return;
   for (const [i, m] of models.entries()) {
     if (run !== state.analysisRun) return;
     const r = state.results.get(resultKey(m, opts));
@@ -337,8 +336,8 @@ async function rankMaps(run, models, opts) {
       status(`${m.name}: ranking the maps by faithfulness (${i + 1} of ${models.length} models)…`);
       const s = await session(m.file);
       const maps = Object.fromEntries(Object.keys(MAPS).filter((k) => r.maps[k]).map((k) => [k, r.maps[k]]));
-      const scores = await explainModule.faithfulnessAll(s, state.crops[state.face], maps, argmax(r.probabilities));
-      r.faithful = explainModule.rankMaps(scores, (k) => MAPS[k].title);
+      const scores = await explain.faithfulnessAll(s, state.crops[state.face], maps, argmax(r.probabilities));
+      r.faithful = explain.rankMaps(scores, (k) => MAPS[k].title);
     }
     if (run !== state.analysisRun) return;
     const notes = document.querySelector(`#cards .card[data-model="${CSS.escape(m.name)}"] .notes`);
@@ -355,7 +354,6 @@ async function start() {
     status("Loading…");
     await init();
     state.index = runtime.index;
-    explainModule = await import("./explain.js").catch(() => null);
     $("backend").textContent = backendLine();
     setColourMaps(state.index.colour_maps);
     buildControls();
