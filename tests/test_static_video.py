@@ -188,6 +188,16 @@ def test_a_clip_gives_a_timeline_per_face_and_the_pythons_csv(page, clips, pytho
     page.select_option("#video-model", "ferplus")
     assert page.eval_on_selector_all(".video-legend .video-key", "es => es.length") == 8  # FERPlus's 8 classes
 
+    # a moment picked on a chart: its frame, then that frame explained in the Photo tab like a photo
+    page.locator(".video-face svg").first.click(position={"x": 300, "y": 60})
+    page.locator("#video-explain-frame").wait_for(state="visible", timeout=30_000)
+    page.click("#video-explain-frame")
+    page.wait_for_function("document.getElementById('status').textContent.includes('explained by')", timeout=180_000)
+    assert page.locator("#photo-panel").is_visible() and page.locator("#video-panel").is_hidden()
+    assert page.locator("#gallery .thumb").count() == 2  # both faces of the frame
+    assert "happy" in page.inner_text("#cards")
+    page.click("#tab-video")
+
 
 def test_files_that_are_not_videos_or_too_large_are_refused(page, clips):
     for name, words in (

@@ -59,6 +59,10 @@ const page = {
   onModelsChange: (f) => listeners.models.push(f),
   onTab: (f) => listeners.tab.push(f), // f(name of the tab now shown: "photo", "video" or "live")
   currentTab: () => document.querySelector('[role="tab"][aria-selected="true"]').id.slice(4),
+  async showPhoto(blob, name) { // a picture from another tab (a video's frame), explained as a photo
+    await showTab("photo");
+    await usePhoto(new File([blob], name, { type: blob.type }));
+  },
 };
 const mounted = new Set();
 

@@ -48,6 +48,8 @@ export function mount(panel, page) {
     preview: make("canvas", { class: "video-preview", id: "video-preview", width: 320, height: 240, hidden: true,
       "aria-label": "The frame being read, with the faces found" }),
     previewCap: make("p", { class: "video-preview-caption", hidden: true }),
+    explainFrame: make("button", { type: "button", id: "video-explain-frame", hidden: true,
+      text: "Explain this frame in the Photo tab" }),
     results: make("div", { class: "video-results", id: "video-results", hidden: true }),
     model: make("select", { id: "video-model" }),
     modelRow: make("label", { class: "video-model" }),
@@ -65,7 +67,7 @@ export function mount(panel, page) {
     make("label", { class: "video-field", title: "Each face's probabilities averaged over time: a frame's weight halves every this many seconds." },
       make("span", { text: "Smoothing" }), ui.smooth),
     ui.go);
-  const stage = make("figure", { class: "video-stage" }, ui.preview, ui.previewCap);
+  const stage = make("figure", { class: "video-stage" }, ui.preview, ui.previewCap, ui.explainFrame);
   ui.results.append(make("div", { class: "video-toolbar" }, ui.modelRow, ui.csv), ui.summary, ui.legend);
   const info = make("div", { class: "video-info" }, ui.status, ui.bar, ui.error, ui.note, ui.results);
   panel.append(controls, ui.about, make("div", { class: "video-top" }, stage, info), ui.faces);
@@ -228,13 +230,25 @@ export function mount(panel, page) {
       drawPreview(state.open.video, result.width, result.height,
         rows.map((r) => ({ face: r.face, box: r.box, label: model.classes[argmax(r.probabilities[model.name])] })),
         `The frame at ${t.toFixed(2)} s (${model.name}).`);
+      ui.explainFrame.hidden = !page.showPhoto;
     } catch {
       // the frame could not be shown again: the results stay as they are
     }
   }
 
+  // the frame shown, at the video's own size, handed to the photo tab to be explained like a photo
+  ui.explainFrame.addEventListener("click", async () => {
+    const video = state.open?.video, result = state.result;
+    if (!video || !result || state.run) return;
+    const c = make("canvas", { width: video.videoWidth, height: video.videoHeight });
+    c.getContext("2d").drawImage(video, 0, 0);
+    const blob = await new Promise((resolve) => c.toBlob(resolve, "image/png"));
+    if (blob) page.showPhoto(blob, `${result.name.replace(/\.[^.]+$/, "")}-${state.shownAt.toFixed(2)}s.png`);
+  });
+
   // --- a run --------------------------------------------------------------------------------------------
   async function analyse() {
+    ui.explainFrame.hidden = true;
     if (state.run) { state.run.cancel(); return; }
     error("");
     note("");
