@@ -31,6 +31,9 @@ const NUMBERS_ONLY = 6; // more faces than this: boxes carry their number only (
 const state = { index: null, photo: null, faces: [], crops: [], thumbs: [], face: 0, whole: false,
   read: new Map(), results: new Map(), photoRun: 0, analysisRun: 0 };
 
+/** describe.py's lower-case phrase as a sentence of its own. */
+const asSentence = (phrase) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}.`;
+
 function status(text, busy = true) {
   $("status").textContent = text;
   $("status").classList.toggle("busy", busy && !!text);
@@ -304,7 +307,7 @@ function render(opts) {
   if (models.length > 1) {
     const probs = Object.fromEntries(models.map((m) => [m.name, results.get(m.name).probabilities]));
     const together = combined(models, probs);
-    summary.append(consensusLine(models, results, together), comparison(models, results, together));
+    summary.append(consensusLine(together), comparison(models, results, together));
   }
   $("map-about").textContent = spec.about;
   const cards = $("cards");
@@ -317,11 +320,11 @@ function render(opts) {
     const notes = card.querySelector(".notes");
     if (r.maps.scores) {
       const line = explain.regionSentence({ scores: r.maps.scores, note: r.maps.note }, m.classes[argmax(r.probabilities)]);
-      notes.append(Object.assign(document.createElement("span"), { textContent: line.replace(/^./, (c) => c.toUpperCase()) + "." }));
+      notes.append(Object.assign(document.createElement("span"), { textContent: asSentence(line) }));
     }
     if (r.faithful) {
       notes.append(Object.assign(document.createElement("span"), { className: "faithful",
-        textContent: r.faithful.sentence.replace(/^./, (c) => c.toUpperCase()) + "." }));
+        textContent: asSentence(r.faithful.sentence) }));
     }
     cards.append(card);
   }
@@ -347,7 +350,7 @@ async function rankMaps(run, models, opts) {
     const notes = document.querySelector(`#cards .card[data-model="${CSS.escape(m.name)}"] .notes`);
     if (notes && !notes.querySelector(".faithful")) {
       notes.append(Object.assign(document.createElement("span"), { className: "faithful",
-        textContent: r.faithful.sentence.replace(/^./, (c) => c.toUpperCase()) + "." }));
+        textContent: asSentence(r.faithful.sentence) }));
     }
   }
   if (run === state.analysisRun) status(`${state.photo.name}: face ${state.face + 1} of ${state.faces.length} explained by ${models.length} model(s); maps ranked.`, false);

@@ -57,13 +57,10 @@ export function comparison(models, results, consensus) {
   return el("div", { className: "table-wrap" }, table);
 }
 
-/** The models' combined answer in one sentence, and whether they all agree. */
-export function consensusLine(models, results, consensus) {
-  const tops = models.map((m) => [m.name, m.classes[argmax(results.get(m.name).probabilities)]]);
-  const agree = new Set(tops.map(([, t]) => t)).size <= 1;
-  const words = (agree ? "All models agree: " : "The models disagree: ") + tops.map(([n, t]) => `${n}: ${t}`).join("; ");
-  const p = el("p", { className: "agreement" + (agree ? "" : " disagree"), textContent: words });
-  if (consensus) p.prepend(el("b", { textContent: `${consensus.sentence}. ` }));
+/** The models' combined answer and whether they agree, in the words explain.consensus gives (describe.py's). */
+export function consensusLine(consensus) {
+  const p = el("p", { className: "agreement" + (consensus.agree ? "" : " disagree"), textContent: consensus.agreement });
+  p.prepend(el("b", { textContent: `${consensus.sentence}. ` }));
   return p;
 }
 
