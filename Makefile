@@ -42,7 +42,7 @@ docker-check:
 static: $(VENV)/.test web
 	$(PY) web/build.py space-static
 
-# the built static Space served as Hugging Face serves it (cross-origin isolated: one wasm thread per core)
+# the built static Space served as Hugging Face serves it (cross-origin isolated, the same headers)
 serve-static: static
 	$(PY) web/serve.py space-static --port $(or $(STATIC_PORT),8000)
 

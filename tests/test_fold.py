@@ -12,7 +12,7 @@ from torch import nn
 
 from deep_emotion import explain
 from deep_emotion.explain import incremental
-from deep_emotion.models.fold import compose_convs, conv_pool, phase_kernel, poolable
+from deep_emotion.models.fold import compose_convs, conv_pool, graph_form, phase_kernel, poolable
 from deep_emotion.models.paper import DeepEmotion, ModelConfig
 
 
@@ -135,3 +135,29 @@ def test_incremental_pass_applies_only_where_it_is_exact_and_pays():
     assert not incremental.applies(copy.deepcopy(model).train(), 48, 8)
     assert not incremental.applies(lambda t: model(t), 48, 8)  # a plain callable: the full passes
     assert not incremental.applies(_random_model(ModelConfig(stn=False)), 48, 8)
+
+
+@pytest.mark.parametrize("config", [ModelConfig(), ModelConfig(num_classes=8, channels=12), ModelConfig(stn=False)])
+def test_graph_form_is_the_same_function(config):
+    model = _random_model(config)
+    reference = copy.deepcopy(model).set_fold(False)
+    graph = graph_form(copy.deepcopy(model))
+    assert isinstance(graph.features[0], nn.Conv2d) and graph.features[0].kernel_size == (5, 5)
+    kinds = [type(m) for m in graph.features]
+    assert kinds.index(nn.ReLU) < kinds.index(nn.MaxPool2d)  # each ReLU ahead of its pool
+    x = torch.rand(5, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(graph(x), reference(x), atol=1e-5, rtol=1e-5)
+        if config.stn:
+            torch.testing.assert_close(graph.stn_view(x)[0], reference.stn_view(x)[0], atol=1e-6, rtol=1e-5)
+
+
+def test_graph_form_keeps_other_feature_extractors():
+    for config in (ModelConfig(stages=(8, 16)), ModelConfig(batch_norm=True)):
+        model = _random_model(config)
+        reference = copy.deepcopy(model).set_fold(False)
+        before = [type(m) for m in model.features]
+        assert [type(m) for m in graph_form(model).features] == before
+        x = torch.rand(3, 1, 48, 48)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(x), atol=1e-5, rtol=1e-5)

@@ -1,8 +1,9 @@
-"""The static page's engine (web/src/runtime.js): served as the Space serves it (cross-origin isolated) it runs the
-models on one wasm thread per core (at most 8), in ORT's proxy worker when asked (`?proxy=1`); served without
-the headers it still works, on one thread, and says why; WebGPU, where Chromium offers a hardware adapter (or is
-asked for, `?backend=webgpu`), gives the wasm page's probabilities and maps, and the page falls back to wasm cleanly
-when there is none."""
+"""The static page's engine (web/src/runtime.js, pool.js): the models run in a pool of workers, one per core (at
+most 4 unless asked), each on one wasm thread, with a batch cut into one part per worker; the answers do not
+depend on how many workers share them, and the page's thread stays free while they run. Served as the Space
+serves it (cross-origin isolated) or without the headers, it works alike; WebGPU, where Chromium offers a hardware
+adapter (or is asked for, `?backend=webgpu`), gives the wasm page's probabilities and maps, and the page falls
+back to wasm cleanly when there is none."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ sys.path.insert(0, str(ROOT / "web"))
 # software adapter (Vulkan on the CPU), which is enough to check the WebGPU path's numbers
 WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--ignore-gpu-blocklist"]
 ENGINE = """() => ({isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency,
-  threads: ort.env.wasm.numThreads, proxy: ort.env.wasm.proxy, runtime: {...deepEmotion.runtime, index: null},
+  runtime: {...deepEmotion.runtime, index: null},
   backend: document.getElementById("backend").textContent})"""
 ADAPTER = """async () => {
   if (!navigator.gpu) return {error: "navigator.gpu is undefined"};
@@ -93,30 +94,32 @@ def test_space_readme_sends_the_isolation_headers(site):
     }
 
 
-def test_isolated_page_runs_a_thread_per_core(site, chromium_path, crop, model):
+def _pool_workers(page) -> int:
+    return sum(w.url.endswith("/src/worker.js") for w in page.workers)
+
+
+def test_isolated_page_runs_a_worker_per_core(site, chromium_path, crop, model):
     with opened(chromium_path, site[0] + "/index.html") as page:
-        _analyze(page, crop, model)  # loads the models: the wasm threads start
+        _analyze(page, crop, model)
         e = page.evaluate(ENGINE)
-        threads = min(8, e["cores"])
-        assert e["isolated"] is True
-        assert e["threads"] == e["runtime"]["threads"] == threads
-        assert e["proxy"] is False
-        # the wasm threads are workers of the page: one fewer than the threads (the page's thread is one)
-        assert sum("ort-wasm-simd-threaded" in w.url for w in page.workers) == threads - 1
+        workers = min(4, e["cores"])
+        assert e["isolated"] is True and e["runtime"]["threads"] == workers
+        assert _pool_workers(page) == workers
+        assert not any("ort-wasm-simd-threaded" in w.url for w in page.workers)  # no ORT thread pools besides
         # without WebGPU flags headless Chromium gives no adapter: wasm, and the page says so
         assert e["runtime"]["backend"] == "wasm"
-        assert f"{threads} CPU thread" in e["backend"] and "WebAssembly" in e["backend"], e["backend"]
-        assert "not cross-origin isolated" not in e["backend"]
+        assert f"{workers} CPU core" in e["backend"] and "WebAssembly" in e["backend"], e["backend"]
         assert page.errors == []
 
 
-def test_proxy_worker_keeps_the_page_responsive_and_the_numbers(site, chromium_path, crop, model):
-    with opened(chromium_path, site[0] + "/index.html?proxy=1") as page:
+def test_the_pool_keeps_the_numbers_and_the_page_responsive(site, chromium_path, crop, model):
+    with opened(chromium_path, site[0] + "/index.html?threads=1") as page:
+        one = _analyze(page, crop, model)
+        assert _pool_workers(page) == 1
+    with opened(chromium_path, site[0] + "/index.html?threads=2") as page:
         first = _analyze(page, crop, model)
-        e = page.evaluate(ENGINE)
-        assert e["proxy"] is True and e["runtime"]["proxy"] is True and e["threads"] == min(8, e["cores"])
-        # the proxy worker empties the arrays it is given: the same face twice gives the same answer
-        assert _analyze(page, crop, model) == first
+        assert _pool_workers(page) == min(2, page.evaluate("navigator.hardwareConcurrency"))
+        assert _analyze(page, crop, model) == first  # the caller's arrays are not consumed by the workers
         # the occlusion passes run off the page's thread: its timers keep firing
         dt, gap = page.evaluate(
             """async ([c, n]) => {
@@ -130,9 +133,48 @@ def test_proxy_worker_keeps_the_page_responsive_and_the_numbers(site, chromium_p
         )
         assert gap < 0.5 * dt, (gap, dt)
         assert page.errors == []
+    _close(first, one, 1e-6, 1e-5)  # a batch cut in parts gives the whole batch's answers
 
 
-def test_page_without_isolation_works_on_one_thread_and_says_why(site, chromium_path, crop, model):
+def test_incremental_maps_equal_the_whole_models(site, chromium_path, crop):
+    """A paper model's occlusion passes recompute only the patch of the STN's first stage that a window changes
+    (incremental.js): the probabilities of every copy equal the whole graph's, for windows of both parities, at the
+    edges, with and without flip averaging, in one worker and split between several."""
+    import json
+
+    listed = json.loads((site[1] / "models" / "models.json").read_text())["models"]
+    names = [m["name"] for m in listed if m["incremental"]]
+    compare = """async ([name, window, stride]) => {
+      const rt = await import("./src/runtime.js"), an = await import("./src/analysis.js");
+      const inc = await import("./src/incremental.js");
+      const s = await rt.session(rt.modelInfo(name).file), halves = await s.halves();
+      const crop = Uint8Array.from(CROP), x = an.toInput(crop);
+      const windows = [];
+      const at = an.windowPositions(window, stride);
+      for (const t of at) for (const l of at) windows.push([t, l]);
+      const fast = await halves.occluded(x, windows, window);
+      const batch = new Float32Array(windows.length * 2304);
+      windows.forEach(([t, l], i) => { const c = batch.subarray(i * 2304, (i + 1) * 2304); c.set(x);
+        for (let y = t; y < Math.min(t + window, 48); y++) c.fill(0, y * 48 + l, y * 48 + Math.min(l + window, 48)); });
+      const feeds = {face: new ort.Tensor("float32", batch, [windows.length, 1, 48, 48])};
+      const whole = (await s.run(feeds)).probabilities.data;
+      let diff = 0;
+      for (let i = 0; i < whole.length; i++) diff = Math.max(diff, Math.abs(whole[i] - fast[i]));
+      return {diff, n: windows.length, applies: inc.applies(halves, window), past: inc.applies(halves, 14),
+              length: fast.length === whole.length};
+    }"""
+    for query in ("?threads=1", ""):
+        with opened(chromium_path, site[0] + "/index.html" + query) as page:
+            page.evaluate(f"globalThis.CROP = {crop}")
+            for name in names:
+                for window, stride in ((8, 2), (5, 3), (13, 7), (1, 5)):
+                    got = page.evaluate(compare, [name, window, stride])
+                    assert got["applies"] and got["length"] and not got["past"], (name, window, got)  # 14: no gain
+                    assert got["diff"] < 1e-6, (name, window, stride, query, got)
+            assert page.errors == []
+
+
+def test_page_without_isolation_works_alike(site, chromium_path, crop, model):
     import serve
 
     server = serve.start(site[1], isolated=False)
@@ -140,14 +182,13 @@ def test_page_without_isolation_works_on_one_thread_and_says_why(site, chromium_
         with opened(chromium_path, f"http://127.0.0.1:{server.server_address[1]}/index.html") as page:
             got = _analyze(page, crop, model)
             e = page.evaluate(ENGINE)
-            assert e["isolated"] is False and e["threads"] == e["runtime"]["threads"] == 1
-            assert "1 CPU thread" in e["backend"] and "not cross-origin isolated" in e["backend"], e["backend"]
+            assert e["isolated"] is False and e["runtime"]["threads"] == min(4, e["cores"])
+            assert _pool_workers(page) == e["runtime"]["threads"]
             assert page.errors == []
     finally:
         server.shutdown()
-    with opened(chromium_path, site[0] + "/index.html?threads=1") as page:
+    with opened(chromium_path, site[0] + "/index.html") as page:
         ref = _analyze(page, crop, model)
-        assert page.evaluate(ENGINE)["proxy"] is False
     _close(got, ref, 1e-6, 1e-5)
 
 
@@ -174,7 +215,7 @@ def test_webgpu_gives_the_wasm_page_s_numbers(site, chromium_path, crop, model):
         ref = _analyze(page, crop, model, 12, 12)
     with opened(chromium_path, site[0] + "/index.html?backend=webgpu", tuple(WEBGPU_FLAGS)) as page:
         e = page.evaluate(ENGINE)
-        assert e["runtime"]["backend"] == "webgpu" and e["proxy"] is False, e
+        assert e["runtime"]["backend"] == "webgpu", e
         assert "WebGPU" in e["backend"] and e["runtime"]["adapter"] in e["backend"], e["backend"]
         got = _analyze(page, crop, model, 12, 12)
         assert page.errors == []

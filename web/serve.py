@@ -1,6 +1,6 @@
 """Serve a built static Space as Hugging Face serves it: `python web/serve.py [FOLDER] [--port 8000]`
 (`make serve-static` builds space-static/ first). Every response carries the cross-origin isolation headers of
-the Space's front matter (build.HEADERS), so the page gets one wasm thread per core as on the Space."""
+the Space's front matter (build.HEADERS), so the page is cross-origin isolated as on the Space."""
 
 from __future__ import annotations
 

@@ -90,3 +90,43 @@ class FoldCache:
             with torch.no_grad():
                 self._cache[mode] = (key, build())
         return self._cache[mode][1]
+
+
+class Composed(nn.Conv2d):
+    """One conv standing for two stacked ones (`compose_convs`): a plain `nn.Conv2d` with the composed weights."""
+
+    def __init__(self, first: nn.Conv2d, second: nn.Conv2d) -> None:
+        weight, bias = compose_convs(first, second)
+        o, c, k, _ = weight.shape
+        super().__init__(c, o, kernel_size=k, device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            self.weight.copy_(weight)
+            self.bias.copy_(bias)
+
+
+def relu_before_pool(layers: list[nn.Module]) -> list[nn.Module]:
+    """`layers` with every MaxPool2d -> ReLU pair swapped (max and ReLU commute exactly), so that a graph runtime
+    fuses each ReLU into the conv before it."""
+    out = list(layers)
+    for i in range(len(out) - 1):
+        if isinstance(out[i], nn.MaxPool2d) and isinstance(out[i + 1], nn.ReLU):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
+@torch.no_grad()
+def graph_form(model: nn.Module) -> nn.Module:
+    """`model` (in place, eval mode) with the layers an exported graph runs fastest (ONNX Runtime Web, where the
+    space-to-depth form's transposes and group max cost more than they save): the folds of `set_fold` off, every
+    ReLU ahead of its pool in the listed `nn.Sequential`s and, in the paper network, the first two feature convs
+    as one composed 5x5 conv. The same function up to float rounding (tests/test_fold.py)."""
+    if hasattr(model, "set_fold"):
+        model.set_fold(False)
+    stn = getattr(model, "stn", None)
+    if stn is not None:
+        stn.features = nn.Sequential(*relu_before_pool(list(stn.features)))
+    config = getattr(model, "config", None)
+    if config is not None and not getattr(config, "stages", ()) and not getattr(config, "batch_norm", True):
+        f = model.features
+        model.features = nn.Sequential(*relu_before_pool([Composed(f[0], f[1]), *list(f)[2:]]))
+    return model.eval()

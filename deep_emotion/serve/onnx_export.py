@@ -2,10 +2,12 @@
 
 An emotion model's graph takes faces (N, 1, 48, 48) in [0, 1] and returns what the app shows: the probabilities
 after the card's post-hoc corrections (flip averaging, logit adjustment, temperature), the STN's θ (N, 2, 3) and
-its warped view (N, 1, 48, 48) in [0, 1]. MTCNN's P-Net takes any image size (N, 3, H, W), R-Net 24x24 and
-O-Net 48x48 crops, all as pixel values 0-255 (the (x - 127.5) / 128 scaling is inside the graph); their
-outputs are facenet-pytorch's, in its order. Weights are read without pickle (safetensors for ours; MTCNN's ship
-inside facenet-pytorch and are loaded by it).
+its warped view (N, 1, 48, 48) in [0, 1]. A paper model also ships the two halves of that graph that the page's
+occlusion maps use to recompute only what a window changes (explain/incremental.py): the STN's first stage on
+faces or crops of any size, and the probabilities given that stage. MTCNN's P-Net takes any image size
+(N, 3, H, W), R-Net 24x24 and O-Net 48x48 crops, all as pixel values 0-255 (the (x - 127.5) / 128 scaling is
+inside the graph); their outputs are facenet-pytorch's, in its order. Weights are read without pickle
+(safetensors for ours; MTCNN's ship inside facenet-pytorch and are loaded by it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch.nn.functional as F
 
 from deep_emotion.models.card import list_checkpoints, read_card, resolve
 from deep_emotion.models.checkpoints import load_checkpoint
+from deep_emotion.models.fold import graph_form
+from deep_emotion.models.posthoc import flip_average
 
 OPSET = 18
 MAX_BATCH = 4096
@@ -43,6 +47,41 @@ class EmotionGraph(torch.nn.Module):
         return probabilities, theta, warped
 
 
+class StageOne(torch.nn.Module):
+    """The STN's first conv, ReLU and pool on faces (N, 1, H, W) in [0, 1]: (N, 8, H/2 - 3, W/2 - 3) for even sides.
+    An occluded copy's first stage equals the face's but for an (window/2 + 4)^2 patch, computed from a crop."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, face: torch.Tensor) -> torch.Tensor:
+        return self.model.stn.stage1(self.model.normalize(face))
+
+
+class FromStageOne(torch.nn.Module):
+    """EmotionGraph's probabilities of faces (N, 1, 48, 48) whose STN first stage is given (StageOne's output), and
+    with flip averaging that of the mirrored faces: the rest of the network, post-hoc corrections included."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.mirrored = bool(model.posthoc is not None and model.posthoc.tta_flip)
+
+    def logits(self, face: torch.Tensor, stage1: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return m.classify(m.stn.warp(m.normalize(face), m.stn.head(stage1)))
+
+    def forward(
+        self, face: torch.Tensor, stage1: torch.Tensor, stage1_mirrored: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        post = self.model.posthoc
+        logits = self.logits(face, stage1)
+        if self.mirrored:
+            logits = flip_average(logits, self.logits(face.flip(-1), stage1_mirrored))
+        return F.softmax(logits if post is None else post.adjust(logits), dim=-1)
+
+
 class Scaled(torch.nn.Module):
     """An MTCNN network on 0-255 pixels: (x - 127.5) * 0.0078125 first, as facenet-pytorch's detect_face does."""
 
@@ -56,25 +95,28 @@ class Scaled(torch.nn.Module):
 
 def _export(
     module: torch.nn.Module,
-    example: torch.Tensor,
+    example: torch.Tensor | tuple[torch.Tensor, ...],
     path: Path,
     inputs: list[str],
     outputs: list[str],
-    dynamic: dict[int, Any],
+    dynamic: dict[int, Any] | tuple[dict[int, Any], ...],
 ) -> None:
+    """`module` as ONNX at `path`; `example` and `dynamic` (the dynamic axes) one per input."""
+    examples = example if isinstance(example, tuple) else (example,)
+    dynamics = dynamic if isinstance(dynamic, tuple) else (dynamic,)
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module,
-            (example,),
+            examples,
             dynamo=True,
             optimize=True,
             verbose=False,
             input_names=inputs,
             output_names=outputs,
             opset_version=OPSET,
-            dynamic_shapes=(dynamic,),
+            dynamic_shapes=dynamics,
         )
     program.save(str(path), external_data=False)
 
@@ -82,17 +124,44 @@ def _export(
 def export_model(name: str, path: Path) -> dict[str, Any]:
     """One shipped model (post-hoc corrections included) as ONNX; returns what the page needs to know of it."""
     model, card = load_checkpoint(name, posthoc=True)
-    if hasattr(model, "set_fold"):
-        model.set_fold(False)  # the layers as listed (the folds are a CPU speed-up of the same function)
+    graph_form(model)  # the paper network's layers as ONNX Runtime Web runs them fastest (the same function)
+    batch = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
     with torch.no_grad():
-        _export(
-            EmotionGraph(model),
-            torch.rand(2, 1, 48, 48),
-            path,
-            ["face"],
-            ["probabilities", "theta", "view"],
-            {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},
-        )
+        graph, example = EmotionGraph(model), torch.rand(2, 1, 48, 48)
+        _export(graph, example, path, ["face"], ["probabilities", "theta", "view"], batch)
+        incremental = None
+        # the halves for the paper network (its STN's first stage is a fifth of its work); a wide model's is a
+        # small share, not worth a second copy of its weights to download
+        if getattr(model, "stn", None) is not None and not model.config.stages:
+            stem = path.name.removesuffix(".onnx")
+            side = torch.export.Dim("side", min=8, max=4096)
+            _export(
+                StageOne(model),
+                torch.rand(2, 1, 22, 22),
+                path.with_name(f"{stem}.stage1.onnx"),
+                ["face"],
+                ["stage1"],
+                {0: torch.export.Dim("batch", min=1, max=MAX_BATCH), 2: side, 3: side},
+            )
+            rest = FromStageOne(model)
+            stage1 = model.stn.stage1(model.normalize(torch.rand(2, 1, 48, 48)))
+            examples = (torch.rand(2, 1, 48, 48), stage1, stage1.clone())[: 3 if rest.mirrored else 2]  # not aliased
+            _export(
+                rest,
+                examples,
+                path.with_name(f"{stem}.rest.onnx"),
+                ["face", "stage1", "stage1_mirrored"][: len(examples)],
+                ["probabilities"],
+                (batch,) * len(examples),
+            )
+            conv = model.stn.features[0]
+            incremental = {
+                "stage1": f"{stem}.stage1.onnx",
+                "rest": f"{stem}.rest.onnx",
+                "mirrored": rest.mirrored,
+                "kernel": conv.kernel_size[0],
+                "channels": conv.out_channels,
+            }
     return {
         "name": name,
         "file": path.name,
@@ -103,6 +172,7 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
         "protocol": card.protocol_note or card.protocol,
         "architecture": card.architecture,
         "posthoc": bool(card.posthoc),
+        "incremental": incremental,
     }
 
 

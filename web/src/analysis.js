@@ -4,8 +4,11 @@
 // 48 - window); "flip" counts, per pixel, the covering windows that change the predicted label; "drop" averages
 // the fall of the predicted class's probability over them, which is Captum's Occlusion on the softmax.
 
+import { applies, occludedCopies } from "./incremental.js";
+
 export const SIZE = 48;
 const CHUNK = 128;
+const AHEAD = 4; // chunks in flight at once
 
 export function checkWindow(window, stride) {
   if (!Number.isInteger(window) || window < 1 || window > SIZE) throw new Error(`window must be a whole number of pixels from 1 to ${SIZE}`);
@@ -75,15 +78,23 @@ export async function occlusion(session, crop, window, stride, target = null, pr
   const k = p0.length;
   const t = target == null ? argmax(p0) : target;
   const flip = new Float32Array(SIZE * SIZE), drop = new Float32Array(SIZE * SIZE), count = new Float32Array(SIZE * SIZE);
-  for (let start = 0; start < windows.length; start += CHUNK) {
+  // a model with an STN recomputes only the part of its first stage that a window changes (incremental.js)
+  const halves = session.halves ? await session.halves() : null;
+  const fast = applies(halves, window);
+  const copies = (start) => {
     const part = windows.slice(start, start + CHUNK);
-    const batch = new Float32Array(part.length * SIZE * SIZE);
-    part.forEach(([top, left], i) => {
-      const copy = batch.subarray(i * SIZE * SIZE, (i + 1) * SIZE * SIZE);
-      copy.set(x);
-      for (let y = top; y < Math.min(top + window, SIZE); y++) copy.fill(0, y * SIZE + left, y * SIZE + Math.min(left + window, SIZE));
-    });
-    const out = await run(session, batch, part.length);
+    const done = fast ? halves.occluded(x, part, window).then((data) => ({ probabilities: { data } }))
+      : run(session, occludedCopies(x, part, window), part.length);
+    done.catch(() => {}); // a failure is thrown where the chunk is awaited, not reported again as unhandled
+    return done;
+  };
+  // chunks sent ahead, so that the engine's workers always have one to compute while the page reads another
+  const sent = [];
+  for (let start = 0; start < windows.length && sent.length < AHEAD; start += CHUNK) sent.push(copies(start));
+  for (let start = 0; start < windows.length; start += CHUNK) {
+    const out = await sent.shift();
+    if (start + AHEAD * CHUNK < windows.length) sent.push(copies(start + AHEAD * CHUNK));
+    const part = windows.slice(start, start + CHUNK);
     const p = out.probabilities.data;
     part.forEach(([top, left], i) => {
       const row = p.subarray(i * k, (i + 1) * k);

@@ -25,14 +25,16 @@ async function run(session, faces, n) {
   return out.probabilities.data;
 }
 
-/** Probabilities (Float32Array, n x classes) of n faces (Float32Array n x 48 x 48), CHUNK faces per run. */
+/** Probabilities (Float32Array, n x classes) of n faces (Float32Array n x 48 x 48), CHUNK faces per run (all
+ * sent at once: the engine's workers share them). */
 async function probabilities(session, faces, n) {
   const per = SIZE * SIZE;
-  const parts = [];
+  const runs = [];
   for (let start = 0; start < n; start += CHUNK) {
     const m = Math.min(CHUNK, n - start);
-    parts.push(await run(session, faces.subarray(start * per, (start + m) * per), m));
+    runs.push(run(session, faces.subarray(start * per, (start + m) * per), m));
   }
+  const parts = await Promise.all(runs);
   const k = parts[0].length / Math.min(CHUNK, n);
   const out = new Float32Array(n * k);
   parts.forEach((p, i) => out.set(p, i * CHUNK * k));

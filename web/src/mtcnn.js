@@ -143,11 +143,16 @@ export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_F
     minl *= factor;
   }
   // stage 1: P-Net over the pyramid; NMS 0.5 within each scale
-  let boxes = [];
-  for (const scale of scales) {
+  // (every scale is sent at once: the engine's workers take them side by side; read back in scale order)
+  const runs = scales.map((scale) => {
     const hs = Math.trunc(h * scale + 1), ws = Math.trunc(w * scale + 1);
-    const data = areaResize(img, hs, ws);
-    const out = await nets.pnet.run({ image: new ort.Tensor("float32", data, [1, 3, hs, ws]) });
+    const done = nets.pnet.run({ image: new ort.Tensor("float32", areaResize(img, hs, ws), [1, 3, hs, ws]) });
+    done.catch(() => {}); // a failure is thrown where the scale is awaited
+    return done;
+  });
+  let boxes = [];
+  for (const [i, scale] of scales.entries()) {
+    const out = await runs[i];
     const reg = out.regression.data, prob = out.probabilities.data;
     const [, , oh, ow] = out.probabilities.dims;
     const found = [];

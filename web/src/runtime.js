@@ -1,18 +1,23 @@
 // The page's engine: onnxruntime-web loaded from our own files, on the GPU (WebGPU) when the browser gives an
-// adapter and on the CPU (wasm, one thread per core when the page is cross-origin isolated) otherwise; the
-// model index (models.json) and one cached inference session per ONNX file.
+// adapter and on the CPU otherwise, in a pool of workers (pool.js: one per core up to 4, each on one WebAssembly
+// thread); the model index (models.json) and one cached session per ONNX file.
 //
-// The expression models run on the chosen backend; MTCNN always runs on wasm (its P-Net sees a new input size
+// The expression models run on the chosen backend; MTCNN always runs in the pool (its P-Net sees a new input size
 // at every pyramid scale, which WebGPU would compile anew each time). `?backend=wasm` or `?backend=webgpu` in
-// the address forces one; `?threads=N` sets the wasm threads. `?proxy=1` runs the wasm models in ORT's proxy
-// worker: the page's thread then stays free during the occlusion passes (it stalls for a whole run otherwise), but
-// MTCNN's dozen short runs per photo pay a round trip each (measured: +75 ms per detect, docs/performance.md).
+// the address forces one; `?threads=N` sets the number of workers.
+
+import { occluded } from "./incremental.js";
+import { Pool } from "./pool.js";
 
 const ORT = new URL("../ort/", import.meta.url).href;
+// workers by default: each holds its own copy of every model it runs (a wide model is ~25 MB in memory), and past
+// four the parts of a batch are too small to gain much; `?threads=N` may ask for up to one per core
+const MAX_WORKERS = 4;
 const params = new URLSearchParams(globalThis.location ? location.search : "");
 
-export const runtime = { backend: "wasm", threads: 1, proxy: false, adapter: "", index: null, reason: "" };
+export const runtime = { backend: "wasm", threads: 1, adapter: "", index: null, reason: "" };
 const sessions = new Map();
+let pool = null;
 
 /** [adapter, ""] or [null, why not]. A software adapter (SwiftShader: `isFallbackAdapter`, what headless
  * Chromium offers under --enable-unsafe-webgpu) runs our models hundreds of times slower than wasm, so it is taken
@@ -44,16 +49,16 @@ export async function init() {
   const ort = await import(adapter ? `${ORT}ort.webgpu.min.mjs` : `${ORT}ort.wasm.min.mjs`);
   globalThis.ort = ort;
   ort.env.wasm.wasmPaths = ORT;
+  ort.env.wasm.numThreads = 1; // WebAssembly runs in the pool's workers, not on the page's thread
   const cores = navigator.hardwareConcurrency || 1;
-  const asked = Number(params.get("threads"));
-  runtime.threads = globalThis.crossOriginIsolated ? (asked >= 1 ? Math.min(asked, cores) : Math.min(8, cores)) : 1;
-  ort.env.wasm.numThreads = runtime.threads;
+  const asked = Math.trunc(Number(params.get("threads")));
+  runtime.threads = asked >= 1 ? Math.min(asked, cores) : Math.min(MAX_WORKERS, cores);
+  pool = new Pool(runtime.threads);
   if (adapter) {
     ort.env.webgpu.adapter = adapter; // the one checked above, not another of ORT's asking
     runtime.backend = "webgpu";
     runtime.adapter = adapterName(adapter);
   }
-  runtime.proxy = ort.env.wasm.proxy = runtime.backend === "wasm" && params.get("proxy") === "1"; // not with WebGPU
   const res = await fetch(new URL("../models/models.json", import.meta.url));
   if (!res.ok) throw new Error(`models/models.json: HTTP ${res.status}`);
   runtime.index = await res.json();
@@ -62,20 +67,23 @@ export async function init() {
 
 /** One sentence on where the models run, for the page. */
 export function backendLine() {
-  const cpu = `${runtime.threads} CPU thread${runtime.threads > 1 ? "s" : ""}`;
-  if (runtime.backend === "webgpu") return `Models run on the GPU (WebGPU, ${runtime.adapter}); faces are found on ${cpu} (WebAssembly).`;
-  const why = globalThis.crossOriginIsolated ? "" : " (this page is not cross-origin isolated, so one thread)";
+  const cpu = `${runtime.threads} CPU core${runtime.threads > 1 ? "s" : ""} (WebAssembly, one worker each)`;
+  if (runtime.backend === "webgpu") return `Models run on the GPU (WebGPU, ${runtime.adapter}); faces are found on ${cpu}.`;
   const gpu = runtime.reason ? `; no GPU: ${runtime.reason}` : "";
-  return `Models run on ${cpu} (WebAssembly)${why}${gpu}.`;
+  return `Models run on ${cpu}${gpu}.`;
 }
 
-/** The cached session of one ONNX file of models/; `cpu`: on wasm whatever the backend (MTCNN). */
+/** The cached session of one ONNX file of models/: in the worker pool, or on WebGPU when that is the backend
+ * (`cpu`: in the pool whatever the backend, as MTCNN). Sessions answer `run(feeds)` with {name: {data, dims}}. */
 export async function session(file, cpu = false) {
-  const ep = cpu || runtime.backend === "wasm" ? ["wasm"] : ["webgpu", "wasm"];
-  const key = `${file}|${ep[0]}`;
+  const gpu = !cpu && runtime.backend === "webgpu";
+  const key = `${file}|${gpu ? "webgpu" : "pool"}`;
   if (!sessions.has(key)) {
-    const created = globalThis.ort.InferenceSession.create(new URL(`../models/${file}`, import.meta.url).href,
-      { executionProviders: ep }).then((s) => oneAtATime(runtime.proxy ? keepingInputs(s) : s));
+    const url = new URL(`../models/${file}`, import.meta.url).href;
+    let created = gpu
+      ? globalThis.ort.InferenceSession.create(url, { executionProviders: ["webgpu", "wasm"] }).then(oneAtATime)
+      : pool.session(file, url);
+    created = created.then((s) => Object.assign(s, { halves: halves(file, cpu) }));
     created.catch(() => sessions.delete(key)); // a failed load is tried again next time
     sessions.set(key, created);
   }
@@ -86,10 +94,26 @@ export async function session(file, cpu = false) {
   }
 }
 
+/** For a model with an STN (models.json "incremental"), a function loading the two halves of its graph that the
+ * occlusion maps use, with `occluded(x, windows, window)` (incremental.js) running them; null otherwise. */
+function halves(file, cpu) {
+  const entry = runtime.index.models.find((m) => m.file === file)?.incremental;
+  if (!entry) return null;
+  const gpu = !cpu && runtime.backend === "webgpu";
+  return async () => {
+    const [stage1, rest] = await Promise.all([session(entry.stage1, cpu), session(entry.rest, cpu)]);
+    const h = { ...entry, stage1, rest };
+    // in the pool every worker takes a share of the windows; on WebGPU the page drives the two halves
+    h.occluded = gpu ? (x, windows, window) => occluded(h, x, windows, window)
+      : (x, windows, window) => pool.occluded(entry, x, windows, window);
+    return h;
+  };
+}
+
 let queue = Promise.resolve();
 
-/** `s` with a `run` that waits for every run the page started before it, on any session: the photo, video and
- * live tabs may ask at once, and ORT Web runs one at a time (WebGPU refuses a run while another is under way). */
+/** `s` with a `run` that waits for every WebGPU run the page started before it: the photo, video and live tabs may
+ * ask at once, and WebGPU refuses a run while another is under way. */
 function oneAtATime(s) {
   const run = s.run.bind(s);
   s.run = (...args) => {
@@ -100,16 +124,7 @@ function oneAtATime(s) {
   return s;
 }
 
-/** `s` with a `run` that hands the proxy worker copies of the inputs: it transfers (empties) the arrays it is
- * given, and callers reuse theirs (the occlusion passes start from the same face). */
-function keepingInputs(s) {
-  const run = s.run.bind(s);
-  const copy = (t) => new globalThis.ort.Tensor(t.type, t.data.slice(), t.dims);
-  s.run = (feeds, ...rest) => run(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, copy(t)])), ...rest);
-  return s;
-}
-
-/** MTCNN's three networks, on wasm. */
+/** MTCNN's three networks, in the worker pool. */
 export async function nets() {
   const m = runtime.index.mtcnn;
   const [pnet, rnet, onet] = await Promise.all([session(m.pnet, true), session(m.rnet, true), session(m.onet, true)]);
