@@ -124,7 +124,7 @@ def measure(site: Path, clip: Path, frames, model: str, seconds: float, rounds: 
                 page.wait_for_function("deepEmotionLive.state === 'paused'")
                 py.run(part)
             errors = page.evaluate("deepEmotionLive.errors")
-            threads = page.evaluate("ort.env.wasm.numThreads")
+            threads = page.evaluate("deepEmotion.runtime.threads")
             backend = page.evaluate("deepEmotion.runtime.backend")
             browser.close()
     finally:
@@ -143,7 +143,7 @@ def measure(site: Path, clip: Path, frames, model: str, seconds: float, rounds: 
         "median_ms": {"detect": median("detect"), "classify": median("classify"), "map": median("map")},
         "errors": errors,
         "requests_to_other_hosts": sum(not u.startswith(base) and u.startswith("http") for u in requests),
-        "wasm_threads": threads,
+        "workers": threads,
         "backend": backend,
         "engine": "headless Chromium, onnxruntime-web",
     }

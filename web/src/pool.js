@@ -5,16 +5,16 @@
 // these small networks keeps them waiting on each other (docs/performance.md: "In the browser").
 // The page's own thread only cuts and joins the arrays, so it stays free to draw and answer clicks.
 
-const MIN_PART = 16; // a batch is split only where every part gets at least this many items
+const MIN_PART = 2; // a batch is split only where every part gets at least this many items (O-Net: ~1 ms an item)
 
 export class Pool {
   /** `size` workers, each loading onnxruntime-web from the page's own files. */
   constructor(size) {
     this.size = size;
     this.workers = Array.from({ length: size }, () => new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
-    this.busy = new Array(size).fill(0); // runs sent and not answered, per worker
+    this.busy = new Array(size).fill(0); // work sent and not answered (numbers to read), per worker
     this.dead = new Array(size).fill(null); // why a worker stopped, once it has
-    this.waiting = new Map(); // id -> [resolve, reject, worker]
+    this.waiting = new Map(); // id -> [resolve, reject, worker, work]
     this.next = 0;
     this.workers.forEach((w, i) => {
       w.onmessage = (e) => this.answer(e.data);
@@ -26,7 +26,7 @@ export class Pool {
     const entry = this.waiting.get(id);
     if (!entry) return;
     this.waiting.delete(id);
-    this.busy[entry[2]] -= 1;
+    this.busy[entry[2]] -= entry[3];
     if (error) entry[1](new Error(error));
     else entry[0](rest);
   }
@@ -38,22 +38,23 @@ export class Pool {
     for (const [id, entry] of this.waiting) {
       if (entry[2] !== worker) continue;
       this.waiting.delete(id);
-      this.busy[worker] -= 1;
+      this.busy[worker] -= entry[3];
       entry[1](new Error(this.dead[worker]));
     }
   }
 
-  send(worker, message, transfer = []) {
+  /** Post `message` to a worker; `work`: how much it asks (the numbers its inputs hold), for `idlest`. */
+  send(worker, message, transfer = [], work = 1) {
     if (this.dead[worker]) return Promise.reject(new Error(this.dead[worker]));
     const id = this.next++;
-    this.busy[worker] += 1;
+    this.busy[worker] += work;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, [resolve, reject, worker]);
+      this.waiting.set(id, [resolve, reject, worker, work]);
       this.workers[worker].postMessage({ id, ...message }, transfer);
     });
   }
 
-  /** The `count` least busy working workers, least busy first (a stopped one only when none works: it answers
+  /** The `count` least busy working workers (the least work waiting), least busy first (a stopped one only when none works: it answers
    * with why). */
   idlest(count) {
     const live = this.busy.map((b, i) => [b, i]).filter(([, i]) => !this.dead[i]);
@@ -84,7 +85,8 @@ export class Pool {
     const n = windows.length;
     const [workers, cuts] = this.shares(n);
     const answers = await Promise.all(workers.map((w, p) =>
-      this.send(w, { op: "occluded", halves, x, windows: windows.slice(cuts[p], cuts[p + 1]), window })));
+      this.send(w, { op: "occluded", halves, x, windows: windows.slice(cuts[p], cuts[p + 1]), window }, [],
+        (cuts[p + 1] - cuts[p]) * x.length)));
     if (answers.length === 1) return answers[0].probabilities;
     const out = new Float32Array(answers.reduce((s, a) => s + a.probabilities.length, 0));
     let at = 0;
@@ -98,13 +100,15 @@ export class Pool {
     const [workers, cuts] = this.shares(n);
     const answers = await Promise.all(workers.map((w, p) => {
       const part = {}, transfer = [];
+      let work = 0;
       for (const [k, t] of entries) {
         const per = t.data.length / n;
         const data = t.data.slice(cuts[p] * per, cuts[p + 1] * per); // a copy: the caller keeps its array
         part[k] = { type: t.type, data, dims: [cuts[p + 1] - cuts[p], ...t.dims.slice(1)] };
         transfer.push(data.buffer);
+        work += data.length;
       }
-      return this.send(w, { op: "run", file, feeds: part }, transfer);
+      return this.send(w, { op: "run", file, feeds: part }, transfer, work);
     }));
     if (answers.length === 1) return answers[0].outputs;
     const joined = {};
