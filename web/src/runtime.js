@@ -67,7 +67,7 @@ export async function init() {
 
 /** One sentence on where the models run, for the page. */
 export function backendLine() {
-  const cpu = `${runtime.threads} CPU core${runtime.threads > 1 ? "s" : ""} (WebAssembly, one worker each)`;
+  const cpu = `${runtime.threads} CPU core${runtime.threads > 1 ? "s" : ""} (WebAssembly)`;
   if (runtime.backend === "webgpu") return `Models run on the GPU (WebGPU, ${runtime.adapter}); faces are found on ${cpu}.`;
   const gpu = runtime.reason ? `; no GPU: ${runtime.reason}` : "";
   return `Models run on ${cpu}${gpu}.`;
