@@ -12,20 +12,21 @@ const f32 = Math.fround;
 
 const sums = new WeakMap(); // image -> its summed-area table (one per image: the pyramid and the crops share it)
 
-/** The (3, H+1, W+1) summed-area table of `img`: whole-number pixel sums, exact in float64. */
+/** The (3, H+1, W+1) summed-area table of `img`: whole-number pixel sums, exact in int32 (float64 past 2^31). */
 function summedArea(img) {
   let t = sums.get(img);
   if (t) return t;
   const { width: w, height: h } = img, W = w + 1, plane = w * h;
-  t = new Float64Array(3 * W * (h + 1));
+  t = w * h * 255 < 2 ** 31 ? new Int32Array(3 * W * (h + 1)) : new Float64Array(3 * W * (h + 1));
+  const d = img.data;
   for (let c = 0; c < 3; c++) {
     const o = c * W * (h + 1), base = c * plane;
     for (let y = 0; y < h; y++) {
       let row = 0;
-      const src = base + y * w, dst = o + (y + 1) * W, up = o + y * W;
+      const src = base + y * w, dst = o + (y + 1) * W + 1, up = o + y * W + 1;
       for (let x = 0; x < w; x++) {
-        row += img.data[src + x];
-        t[dst + x + 1] = t[up + x + 1] + row;
+        row += d[src + x];
+        t[dst + x] = t[up + x] + row;
       }
     }
   }
@@ -40,16 +41,15 @@ export function areaResize(img, oh, ow, y0 = 0, y1 = img.height, x0 = 0, x1 = im
   const t = summedArea(img), W = img.width + 1, H = img.height + 1;
   const ih = y1 - y0, iw = x1 - x0;
   const out = new Float32Array(3 * oh * ow);
-  const ya = new Int32Array(oh), yb = new Int32Array(oh), xa = new Int32Array(ow), xb = new Int32Array(ow);
-  for (let i = 0; i < oh; i++) { ya[i] = y0 + Math.floor((i * ih) / oh); yb[i] = y0 + Math.ceil(((i + 1) * ih) / oh); }
-  for (let j = 0; j < ow; j++) { xa[j] = x0 + Math.floor((j * iw) / ow); xb[j] = x0 + Math.ceil(((j + 1) * iw) / ow); }
-  for (let c = 0; c < 3; c++) {
-    const o = c * W * H;
-    for (let i = 0; i < oh; i++) {
-      const ra = o + ya[i] * W, rb = o + yb[i] * W, hh = yb[i] - ya[i];
+  const xa = new Int32Array(ow), xb = new Int32Array(ow), ww = new Float64Array(ow);
+  for (let j = 0; j < ow; j++) { xa[j] = x0 + Math.floor((j * iw) / ow); xb[j] = x0 + Math.ceil(((j + 1) * iw) / ow); ww[j] = xb[j] - xa[j]; }
+  for (let i = 0; i < oh; i++) {
+    const ya = y0 + Math.floor((i * ih) / oh), yb = y0 + Math.ceil(((i + 1) * ih) / oh), hh = yb - ya;
+    for (let c = 0; c < 3; c++) {
+      const ra = c * W * H + ya * W, rb = c * W * H + yb * W, o = c * oh * ow + i * ow;
       for (let j = 0; j < ow; j++) {
-        const s = t[rb + xb[j]] - t[rb + xa[j]] - t[ra + xb[j]] + t[ra + xa[j]];
-        out[c * oh * ow + i * ow + j] = s / (hh * (xb[j] - xa[j]));
+        const a = xa[j], b = xb[j];
+        out[o + j] = (t[rb + b] - t[rb + a] - t[ra + b] + t[ra + a]) / (hh * ww[j]);
       }
     }
   }
