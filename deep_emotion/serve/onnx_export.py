@@ -129,39 +129,6 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
     with torch.no_grad():
         graph, example = EmotionGraph(model), torch.rand(2, 1, 48, 48)
         _export(graph, example, path, ["face"], ["probabilities", "theta", "view"], batch)
-        incremental = None
-        # the halves for the paper network (its STN's first stage is a fifth of its work); a wide model's is a
-        # small share, not worth a second copy of its weights to download
-        if getattr(model, "stn", None) is not None and not model.config.stages:
-            stem = path.name.removesuffix(".onnx")
-            side = torch.export.Dim("side", min=8, max=4096)
-            _export(
-                StageOne(model),
-                torch.rand(2, 1, 22, 22),
-                path.with_name(f"{stem}.stage1.onnx"),
-                ["face"],
-                ["stage1"],
-                {0: torch.export.Dim("batch", min=1, max=MAX_BATCH), 2: side, 3: side},
-            )
-            rest = FromStageOne(model)
-            stage1 = model.stn.stage1(model.normalize(torch.rand(2, 1, 48, 48)))
-            examples = (torch.rand(2, 1, 48, 48), stage1, stage1.clone())[: 3 if rest.mirrored else 2]  # not aliased
-            _export(
-                rest,
-                examples,
-                path.with_name(f"{stem}.rest.onnx"),
-                ["face", "stage1", "stage1_mirrored"][: len(examples)],
-                ["probabilities"],
-                (batch,) * len(examples),
-            )
-            conv = model.stn.features[0]
-            incremental = {
-                "stage1": f"{stem}.stage1.onnx",
-                "rest": f"{stem}.rest.onnx",
-                "mirrored": rest.mirrored,
-                "kernel": conv.kernel_size[0],
-                "channels": conv.out_channels,
-            }
     return {
         "name": name,
         "file": path.name,
@@ -172,7 +139,46 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
         "protocol": card.protocol_note or card.protocol,
         "architecture": card.architecture,
         "posthoc": bool(card.posthoc),
-        "incremental": incremental,
+        "incremental": export_halves(model, path),
+    }
+
+
+@torch.no_grad()
+def export_halves(model: torch.nn.Module, path: Path) -> dict[str, Any] | None:
+    """The two halves of a paper model's graph beside `path` (<stem>.stage1.onnx, <stem>.rest.onnx) and their entry
+    for models.json; None for other models (a wide model's STN is a small share of its work, not worth a second copy
+    of its weights to download; the paper network's first stage is a fifth of its work)."""
+    if getattr(model, "stn", None) is None or model.config.stages:
+        return None
+    stem = path.name.removesuffix(".onnx")
+    side = torch.export.Dim("side", min=8, max=4096)
+    batch = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
+    _export(
+        StageOne(model),
+        torch.rand(2, 1, 22, 22),
+        path.with_name(f"{stem}.stage1.onnx"),
+        ["face"],
+        ["stage1"],
+        {**batch, 2: side, 3: side},
+    )
+    rest = FromStageOne(model)
+    stage1 = model.stn.stage1(model.normalize(torch.rand(2, 1, 48, 48)))
+    examples = (torch.rand(2, 1, 48, 48), stage1, stage1.clone())[: 3 if rest.mirrored else 2]  # not aliased
+    _export(
+        rest,
+        examples,
+        path.with_name(f"{stem}.rest.onnx"),
+        ["face", "stage1", "stage1_mirrored"][: len(examples)],
+        ["probabilities"],
+        (batch,) * len(examples),
+    )
+    conv = model.stn.features[0]
+    return {
+        "stage1": f"{stem}.stage1.onnx",
+        "rest": f"{stem}.rest.onnx",
+        "mirrored": rest.mirrored,
+        "kernel": conv.kernel_size[0],
+        "channels": conv.out_channels,
     }
 
 

@@ -7,6 +7,14 @@
 
 const MIN_PART = 2; // a batch is split only where every part gets at least this many items (O-Net: ~1 ms an item)
 
+/** The typed arrays `pieces` one after another, in one array of their type. */
+function concat(pieces) {
+  const out = new pieces[0].constructor(pieces.reduce((s, a) => s + a.length, 0));
+  let at = 0;
+  for (const a of pieces) { out.set(a, at); at += a.length; }
+  return out;
+}
+
 export class Pool {
   /** `size` workers, each loading onnxruntime-web from the page's own files. */
   constructor(size) {
@@ -54,8 +62,8 @@ export class Pool {
     });
   }
 
-  /** The `count` least busy working workers (the least work waiting), least busy first (a stopped one only when none works: it answers
-   * with why). */
+  /** The `count` least busy working workers (the least work waiting), least busy first; a stopped one only when
+   * none works (it answers with why). */
   idlest(count) {
     const live = this.busy.map((b, i) => [b, i]).filter(([, i]) => !this.dead[i]);
     if (!live.length) return [0];
@@ -87,11 +95,7 @@ export class Pool {
     const answers = await Promise.all(workers.map((w, p) =>
       this.send(w, { op: "occluded", halves, x, windows: windows.slice(cuts[p], cuts[p + 1]), window }, [],
         (cuts[p + 1] - cuts[p]) * x.length)));
-    if (answers.length === 1) return answers[0].probabilities;
-    const out = new Float32Array(answers.reduce((s, a) => s + a.probabilities.length, 0));
-    let at = 0;
-    for (const a of answers) { out.set(a.probabilities, at); at += a.probabilities.length; }
-    return out;
+    return answers.length === 1 ? answers[0].probabilities : concat(answers.map((a) => a.probabilities));
   }
 
   async run(file, feeds) {
@@ -114,10 +118,8 @@ export class Pool {
     const joined = {};
     for (const k of Object.keys(answers[0].outputs)) {
       const pieces = answers.map((a) => a.outputs[k]);
-      const data = new pieces[0].data.constructor(pieces.reduce((s, t) => s + t.data.length, 0));
-      let at = 0;
-      for (const t of pieces) { data.set(t.data, at); at += t.data.length; }
-      joined[k] = { type: pieces[0].type, data, dims: [pieces.reduce((s, t) => s + t.dims[0], 0), ...pieces[0].dims.slice(1)] };
+      const n = pieces.reduce((s, t) => s + t.dims[0], 0);
+      joined[k] = { type: pieces[0].type, data: concat(pieces.map((t) => t.data)), dims: [n, ...pieces[0].dims.slice(1)] };
     }
     return joined;
   }

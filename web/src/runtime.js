@@ -73,10 +73,13 @@ export function backendLine() {
   return `Models run on ${cpu}${gpu}.`;
 }
 
+/** Whether a session runs on WebGPU: the expression models when that is the backend, never MTCNN (`cpu`). */
+const onGpu = (cpu) => !cpu && runtime.backend === "webgpu";
+
 /** The cached session of one ONNX file of models/: in the worker pool, or on WebGPU when that is the backend
  * (`cpu`: in the pool whatever the backend, as MTCNN). Sessions answer `run(feeds)` with {name: {data, dims}}. */
 export async function session(file, cpu = false) {
-  const gpu = !cpu && runtime.backend === "webgpu";
+  const gpu = onGpu(cpu);
   const key = `${file}|${gpu ? "webgpu" : "pool"}`;
   if (!sessions.has(key)) {
     const url = new URL(`../models/${file}`, import.meta.url).href;
@@ -99,12 +102,11 @@ export async function session(file, cpu = false) {
 function halves(file, cpu) {
   const entry = runtime.index.models.find((m) => m.file === file)?.incremental;
   if (!entry) return null;
-  const gpu = !cpu && runtime.backend === "webgpu";
   return async () => {
     const [stage1, rest] = await Promise.all([session(entry.stage1, cpu), session(entry.rest, cpu)]);
     const h = { ...entry, stage1, rest };
     // in the pool every worker takes a share of the windows; on WebGPU the page drives the two halves
-    h.occluded = gpu ? (x, windows, window) => occluded(h, x, windows, window)
+    h.occluded = onGpu(cpu) ? (x, windows, window) => occluded(h, x, windows, window)
       : (x, windows, window) => pool.occluded(entry, x, windows, window);
     return h;
   };
