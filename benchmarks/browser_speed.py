@@ -120,6 +120,7 @@ def webgpu_adapter(playwright, url: str) -> dict:
 def figures(detect: list[float], maps: list[float], python: dict | None = None) -> dict:
     out = {"detect_ms": round(statistics.median(detect)), "maps_ms": round(statistics.median(maps))}
     out["total_ms"] = round(statistics.median([a + b for a, b in zip(detect, maps)]))
+    out["totals_ms"] = sorted(round(a + b) for a, b in zip(detect, maps))  # every repeat, to show the spread
     if python:
         out["ratio_to_python"] = round(out["total_ms"] / python["total_ms"], 2)
     return out

@@ -7,7 +7,7 @@
 import { argmax, checkWindow, classify, classifyBatch, occlusion, SIZE } from "./analysis.js";
 import { comparison, consensusLine, DATASETS, gallery, modelCard } from "./cards.js";
 import * as explain from "./explain.js";
-import { cropFace, faceSquare, faceTurn, findFaces, grey, looksLikeFaceCrop, planar, resizeGrey } from "./framing.js";
+import { cropFace, faceSquare, faceTurn, findFaces, grey, looksLikeFaceCrop, resizeGrey } from "./framing.js";
 import { hooks } from "./hooks.js";
 import { readPhoto } from "./images.js";
 import { drawBoxes, mapScale, setColourMaps } from "./render.js";
@@ -381,11 +381,11 @@ globalThis.deepEmotion = {
   runtime,
   async mtcnn(rgba, width, height) {
     const { detect } = await import("./mtcnn.js");
-    return detect(await nets(), planar(new ImageData(new Uint8ClampedArray(rgba), width, height)));
+    return detect(await nets(), { data: new Uint8ClampedArray(rgba), width, height });
   },
   async detect(rgba, width, height) {
     const c = Object.assign(document.createElement("canvas"), { width, height });
-    c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+    c.getContext("2d", { willReadFrequently: true }).putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
     return findFaces(await nets(), c, state.index.framing);
   },
   async analyzeCrop(crop, name, window = 8, stride = 2) {

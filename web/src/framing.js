@@ -13,19 +13,6 @@ export function roundHalfEven(v) {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** RGBA ImageData -> {data: Float32Array (3, H, W) 0-255, width, height}. */
-export function planar(imageData) {
-  const { width, height, data } = imageData;
-  const n = width * height;
-  const out = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    out[i] = data[4 * i];
-    out[n + i] = data[4 * i + 1];
-    out[2 * n + i] = data[4 * i + 2];
-  }
-  return { data: out, width, height };
-}
-
 /** PIL's "L": ITU-R 601-2 luma in fixed point, (R 19595 + G 38470 + B 7471 + 0x8000) >> 16. */
 export function grey(imageData) {
   const { width, height, data } = imageData;
@@ -228,7 +215,7 @@ export async function findFaces(nets, canvas, rules) {
   const w = canvas.width, h = canvas.height;
   const rgba = imageDataOf(canvas);
   if (Math.min(w, h) < 20) return [];
-  let faces = facesFrom(await detect(nets, planar(rgba)), (p) => p, w, h, rules.min_probability);
+  let faces = facesFrom(await detect(nets, rgba), (p) => p, w, h, rules.min_probability);
   if (!faces.length && rules.context_retry) {
     const pad = roundHalfEven(rules.context_pad * Math.max(w, h));
     const c = canvasOf(w + 2 * pad, h + 2 * pad);
@@ -237,7 +224,7 @@ export async function findFaces(nets, canvas, rules) {
     ctx.fillStyle = `rgb(${r},${g},${b})`;
     ctx.fillRect(0, 0, c.width, c.height);
     ctx.drawImage(canvas, pad, pad);
-    const found = await detect(nets, planar(imageDataOf(c)), rules.retry_thresholds);
+    const found = await detect(nets, imageDataOf(c), rules.retry_thresholds);
     faces = facesFrom(found, ([x, y]) => [x - pad, y - pad], w, h,
       Math.min(rules.min_probability, rules.retry_min_probability), rules.retry_min_share);
   }
@@ -254,7 +241,7 @@ export async function findFaces(nets, canvas, rules) {
     ctx.translate(tw / 2, th / 2);
     ctx.rotate(-t); // counter-clockwise in the picture, as PIL's rotate(angle)
     ctx.drawImage(canvas, -w / 2, -h / 2);
-    const found = await detect(nets, planar(imageDataOf(c)), THRESHOLDS);
+    const found = await detect(nets, imageDataOf(c), THRESHOLDS);
     const unturn = ([x, y]) => {
       const dx = x - tw / 2, dy = y - th / 2;
       return [dx * Math.cos(t) - dy * Math.sin(t) + w / 2, dx * Math.sin(t) + dy * Math.cos(t) + h / 2];

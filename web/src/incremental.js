@@ -10,6 +10,24 @@
 
 const SIZE = 48;
 
+/** Arrays that `occluded` fills anew at every call, kept for the next call by a caller that makes one call at a
+ * time (a worker): a fresh array of megabytes costs more to touch the first time (the system maps its pages) than
+ * to fill, ~20 of the ~120 ms a worker spent on its share of a map (docs/performance.md, "In the browser"). */
+export class Scratch {
+  constructor() {
+    this.arrays = new Map();
+  }
+
+  /** `n` numbers (a Float32Array, its old contents left in place) under `key`. */
+  floats(key, n) {
+    let a = this.arrays.get(key);
+    if (!a || a.length < n) this.arrays.set(key, (a = new Float32Array(n)));
+    return a.subarray(0, n);
+  }
+}
+
+const fresh = { floats: (_key, n) => new Float32Array(n) }; // no scratch: new arrays each call
+
 const blocks = (halves) => Math.floor(halves.kernel / 2) + 1; // the first conv's kernel over 2x2 blocks: 4
 const stageSize = (halves) => SIZE / 2 - blocks(halves) + 1; // 21
 const patchSize = (halves, window) => Math.floor(window / 2) + blocks(halves);
@@ -39,10 +57,10 @@ async function faceStages(halves, x, mirrored) {
 
 /** Stage 1 of each copy of `face` (48*48) with its window (top, left) set to `fill`: (K, C, n, n), the face's
  * stage 1 `stage` with the patch each window changes computed from a crop. */
-async function copiesStage(halves, face, stage, windows, window, fill) {
+async function copiesStage(halves, face, stage, windows, window, fill, scratch, key) {
   const n = stageSize(halves), r = patchSize(halves, window), b = blocks(halves), span = 2 * (r + b - 1);
   const k = windows.length, channels = halves.channels;
-  const crops = new Float32Array(k * span * span), at = [];
+  const crops = scratch.floats("crops", k * span * span), at = [];
   windows.forEach(([top, left], i) => {
     const r0 = Math.min(Math.max(Math.floor(top / 2) - (b - 1), 0), n - r);
     const c0 = Math.min(Math.max(Math.floor(left / 2) - (b - 1), 0), n - r);
@@ -57,7 +75,7 @@ async function copiesStage(halves, face, stage, windows, window, fill) {
     }
   });
   const patches = (await halves.stage1.run({ face: tensor(crops, [k, 1, span, span]) })).stage1.data; // (K, C, r, r)
-  const plane = n * n, per = channels * plane, out = new Float32Array(k * per);
+  const plane = n * n, per = channels * plane, out = scratch.floats(key, k * per);
   for (let i = 0; i < k; i++) {
     out.set(stage, i * per);
     const [r0, c0] = at[i];
@@ -72,9 +90,9 @@ async function copiesStage(halves, face, stage, windows, window, fill) {
 }
 
 /** The copies (Float32Array K x 48 x 48) of the face x (48*48) with the window x window square at each
- * (top, left) of `windows` set to `fill` (cut at the picture's edges). */
-export function occludedCopies(x, windows, window, fill = 0) {
-  const batch = new Float32Array(windows.length * SIZE * SIZE);
+ * (top, left) of `windows` set to `fill` (cut at the picture's edges); written into `out` when given. */
+export function occludedCopies(x, windows, window, fill = 0, out = null) {
+  const batch = out || new Float32Array(windows.length * SIZE * SIZE);
   windows.forEach(([top, left], i) => {
     const copy = batch.subarray(i * SIZE * SIZE, (i + 1) * SIZE * SIZE);
     copy.set(x);
@@ -85,18 +103,21 @@ export function occludedCopies(x, windows, window, fill = 0) {
 
 /** Probabilities (Float32Array, K x classes) of the copies of the face x (48*48 pixels in [0, 1]) with the
  * window x window square at each (top, left) of `windows` set to `fill`, through the model's two halves
- * ({stage1, rest} sessions and models.json's "incremental" entry). Equal to the whole model on the copies. */
-export async function occluded(halves, x, windows, window, fill = 0) {
+ * ({stage1, rest} sessions and models.json's "incremental" entry). Equal to the whole model on the copies.
+ * `scratch`: a Scratch for a caller that never has two calls under way at once (the arrays are reused). */
+export async function occluded(halves, x, windows, window, { fill = 0, scratch = fresh } = {}) {
   const k = windows.length, n = stageSize(halves);
   const mirroredFace = halves.mirrored ? mirror(x) : null;
   const [stage, mirroredStage] = await faceStages(halves, x, mirroredFace);
-  const feeds = { face: tensor(occludedCopies(x, windows, window, fill), [k, 1, SIZE, SIZE]) };
-  feeds.stage1 = tensor(await copiesStage(halves, x, stage, windows, window, fill), [k, halves.channels, n, n]);
+  const copies = occludedCopies(x, windows, window, fill, scratch.floats("copies", k * SIZE * SIZE));
+  const feeds = { face: tensor(copies, [k, 1, SIZE, SIZE]) };
+  const st = await copiesStage(halves, x, stage, windows, window, fill, scratch, "stage1");
+  feeds.stage1 = tensor(st, [k, halves.channels, n, n]);
   if (halves.mirrored) {
     // copy k mirrored = the mirrored face with the window mirrored (its left edge may fall before column 0)
     const turned = windows.map(([t, l]) => [t, SIZE - l - window]);
-    const st = await copiesStage(halves, mirroredFace, mirroredStage, turned, window, fill);
-    feeds.stage1_mirrored = tensor(st, [k, halves.channels, n, n]);
+    const sm = await copiesStage(halves, mirroredFace, mirroredStage, turned, window, fill, scratch, "mirrored");
+    feeds.stage1_mirrored = tensor(sm, [k, halves.channels, n, n]);
   }
   const p = (await halves.rest.run(feeds)).probabilities.data;
   return p.byteLength === p.buffer.byteLength ? p : p.slice();

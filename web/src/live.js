@@ -6,7 +6,7 @@
 // arrives while the previous one is being read is skipped, so nothing piles up.
 
 import { argmax, classifyBatch, occlusion, SIZE } from "./analysis.js";
-import { cropFace, faceSquare, faceTurn, grey, planar } from "./framing.js";
+import { cropFace, faceSquare, faceTurn, grey } from "./framing.js";
 import { detect } from "./mtcnn.js";
 import { colourBar, drawBoxes, drawOverlay, mapScale } from "./render.js";
 import { FaceTracker, smoothingWeight } from "./tracking.js";
@@ -324,7 +324,7 @@ export function mount(panel, page) {
     smallCtx.drawImage(frame, 0, 0, sw, sh);
     const nets = await page.nets();
     const t0 = performance.now();
-    const found = Math.min(sw, sh) >= 20 ? await serial(() => detect(nets, planar(smallCtx.getImageData(0, 0, sw, sh)))) : [];
+    const found = Math.min(sw, sh) >= 20 ? await serial(() => detect(nets, smallCtx.getImageData(0, 0, sw, sh))) : [];
     const t1 = performance.now();
     if (run !== live.run) return;
     const faces = found.filter((f) => f.probability >= rules.min_probability && f.box.every(Number.isFinite))

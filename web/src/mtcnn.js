@@ -2,7 +2,7 @@
 // (models/utils/detect_face.py) onto onnxruntime-web, with the same image pyramid (min face 20 px, factor 0.709),
 // stage thresholds, NMS rules (IoU 0.5 per scale, 0.7 across scales and after R-Net, "Min" 0.7 after O-Net),
 // box regression and squaring. Resizing is PyTorch's "area" interpolation (adaptive average pooling).
-// Images are {data: Float32Array (3, H, W) planar RGB 0-255, width, height}; the networks scale pixels themselves.
+// Images are RGBA ImageData (or {data: RGBA bytes, width, height}); the networks scale pixels themselves.
 
 export const MIN_FACE = 20;
 export const FACTOR = 0.709;
@@ -10,37 +10,43 @@ export const THRESHOLDS = [0.6, 0.7, 0.7];
 
 const f32 = Math.fround;
 
-const sums = new WeakMap(); // image -> its summed-area table (one per image: the pyramid and the crops share it)
+const spare = []; // summed-area tables of finished detections, for the next image of the same size
 
-/** The (3, H+1, W+1) summed-area table of `img`: whole-number pixel sums, exact in int32 (float64 past 2^31). */
+/** The (3, H+1, W+1) summed-area table of an RGBA image {data, width, height}: whole-number pixel sums, exact in
+ * int32 (float64 past 2^31). Its array is one a finished detection gave back (`release`) when one fits: a fresh
+ * array of megabytes costs more to touch the first time than to fill. */
 function summedArea(img) {
-  let t = sums.get(img);
-  if (t) return t;
-  const { width: w, height: h } = img, W = w + 1, plane = w * h;
-  t = w * h * 255 < 2 ** 31 ? new Int32Array(3 * W * (h + 1)) : new Float64Array(3 * W * (h + 1));
+  const { width: w, height: h } = img, W = w + 1, size = 3 * W * (h + 1);
+  const Type = w * h * 255 < 2 ** 31 ? Int32Array : Float64Array;
+  const at = spare.findIndex((a) => a.length === size && a instanceof Type);
+  const t = at >= 0 ? spare.splice(at, 1)[0] : new Type(size);
   const d = img.data;
-  for (let c = 0; c < 3; c++) {
-    const o = c * W * (h + 1), base = c * plane;
+  for (let c = 0; c < 3; c++) { // row 0 and column 0 are never written: zero since the array was made
+    const o = c * W * (h + 1);
     for (let y = 0; y < h; y++) {
       let row = 0;
-      const src = base + y * w, dst = o + (y + 1) * W + 1, up = o + y * W + 1;
+      const src = 4 * y * w + c, dst = o + (y + 1) * W + 1, up = o + y * W + 1;
       for (let x = 0; x < w; x++) {
-        row += d[src + x];
+        row += d[src + 4 * x];
         t[dst + x] = t[up + x] + row;
       }
     }
   }
-  sums.set(img, t);
-  return t;
+  return { t, width: w, height: h };
 }
 
-/** (3, H, W) region [y0, y1) x [x0, x1) of `img`, resized to (oh, ow) by adaptive average pooling: each output
- * pixel is the mean of input rows floor(i h / oh) .. ceil((i + 1) h / oh) (and columns alike), read from the
- * image's summed-area table in four lookups. */
-export function areaResize(img, oh, ow, y0 = 0, y1 = img.height, x0 = 0, x1 = img.width) {
-  const t = summedArea(img), W = img.width + 1, H = img.height + 1;
+/** Give a table's array back for the next image (two are kept: the photo's and a retry's). */
+function release(table) {
+  if (spare.length < 2) spare.push(table.t);
+}
+
+/** (3, H, W) region [y0, y1) x [x0, x1) of the image whose summed-area table is `table`, resized to (oh, ow) by
+ * adaptive average pooling: each output pixel is the mean of input rows floor(i h / oh) .. ceil((i + 1) h / oh)
+ * (and columns alike), read from the table in four lookups. Written into `out` when given. */
+export function areaResize(table, oh, ow, y0 = 0, y1 = table.height, x0 = 0, x1 = table.width, out = null) {
+  const { t } = table, W = table.width + 1, H = table.height + 1;
   const ih = y1 - y0, iw = x1 - x0;
-  const out = new Float32Array(3 * oh * ow);
+  out = out || new Float32Array(3 * oh * ow);
   const xa = new Int32Array(ow), xb = new Int32Array(ow), ww = new Float64Array(ow);
   for (let j = 0; j < ow; j++) { xa[j] = x0 + Math.floor((j * iw) / ow); xb[j] = x0 + Math.ceil(((j + 1) * iw) / ow); ww[j] = xb[j] - xa[j]; }
   for (let i = 0; i < oh; i++) {
@@ -111,28 +117,37 @@ function bounds(b, w, h) {
   return ey > y - 1 && ex > x - 1 ? [y, ey, x, ex] : null;
 }
 
-async function cropsThrough(session, img, boxes, size) {
-  const kept = [], parts = [];
+async function cropsThrough(session, table, boxes, size) {
+  const kept = [], regions = [];
   boxes.forEach((b, k) => {
-    const r = bounds(b, img.width, img.height);
+    const r = bounds(b, table.width, table.height);
     if (!r) return;
-    const [y, ey, x, ex] = r;
     kept.push(k);
-    parts.push(areaResize(img, size, size, y - 1, ey, x - 1, ex));
+    regions.push(r);
   });
-  if (!parts.length) return { kept, out: null };
-  const data = new Float32Array(parts.length * 3 * size * size);
-  parts.forEach((p, i) => data.set(p, i * p.length));
+  if (!regions.length) return { kept, out: null };
+  const per = 3 * size * size, data = new Float32Array(regions.length * per);
+  regions.forEach(([y, ey, x, ex], i) => areaResize(table, size, size, y - 1, ey, x - 1, ex, data.subarray(i * per, (i + 1) * per)));
   const ort = globalThis.ort;
-  const out = await session.run({ image: new ort.Tensor("float32", data, [parts.length, 3, size, size]) });
+  const out = await session.run({ image: new ort.Tensor("float32", data, [regions.length, 3, size, size]) });
   return { kept, out };
 }
 
 /** Faces in one image: [{box: [x0, y0, x1, y1], probability, landmarks: [[x, y] x 5]}], in O-Net's order
  * (highest score first after NMS). `nets`: {pnet, rnet, onet} onnxruntime-web sessions. */
 export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_FACE, factor = FACTOR) {
+  const table = summedArea(img);
+  try {
+    return await stages(nets, table, thresholds, minFace, factor);
+  } finally {
+    release(table);
+  }
+}
+
+/** detect()'s three stages on the image's summed-area table. */
+async function stages(nets, table, thresholds, minFace, factor) {
   const ort = globalThis.ort;
-  const { width: w, height: h } = img;
+  const { width: w, height: h } = table;
   const m = 12.0 / minFace;
   let minl = Math.min(h, w) * m;
   const scales = [];
@@ -146,7 +161,7 @@ export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_F
   // (every scale is sent at once: the engine's workers take them side by side; read back in scale order)
   const runs = scales.map((scale) => {
     const hs = Math.trunc(h * scale + 1), ws = Math.trunc(w * scale + 1);
-    const done = nets.pnet.run({ image: new ort.Tensor("float32", areaResize(img, hs, ws), [1, 3, hs, ws]) });
+    const done = nets.pnet.run({ image: new ort.Tensor("float32", areaResize(table, hs, ws), [1, 3, hs, ws]) });
     done.catch(() => {}); // a failure is thrown where the scale is awaited
     return done;
   });
@@ -178,7 +193,7 @@ export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_F
   if (!boxes.length) return [];
 
   // stage 2: R-Net on 24x24 crops
-  let { kept, out } = await cropsThrough(nets.rnet, img, boxes, 24);
+  let { kept, out } = await cropsThrough(nets.rnet, table, boxes, 24);
   if (!out) return [];
   let cand = [];
   kept.forEach((k, i) => {
@@ -196,7 +211,7 @@ export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_F
   if (!boxes.length) return [];
 
   // stage 3: O-Net on 48x48 crops: score, landmarks, regression; NMS "Min" 0.7
-  ({ kept, out } = await cropsThrough(nets.onet, img, boxes, 48));
+  ({ kept, out } = await cropsThrough(nets.onet, table, boxes, 48));
   if (!out) return [];
   const faces = [];
   kept.forEach((k, i) => {

@@ -7,7 +7,7 @@
 // A failure answers {id, error: message}.
 
 import * as ort from "../ort/ort.wasm.min.mjs";
-import { occluded } from "./incremental.js";
+import { Scratch, occluded } from "./incremental.js";
 
 ort.env.wasm.wasmPaths = new URL("../ort/", import.meta.url).href;
 ort.env.wasm.numThreads = 1; // the pool runs one worker per core: a thread pool per worker would only compete
@@ -15,6 +15,7 @@ globalThis.ort = ort; // incremental.js makes its tensors with it
 
 const sessions = new Map(); // file -> Promise<InferenceSession>
 let turn = Promise.resolve(); // runs one after another (an ORT session runs one at a time)
+const scratch = new Scratch(); // so `occluded` may reuse its arrays: this worker makes one call at a time
 
 const loaded = async (file) => {
   if (!sessions.has(file)) throw new Error(`${file} is not loaded`);
@@ -33,7 +34,7 @@ async function handle({ op, file, bytes, feeds, halves, x, windows, window }) {
   }
   if (op === "occluded") {
     const h = { ...halves, stage1: await loaded(halves.stage1), rest: await loaded(halves.rest) };
-    const probabilities = await occluded(h, x, windows, window);
+    const probabilities = await occluded(h, x, windows, window, { scratch });
     return [{ probabilities }, [probabilities.buffer]];
   }
   if (op !== "run") throw new Error(`unknown message ${op}`);
