@@ -2,12 +2,16 @@
 one run: MTCNN on the example photo ("detect") and one model's occlusion maps ("maps": window 8, stride 2, 441
 occluded copies; flip and drop from one set of passes) in Python (PyTorch on the CPU), on the page with one
 worker (`?threads=1`), with its default pool (one worker per core, at most 4; served cross-origin isolated as on
-the Space) and on WebGPU when Chromium offers an adapter. The photo is handed to each page once, as the pixels a
-canvas gives (a Uint8ClampedArray), so that the timing is the page's and not the test driver's. The
-configurations take turns within each repeat, so a busy machine slows them alike; medians of --repeats after one
-warm-up. Prints JSON with page/Python ratios of detect + maps.
+the Space) and on WebGPU when Chromium offers an adapter. The photo is handed to each page once and drawn into a
+canvas, as an upload leaves it: "detect" is the page's `findFaces` on that canvas (reading its pixels back
+included), as Python's is `find_faces` on the decoded image; the driver's own transfers are not timed. The
+configurations take turns within each repeat, so a busy machine slows them alike, and each call starts after
+--settle seconds of quiet, so that what one side leaves running (Chromium's garbage collection and compilation on
+background threads, the page's workers finishing) does not land in the next side's time; medians of --repeats
+after one warm-up. Prints JSON with page/Python ratios of detect + maps.
 
-    python benchmarks/browser_speed.py [--site space-static] [--model fer2013] [--repeats 5] [--webgpu auto]
+    python benchmarks/browser_speed.py [--site space-static] [--model fer2013] [--repeats 5] [--settle 0.5]
+        [--webgpu auto]
 
 Without --site the page is built into a temporary folder first (web/node_modules must exist: `make web`).
 --webgpu: `auto` times WebGPU only on a hardware adapter (a software one, SwiftShader, takes minutes per map),
@@ -43,8 +47,16 @@ ADAPTER = """async () => {
   return {vendor: a.info.vendor, architecture: a.info.architecture, description: a.info.description,
           fallback: !!a.info.isFallbackAdapter};
 }"""
-TIMED = """async ([f, args]) => { args = args.map((a) => (a === "PIXELS" ? globalThis.pixels : a));
-           const t0 = performance.now(); await deepEmotion[f](...args); return performance.now() - t0; }"""
+# the photo as the page holds it after an upload: a canvas (read back with willReadFrequently, as readPhoto's is)
+CANVAS = """([w, h]) => { const c = Object.assign(document.createElement("canvas"), {width: w, height: h});
+  c.getContext("2d", {willReadFrequently: true}).putImageData(new ImageData(globalThis.pixels, w, h), 0, 0);
+  globalThis.photo = c; }"""
+# detection as the page runs it on an uploaded photo (framing.findFaces on its canvas), and the maps of one crop
+DETECT = """async () => { const {findFaces} = await import("./src/framing.js"), rt = await import("./src/runtime.js");
+  const nets = await rt.nets(), t0 = performance.now();
+  await findFaces(nets, globalThis.photo, rt.runtime.index.framing); return performance.now() - t0; }"""
+MAPS = """async (args) => { const t0 = performance.now(); await deepEmotion.analyzeCrop(...args);
+  return performance.now() - t0; }"""
 
 
 class Python:
@@ -83,8 +95,8 @@ class Page:
         self.page.evaluate("deepEmotion.ready")
         rgba = np.asarray(photo.convert("RGBA"), dtype=np.uint8).ravel().tolist()
         self.page.evaluate("(rgba) => { globalThis.pixels = Uint8ClampedArray.from(rgba); }", rgba)
-        self.detect_args = ["detect", ["PIXELS", photo.width, photo.height]]
-        self.maps_args = ["analyzeCrop", [crop, model, 8, 2]]
+        self.page.evaluate(CANVAS, [photo.width, photo.height])
+        self.maps_args = [crop, model, 8, 2]
         self.info = self.page.evaluate(
             """() => ({backend: document.getElementById("backend").textContent, threads: deepEmotion.runtime.threads,
                        isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency,
@@ -93,11 +105,11 @@ class Page:
 
     def detect(self) -> float:
         self.page.bring_to_front()
-        return self.page.evaluate(TIMED, self.detect_args)
+        return self.page.evaluate(DETECT)
 
     def maps(self) -> float:
         self.page.bring_to_front()
-        return self.page.evaluate(TIMED, self.maps_args)
+        return self.page.evaluate(MAPS, self.maps_args)
 
     def close(self) -> None:
         self.browser.close()
@@ -131,6 +143,7 @@ def main() -> None:
     ap.add_argument("--site", type=Path)
     ap.add_argument("--model", default="fer2013")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=0.5, help="seconds of quiet before each timed call")
     ap.add_argument("--webgpu", choices=("auto", "software", "off"), default="auto")
     args = ap.parse_args()
     import serve
@@ -175,7 +188,10 @@ def main() -> None:
             sides = {"python": py, **pages}
             for r in range(args.repeats + 1):  # round 0 is the warm-up (loads and compiles the networks)
                 for name, side in sides.items():
-                    d, m = side.detect(), side.maps()
+                    time.sleep(args.settle)
+                    d = side.detect()
+                    time.sleep(args.settle)
+                    m = side.maps()
                     if r:
                         runs[name][0].append(d)
                         runs[name][1].append(m)
@@ -197,7 +213,7 @@ def main() -> None:
     out = {
         "photo": f"webapp/examples/astronaut.jpg ({photo.width}x{photo.height})",
         "model": args.model,
-        "detect": "MTCNN, the app's framing rules (deepEmotion.detect / Pipeline.find_faces)",
+        "detect": "MTCNN, the app's framing rules (framing.findFaces on the photo's canvas / Pipeline.find_faces)",
         "maps": "one crop: probabilities + occlusion flip + drop, window 8, stride 2 (441 copies), post-hoc included",
         "results": results,
         "target": {
@@ -214,6 +230,7 @@ def main() -> None:
         },
         "notes": notes,
         "repeats": args.repeats,
+        "settle_s": args.settle,
         "env": environment(),
     }
     print(json.dumps(out, indent=2))
