@@ -42,28 +42,35 @@ def test_every_model_exports_with_the_outputs_pytorch_gives(onnx_dir):
         assert np.abs(got[2] - view.numpy()).max() < 1e-4, name
 
 
-def test_the_paper_models_halves_give_the_whole_graphs_answers(onnx_dir):
-    """The page's occlusion maps run a paper model as two graphs (the STN's first stage, then the rest): their
-    composition equals the whole graph, and the first stage of a crop equals that part of the face's."""
+def test_the_paper_models_parts_give_the_whole_graphs_answers(onnx_dir):
+    """The page's occlusion maps run a paper model as three graphs (the STN's first stage, its second, then the
+    rest): their composition equals the whole graph, and a stage computed from a crop (of the face, or of the first
+    stage's output) equals that part of the whole face's."""
     import json
 
     listed = json.loads((onnx_dir / "models.json").read_text())["models"]
-    with_halves = [m for m in listed if m["incremental"]]
-    assert with_halves and all(m["architecture"] and "wide" not in m["name"] for m in with_halves)
+    with_parts = [m for m in listed if m["incremental"]]
+    assert with_parts and all(m["architecture"] and "wide" not in m["name"] for m in with_parts)
     x = np.random.default_rng(0).random((6, 1, 48, 48), dtype=np.float32)
-    for m in with_halves:
+    for m in with_parts:
         inc = m["incremental"]
         whole = ort.InferenceSession(str(onnx_dir / m["file"])).run(None, {"face": x})[0]
         stage1 = ort.InferenceSession(str(onnx_dir / inc["stage1"]))
+        stage2 = ort.InferenceSession(str(onnx_dir / inc["stage2"]))
         h = stage1.run(None, {"face": x})[0]
         assert h.shape == (6, inc["channels"], 21, 21), m["name"]
-        feeds = {"face": x, "stage1": h}
+        g = stage2.run(None, {"stage1": h})[0]
+        assert g.shape == (6, inc["channels2"], 8, 8), m["name"]
+        feeds = {"face": x, "stage2": g}
         if inc["mirrored"]:
-            feeds["stage1_mirrored"] = stage1.run(None, {"face": x[..., ::-1].copy()})[0]
+            mirrored = stage1.run(None, {"face": x[..., ::-1].copy()})[0]
+            feeds["stage2_mirrored"] = stage2.run(None, {"stage1": mirrored})[0]
         rest = ort.InferenceSession(str(onnx_dir / inc["rest"])).run(None, feeds)[0]
         assert np.abs(rest - whole).max() < 1e-6, m["name"]
         crop = stage1.run(None, {"face": x[:, :, 4:26, 6:28].copy()})[0]  # rows 4.., columns 6.. of the face
         assert np.abs(crop - h[:, :, 2:10, 3:11]).max() < 1e-6, m["name"]
+        region = stage2.run(None, {"stage1": h[:, :, 4:20, 2:18].copy()})[0]  # stage-1 rows 4.., columns 2..
+        assert np.abs(region - g[:, :, 2:8, 1:7]).max() < 1e-6, m["name"]
 
 
 def test_mtcnn_networks_export_with_dynamic_sizes(onnx_dir):

@@ -2,9 +2,10 @@
 
 An emotion model's graph takes faces (N, 1, 48, 48) in [0, 1] and returns what the app shows: the probabilities
 after the card's post-hoc corrections (flip averaging, logit adjustment, temperature), the STN's θ (N, 2, 3) and
-its warped view (N, 1, 48, 48) in [0, 1]. A paper model also ships the two halves of that graph that the page's
-occlusion maps use to recompute only what a window changes (explain/incremental.py): the STN's first stage on
-faces or crops of any size, and the probabilities given that stage. MTCNN's P-Net takes any image size
+its warped view (N, 1, 48, 48) in [0, 1]. A paper model also ships that graph in three parts, which the page's
+occlusion maps use to recompute only what a window changes (explain/incremental.py, taken one stage further in
+web/src/incremental.js): the STN's first stage on faces or crops of any size, its second stage on (regions of) the
+first's output, and the probabilities given the second. MTCNN's P-Net takes any image size
 (N, 3, H, W), R-Net 24x24 and O-Net 48x48 crops, all as pixel values 0-255 (the (x - 127.5) / 128 scaling is
 inside the graph); their outputs are facenet-pytorch's, in its order. Weights are read without pickle
 (safetensors for ours; MTCNN's ship inside facenet-pytorch and are loaded by it).
@@ -59,8 +60,20 @@ class StageOne(torch.nn.Module):
         return self.model.stn.stage1(self.model.normalize(face))
 
 
-class FromStageOne(torch.nn.Module):
-    """EmotionGraph's probabilities of faces (N, 1, 48, 48) whose STN first stage is given (StageOne's output), and
+class StageTwo(torch.nn.Module):
+    """The STN's second conv, ReLU and pool on (part of) its first stage's output (N, 8, s, s): (N, 10, (s - 4) // 2,
+    (s - 4) // 2); 8x8 for the whole 21x21. A window changes a patch of it too, computed from a region of stage 1."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, stage1: torch.Tensor) -> torch.Tensor:
+        return self.model.stn.features[3:-1](stage1)  # graph_form's order: conv, ReLU, pool (no Flatten)
+
+
+class FromStageTwo(torch.nn.Module):
+    """EmotionGraph's probabilities of faces (N, 1, 48, 48) whose STN second stage is given (StageTwo's output), and
     with flip averaging that of the mirrored faces: the rest of the network, post-hoc corrections included."""
 
     def __init__(self, model: torch.nn.Module) -> None:
@@ -68,17 +81,18 @@ class FromStageOne(torch.nn.Module):
         self.model = model
         self.mirrored = bool(model.posthoc is not None and model.posthoc.tta_flip)
 
-    def logits(self, face: torch.Tensor, stage1: torch.Tensor) -> torch.Tensor:
+    def logits(self, face: torch.Tensor, stage2: torch.Tensor) -> torch.Tensor:
         m = self.model
-        return m.classify(m.stn.warp(m.normalize(face), m.stn.head(stage1)))
+        theta = m.stn.regressor(stage2.flatten(1)).view(-1, 2, 3)
+        return m.classify(m.stn.warp(m.normalize(face), theta))
 
     def forward(
-        self, face: torch.Tensor, stage1: torch.Tensor, stage1_mirrored: torch.Tensor | None = None
+        self, face: torch.Tensor, stage2: torch.Tensor, stage2_mirrored: torch.Tensor | None = None
     ) -> torch.Tensor:
         post = self.model.posthoc
-        logits = self.logits(face, stage1)
+        logits = self.logits(face, stage2)
         if self.mirrored:
-            logits = flip_average(logits, self.logits(face.flip(-1), stage1_mirrored))
+            logits = flip_average(logits, self.logits(face.flip(-1), stage2_mirrored))
         return F.softmax(logits if post is None else post.adjust(logits), dim=-1)
 
 
@@ -145,14 +159,15 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
 
 @torch.no_grad()
 def export_halves(model: torch.nn.Module, path: Path) -> dict[str, Any] | None:
-    """The two halves of a paper model's graph beside `path` (<stem>.stage1.onnx, <stem>.rest.onnx) and their entry
-    for models.json; None for other models (a wide model's STN is a small share of its work, not worth a second copy
-    of its weights to download; the paper network's first stage is a fifth of its work)."""
+    """A paper model's graph in three parts beside `path` (<stem>.stage1.onnx and <stem>.stage2.onnx, the STN's two
+    conv stages, and <stem>.rest.onnx, the rest given the second) and their entry for models.json; None for other
+    models (a wide model's STN is a small share of its work, not worth a second copy of its weights to download; the
+    paper network's two STN convs are two fifths of its work)."""
     if getattr(model, "stn", None) is None or model.config.stages:
         return None
     stem = path.name.removesuffix(".onnx")
-    side = torch.export.Dim("side", min=8, max=4096)
     batch = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
+    side = torch.export.Dim("side", min=8, max=4096)
     _export(
         StageOne(model),
         torch.rand(2, 1, 22, 22),
@@ -161,24 +176,37 @@ def export_halves(model: torch.nn.Module, path: Path) -> dict[str, Any] | None:
         ["stage1"],
         {**batch, 2: side, 3: side},
     )
-    rest = FromStageOne(model)
     stage1 = model.stn.stage1(model.normalize(torch.rand(2, 1, 48, 48)))
-    examples = (torch.rand(2, 1, 48, 48), stage1, stage1.clone())[: 3 if rest.mirrored else 2]  # not aliased
+    region = torch.export.Dim("region", min=6, max=4096)
+    _export(
+        StageTwo(model),
+        stage1[:, :, :16, :16].contiguous(),
+        path.with_name(f"{stem}.stage2.onnx"),
+        ["stage1"],
+        ["stage2"],
+        {**batch, 2: region, 3: region},
+    )
+    rest = FromStageTwo(model)
+    stage2 = StageTwo(model)(stage1)
+    examples = (torch.rand(2, 1, 48, 48), stage2, stage2.clone())[: 3 if rest.mirrored else 2]  # not aliased
     _export(
         rest,
         examples,
         path.with_name(f"{stem}.rest.onnx"),
-        ["face", "stage1", "stage1_mirrored"][: len(examples)],
+        ["face", "stage2", "stage2_mirrored"][: len(examples)],
         ["probabilities"],
         (batch,) * len(examples),
     )
-    conv = model.stn.features[0]
+    first, second = model.stn.features[0], model.stn.features[3]
     return {
         "stage1": f"{stem}.stage1.onnx",
+        "stage2": f"{stem}.stage2.onnx",
         "rest": f"{stem}.rest.onnx",
         "mirrored": rest.mirrored,
-        "kernel": conv.kernel_size[0],
-        "channels": conv.out_channels,
+        "kernel": first.kernel_size[0],
+        "channels": first.out_channels,
+        "kernel2": second.kernel_size[0],
+        "channels2": second.out_channels,
     }
 
 

@@ -1,12 +1,15 @@
-// Occluded copies of one face through a model with an STN, recomputing only what a window changes: a port of
-// deep_emotion/explain/incremental.py. A copy differs from the face only inside its window, so the STN's first
-// conv + ReLU + pool (its "stage 1", 8 x 21 x 21 at 48x48) changes only where its receptive field meets the
-// window: an r x r patch, r = window/2 + 4. The page computes stage 1 once for the face (and for the mirrored face
-// when the model averages over flips), and per copy only the patch, from a small crop of the copy, through the
-// model's `stage1` graph; the `rest` graph takes the copies with their stage 1 and gives the probabilities.
-// The patch is the same arithmetic on the same numbers as the full layer, so the answers equal the whole model's
-// (tests/test_static_engine.py). models.json names the two graphs under each model's "incremental". In the worker
-// pool each worker runs `occluded` on its share of the windows (worker.js); on WebGPU the page runs it.
+// Occluded copies of one face through a model with an STN, recomputing only what a window changes: the idea of
+// deep_emotion/explain/incremental.py, carried one layer further. A copy differs from the face only inside its
+// window, so the STN's first conv + ReLU + pool ("stage 1", 8 x 21 x 21 at 48x48) changes only where its
+// receptive field meets the window (a patch of at most (window/2 + 4)^2), and its second conv + ReLU + pool
+// ("stage 2", 10 x 8 x 8) only where that patch reaches (6 x 6 of it for the 8-pixel windows at even places of
+// the paper's map). The page computes both stages once for the face (and for the mirrored face when the model
+// averages over flips); per copy, only stage 1's patch, from a small crop of the copy, and stage 2's, from the
+// region of stage 1 around it, through the model's `stage1` and `stage2` graphs; the `rest` graph takes the copies
+// with their stage 2 and gives the probabilities. A patch is the same arithmetic on the same numbers as the full
+// layer, so the answers equal the whole model's (tests/test_static_engine.py). models.json names the graphs under
+// each model's "incremental". In the worker pool each worker runs `occluded` on its share of the windows
+// (worker.js); on WebGPU the page runs it.
 
 const SIZE = 48;
 
@@ -28,13 +31,51 @@ export class Scratch {
 
 const fresh = { floats: (_key, n) => new Float32Array(n) }; // no scratch: new arrays each call
 
-const blocks = (halves) => Math.floor(halves.kernel / 2) + 1; // the first conv's kernel over 2x2 blocks: 4
-const stageSize = (halves) => SIZE / 2 - blocks(halves) + 1; // 21
-const patchSize = (halves, window) => Math.floor(window / 2) + blocks(halves);
+/** The sizes of the two stages: a valid conv of `kernel`, then a 2x2 max-pool (floor) on a side of `side`. */
+function stages(halves) {
+  const side1 = Math.floor((SIZE - halves.kernel + 1) / 2); // 21
+  const conv2 = side1 - halves.kernel2 + 1; // 17 (its last row and column fall outside the pool)
+  return { side1, side2: Math.floor(conv2 / 2) }; // 21, 8
+}
 
-/** Whether the incremental passes pay for this window (the patch at most half of stage 1's side, as in Python). */
+/** Rows [first, last] of stage 1 that input rows [top, top + window) reach (columns alike). */
+function stage1Reach(halves, top, window) {
+  const { side1 } = stages(halves);
+  return [Math.max(Math.floor((top - halves.kernel + 1) / 2), 0), Math.min(Math.floor((top + window - 1) / 2), side1 - 1)];
+}
+
+/** Rows [first, last] of stage 2 that stage-1 rows [a, b] reach. */
+function stage2Reach(halves, a, b) {
+  const { side2 } = stages(halves);
+  return [Math.max(Math.floor((a - halves.kernel2 + 1) / 2), 0), Math.min(Math.floor(b / 2), side2 - 1)];
+}
+
+/** Whether the incremental passes pay for this window (stage 1's patch at most half its side, as in Python). */
 export function applies(halves, window) {
-  return Boolean(halves) && 2 * patchSize(halves, window) <= stageSize(halves);
+  return Boolean(halves) && 2 * (Math.floor(window / 2) + Math.floor(halves.kernel / 2) + 1) <= stages(halves).side1;
+}
+
+/** The patches every copy recomputes: stage 1's r x r at rows r0 (columns c0) of each window, from a crop of the
+ * copy, and stage 2's q x q at p0 (and d0), from an m x m region of stage 1. One r and one q for all the windows
+ * (`places`: [top, left] of each, mirrored ones included): the largest any of them needs, slid inside the map at
+ * its edges (an output the window does not reach comes out equal to the face's, so recomputing it is harmless). */
+function geometry(halves, places, window) {
+  const { side1, side2 } = stages(halves);
+  let r = 1, q = 1;
+  const spans = (v) => {
+    const [a, b] = stage1Reach(halves, v, window);
+    const [c, d] = stage2Reach(halves, a, b);
+    r = Math.max(r, b - a + 1);
+    q = Math.max(q, d - c + 1);
+    return [a, c];
+  };
+  const starts = places.map(([top, left]) => [spans(top), spans(left)]);
+  // a patch starts where the window's reach starts, or earlier at the far edge
+  const at = starts.map(([[a, c], [a2, c2]]) => ({ r0: Math.min(a, side1 - r), c0: Math.min(a2, side1 - r),
+    p0: Math.min(c, side2 - q), d0: Math.min(c2, side2 - q) }));
+  const span = 2 * r + halves.kernel - 1; // the copy's pixels stage 1's patch reads
+  const m = 2 * q + halves.kernel2 - 1; // the stage-1 outputs stage 2's patch reads
+  return { r, q, span, m, at };
 }
 
 const mirror = (x) => {
@@ -45,47 +86,82 @@ const mirror = (x) => {
 
 const tensor = (data, dims) => new globalThis.ort.Tensor("float32", data, dims);
 
-/** The face's stage 1 (and the mirrored face's, when the model averages over flips): [stage, mirrored]. */
-async function faceStages(halves, x, mirrored) {
-  const faces = mirrored ? [x, mirrored] : [x];
+/** Both stages of the faces (the face, and the mirrored face when the model averages over flips): {one, two},
+ * each a list with one array per face. */
+async function faceStages(halves, faces) {
   const batch = new Float32Array(faces.length * SIZE * SIZE);
   faces.forEach((f, i) => batch.set(f, i * SIZE * SIZE));
-  const out = (await halves.stage1.run({ face: tensor(batch, [faces.length, 1, SIZE, SIZE]) })).stage1.data;
-  const per = out.length / faces.length;
-  return [out.subarray(0, per), mirrored ? out.subarray(per) : null];
+  const one = (await halves.stage1.run({ face: tensor(batch, [faces.length, 1, SIZE, SIZE]) })).stage1;
+  const two = (await halves.stage2.run({ stage1: tensor(one.data, one.dims) })).stage2.data;
+  const split = (a) => faces.map((_, i) => a.subarray((i * a.length) / faces.length, ((i + 1) * a.length) / faces.length));
+  return { one: split(one.data), two: split(two) };
 }
 
-/** Stage 1 of each copy of `face` (48*48) with its window (top, left) set to `fill`: (K, C, n, n), the face's
- * stage 1 `stage` with the patch each window changes computed from a crop. */
-async function copiesStage(halves, face, stage, windows, window, fill, scratch, key) {
-  const n = stageSize(halves), r = patchSize(halves, window), b = blocks(halves), span = 2 * (r + b - 1);
-  const k = windows.length, channels = halves.channels;
-  const crops = scratch.floats("crops", k * span * span), at = [];
-  windows.forEach(([top, left], i) => {
-    const r0 = Math.min(Math.max(Math.floor(top / 2) - (b - 1), 0), n - r);
-    const c0 = Math.min(Math.max(Math.floor(left / 2) - (b - 1), 0), n - r);
-    at.push([r0, c0]);
-    const o = i * span * span;
-    for (let y = 0; y < span; y++) {
-      const row = 2 * r0 + y, inRow = row >= top && row < top + window;
-      for (let c = 0; c < span; c++) {
-        const col = 2 * c0 + c;
-        crops[o + y * span + c] = inRow && col >= left && col < left + window ? fill : face[row * SIZE + col];
+/** Square `side` x `side` blocks of the (C, n, n) maps `maps`, one at each [row, column] of `at`: (K, C, side, side). */
+function cut(maps, n, channels, side, at, out) {
+  const plane = n * n;
+  at.forEach(([row, col], i) => {
+    for (let ch = 0; ch < channels; ch++) {
+      for (let y = 0; y < side; y++) {
+        const src = ch * plane + (row + y) * n + col, dst = ((i * channels + ch) * side + y) * side;
+        for (let c = 0; c < side; c++) out[dst + c] = maps[src + c];
       }
     }
   });
-  const patches = (await halves.stage1.run({ face: tensor(crops, [k, 1, span, span]) })).stage1.data; // (K, C, r, r)
-  const plane = n * n, per = channels * plane, out = scratch.floats(key, k * per);
-  for (let i = 0; i < k; i++) {
-    out.set(stage, i * per);
-    const [r0, c0] = at[i];
+  return out;
+}
+
+/** Into `out` (K, C, n, n): the map `maps` (C, n, n) for every copy, with copy i's `patches` (C, p, p) at at[i]. */
+function paste(maps, n, channels, patches, p, at, out) {
+  const per = channels * n * n;
+  at.forEach(([row, col], i) => {
+    out.set(maps, i * per);
     for (let ch = 0; ch < channels; ch++) {
-      for (let y = 0; y < r; y++) {
-        const src = ((i * channels + ch) * r + y) * r, dst = i * per + ch * plane + (r0 + y) * n + c0;
-        for (let c = 0; c < r; c++) out[dst + c] = patches[src + c];
+      for (let y = 0; y < p; y++) {
+        const src = ((i * channels + ch) * p + y) * p, dst = i * per + ch * n * n + (row + y) * n + col;
+        for (let c = 0; c < p; c++) out[dst + c] = patches[src + c];
       }
     }
-  }
+  });
+  return out;
+}
+
+/** Stage 2 (K, C2, side2, side2) of the copies of each face in `faces` ({face, one, two, windows}: the face, its
+ * two stages and the windows (top, left) set to `fill` in its copies), in one batch: the copies of faces[0], then
+ * those of faces[1]. */
+async function copiesStage2(halves, faces, window, fill, scratch) {
+  const { side1, side2 } = stages(halves), { kernel, channels, channels2 } = halves;
+  const k = faces[0].windows.length, all = faces.length * k;
+  const g = geometry(halves, faces.flatMap((f) => f.windows), window);
+  // stage 1's patches, from crops of the copies
+  const crops = scratch.floats("crops", all * g.span * g.span);
+  faces.forEach(({ face, windows }, f) => windows.forEach(([top, left], j) => {
+    const { r0, c0 } = g.at[f * k + j], o = (f * k + j) * g.span * g.span;
+    for (let y = 0; y < g.span; y++) {
+      const row = 2 * r0 + y, inRow = row >= top && row < top + window;
+      for (let c = 0; c < g.span; c++) {
+        const col = 2 * c0 + c;
+        crops[o + y * g.span + c] = inRow && col >= left && col < left + window ? fill : face[row * SIZE + col];
+      }
+    }
+  }));
+  const ones = (await halves.stage1.run({ face: tensor(crops, [all, 1, g.span, g.span]) })).stage1.data;
+  // stage 2's patches, from the regions of each copy's stage 1 (the face's, with its patch) that they read
+  const regions = scratch.floats("regions", all * channels * g.m * g.m);
+  const one = scratch.floats("one", channels * side1 * side1);
+  const region = (f, j) => [g.at[f * k + j].p0 * 2, g.at[f * k + j].d0 * 2];
+  faces.forEach(({ one: faceOne }, f) => {
+    for (let j = 0; j < k; j++) {
+      const i = f * k + j, { r0, c0 } = g.at[i];
+      paste(faceOne, side1, channels, ones.subarray(i * channels * g.r * g.r, (i + 1) * channels * g.r * g.r), g.r,
+        [[r0, c0]], one);
+      cut(one, side1, channels, g.m, [region(f, j)], regions.subarray(i * channels * g.m * g.m, (i + 1) * channels * g.m * g.m));
+    }
+  });
+  const twos = (await halves.stage2.run({ stage1: tensor(regions, [all, channels, g.m, g.m]) })).stage2.data;
+  const out = scratch.floats("stage2", all * channels2 * side2 * side2), per = k * channels2 * side2 * side2;
+  faces.forEach(({ two }, f) => paste(two, side2, channels2, twos.subarray(f * k * channels2 * g.q * g.q), g.q,
+    g.at.slice(f * k, (f + 1) * k).map(({ p0, d0 }) => [p0, d0]), out.subarray(f * per, (f + 1) * per)));
   return out;
 }
 
@@ -102,23 +178,21 @@ export function occludedCopies(x, windows, window, fill = 0, out = null) {
 }
 
 /** Probabilities (Float32Array, K x classes) of the copies of the face x (48*48 pixels in [0, 1]) with the
- * window x window square at each (top, left) of `windows` set to `fill`, through the model's two halves
- * ({stage1, rest} sessions and models.json's "incremental" entry). Equal to the whole model on the copies.
+ * window x window square at each (top, left) of `windows` set to `fill`, through the model's three graphs
+ * ({stage1, stage2, rest} sessions and models.json's "incremental" entry). Equal to the whole model on the copies.
  * `scratch`: a Scratch for a caller that never has two calls under way at once (the arrays are reused). */
 export async function occluded(halves, x, windows, window, { fill = 0, scratch = fresh } = {}) {
-  const k = windows.length, n = stageSize(halves);
-  const mirroredFace = halves.mirrored ? mirror(x) : null;
-  const [stage, mirroredStage] = await faceStages(halves, x, mirroredFace);
+  const k = windows.length, { side2 } = stages(halves);
+  const faces = [{ face: x, windows }];
+  // copy k mirrored = the mirrored face with the window mirrored (its left edge may fall before column 0)
+  if (halves.mirrored) faces.push({ face: mirror(x), windows: windows.map(([t, l]) => [t, SIZE - l - window]) });
+  const { one, two } = await faceStages(halves, faces.map((f) => f.face));
+  faces.forEach((f, i) => Object.assign(f, { one: one[i], two: two[i] }));
+  const stage2 = await copiesStage2(halves, faces, window, fill, scratch);
   const copies = occludedCopies(x, windows, window, fill, scratch.floats("copies", k * SIZE * SIZE));
-  const feeds = { face: tensor(copies, [k, 1, SIZE, SIZE]) };
-  const st = await copiesStage(halves, x, stage, windows, window, fill, scratch, "stage1");
-  feeds.stage1 = tensor(st, [k, halves.channels, n, n]);
-  if (halves.mirrored) {
-    // copy k mirrored = the mirrored face with the window mirrored (its left edge may fall before column 0)
-    const turned = windows.map(([t, l]) => [t, SIZE - l - window]);
-    const sm = await copiesStage(halves, mirroredFace, mirroredStage, turned, window, fill, scratch, "mirrored");
-    feeds.stage1_mirrored = tensor(sm, [k, halves.channels, n, n]);
-  }
+  const dims = [k, halves.channels2, side2, side2], per = k * halves.channels2 * side2 * side2;
+  const feeds = { face: tensor(copies, [k, 1, SIZE, SIZE]), stage2: tensor(stage2.subarray(0, per), dims) };
+  if (halves.mirrored) feeds.stage2_mirrored = tensor(stage2.subarray(per), dims);
   const p = (await halves.rest.run(feeds)).probabilities.data;
   return p.byteLength === p.buffer.byteLength ? p : p.slice();
 }

@@ -87,7 +87,7 @@ export class Pool {
     return [workers, workers.map((_, p) => Math.round((p * n) / workers.length)).concat(n)];
   }
 
-  /** incremental.js's `occluded` for the model whose halves models.json describes as `halves` (both files loaded
+  /** incremental.js's `occluded` for the model whose parts models.json describes as `halves` (all files loaded
    * by `session`): the windows cut into one part per worker. Probabilities (Float32Array, K x classes). */
   async occluded(halves, x, windows, window) {
     const n = windows.length;

@@ -97,15 +97,17 @@ export async function session(file, cpu = false) {
   }
 }
 
-/** For a model with an STN (models.json "incremental"), a function loading the two halves of its graph that the
- * occlusion maps use, with `occluded(x, windows, window)` (incremental.js) running them; null otherwise. */
+/** For a model with an STN (models.json "incremental"), a function loading the parts of its graph that the
+ * occlusion maps use (the STN's two stages, the rest), with `occluded(x, windows, window)` (incremental.js)
+ * running them; null otherwise. */
 function halves(file, cpu) {
   const entry = runtime.index.models.find((m) => m.file === file)?.incremental;
   if (!entry) return null;
   return async () => {
-    const [stage1, rest] = await Promise.all([session(entry.stage1, cpu), session(entry.rest, cpu)]);
-    const h = { ...entry, stage1, rest };
-    // in the pool every worker takes a share of the windows; on WebGPU the page drives the two halves
+    const parts = [entry.stage1, entry.stage2, entry.rest];
+    const [stage1, stage2, rest] = await Promise.all(parts.map((f) => session(f, cpu)));
+    const h = { ...entry, stage1, stage2, rest };
+    // in the pool every worker takes a share of the windows; on WebGPU the page drives the three parts
     h.occluded = onGpu(cpu) ? (x, windows, window) => occluded(h, x, windows, window)
       : (x, windows, window) => pool.occluded(entry, x, windows, window);
     return h;

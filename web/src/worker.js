@@ -33,7 +33,7 @@ async function handle({ op, file, bytes, feeds, halves, x, windows, window }) {
     return [{}, []];
   }
   if (op === "occluded") {
-    const h = { ...halves, stage1: await loaded(halves.stage1), rest: await loaded(halves.rest) };
+    const h = { ...halves, stage1: await loaded(halves.stage1), stage2: await loaded(halves.stage2), rest: await loaded(halves.rest) };
     const probabilities = await occluded(h, x, windows, window, { scratch });
     return [{ probabilities }, [probabilities.buffer]];
   }
