@@ -97,18 +97,19 @@ async function faceStages(halves, faces) {
   return { one: split(one.data), two: split(two) };
 }
 
-/** Square `side` x `side` blocks of the (C, n, n) maps `maps`, one at each [row, column] of `at`: (K, C, side, side). */
-function cut(maps, n, channels, side, at, out) {
-  const plane = n * n;
-  at.forEach(([row, col], i) => {
-    for (let ch = 0; ch < channels; ch++) {
-      for (let y = 0; y < side; y++) {
-        const src = ch * plane + (row + y) * n + col, dst = ((i * channels + ch) * side + y) * side;
-        for (let c = 0; c < side; c++) out[dst + c] = maps[src + c];
-      }
+/** Into `out` (C, m, m): the m x m block at [row, col] of the (C, n, n) map `maps` with the (C, r, r) `patch`
+ * pasted at [r0, c0] (where the two overlap). */
+function region(maps, n, channels, patch, r, [r0, c0], m, [row, col], out) {
+  for (let ch = 0; ch < channels; ch++) {
+    for (let y = 0; y < m; y++) {
+      const src = ch * n * n + (row + y) * n + col, dst = (ch * m + y) * m;
+      for (let x = 0; x < m; x++) out[dst + x] = maps[src + x];
+      const py = row + y - r0;
+      if (py < 0 || py >= r) continue;
+      const from = (ch * r + py) * r - c0;
+      for (let c = Math.max(c0, col); c < Math.min(c0 + r, col + m); c++) out[dst + c - col] = patch[from + c];
     }
-  });
-  return out;
+  }
 }
 
 /** Into `out` (K, C, n, n): the map `maps` (C, n, n) for every copy, with copy i's `patches` (C, p, p) at at[i]. */
@@ -130,7 +131,7 @@ function paste(maps, n, channels, patches, p, at, out) {
  * two stages and the windows (top, left) set to `fill` in its copies), in one batch: the copies of faces[0], then
  * those of faces[1]. */
 async function copiesStage2(halves, faces, window, fill, scratch) {
-  const { side1, side2 } = stages(halves), { kernel, channels, channels2 } = halves;
+  const { side1, side2 } = stages(halves), { channels, channels2 } = halves;
   const k = faces[0].windows.length, all = faces.length * k;
   const g = geometry(halves, faces.flatMap((f) => f.windows), window);
   // stage 1's patches, from crops of the copies
@@ -147,15 +148,12 @@ async function copiesStage2(halves, faces, window, fill, scratch) {
   }));
   const ones = (await halves.stage1.run({ face: tensor(crops, [all, 1, g.span, g.span]) })).stage1.data;
   // stage 2's patches, from the regions of each copy's stage 1 (the face's, with its patch) that they read
-  const regions = scratch.floats("regions", all * channels * g.m * g.m);
-  const one = scratch.floats("one", channels * side1 * side1);
-  const region = (f, j) => [g.at[f * k + j].p0 * 2, g.at[f * k + j].d0 * 2];
-  faces.forEach(({ one: faceOne }, f) => {
-    for (let j = 0; j < k; j++) {
-      const i = f * k + j, { r0, c0 } = g.at[i];
-      paste(faceOne, side1, channels, ones.subarray(i * channels * g.r * g.r, (i + 1) * channels * g.r * g.r), g.r,
-        [[r0, c0]], one);
-      cut(one, side1, channels, g.m, [region(f, j)], regions.subarray(i * channels * g.m * g.m, (i + 1) * channels * g.m * g.m));
+  const regions = scratch.floats("regions", all * channels * g.m * g.m), r2 = channels * g.r * g.r, m2 = channels * g.m * g.m;
+  faces.forEach(({ one }, f) => {
+    for (let i = f * k; i < (f + 1) * k; i++) {
+      const { r0, c0, p0, d0 } = g.at[i];
+      region(one, side1, channels, ones.subarray(i * r2, (i + 1) * r2), g.r, [r0, c0], g.m, [2 * p0, 2 * d0],
+        regions.subarray(i * m2, (i + 1) * m2));
     }
   });
   const twos = (await halves.stage2.run({ stage1: tensor(regions, [all, channels, g.m, g.m]) })).stage2.data;
