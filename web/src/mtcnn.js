@@ -35,9 +35,11 @@ function summedArea(img) {
   return { t, width: w, height: h };
 }
 
-/** Give a table's array back for the next image (two are kept: the photo's and a retry's). */
+/** Give a table's array back for the next image (the last two are kept: a photo's and its retry's, or the live
+ * camera's frames). */
 function release(table) {
-  if (spare.length < 2) spare.push(table.t);
+  spare.push(table.t);
+  if (spare.length > 2) spare.shift();
 }
 
 /** (3, H, W) region [y0, y1) x [x0, x1) of the image whose summed-area table is `table`, resized to (oh, ow) by
