@@ -137,7 +137,7 @@ def test_the_pool_keeps_the_numbers_and_the_page_responsive(site, chromium_path,
 
 
 def test_incremental_maps_equal_the_whole_models(site, chromium_path, crop):
-    """A paper model's occlusion passes recompute only the patch of the STN's first stage that a window changes
+    """A paper model's occlusion passes recompute only the patches of the STN's two stages that a window changes
     (incremental.js): the probabilities of every copy equal the whole graph's, for windows of both parities, at the
     edges, with and without flip averaging, in one worker and split between several."""
     import json
@@ -147,12 +147,12 @@ def test_incremental_maps_equal_the_whole_models(site, chromium_path, crop):
     compare = """async ([name, window, stride]) => {
       const rt = await import("./src/runtime.js"), an = await import("./src/analysis.js");
       const inc = await import("./src/incremental.js");
-      const s = await rt.session(rt.modelInfo(name).file), halves = await s.halves();
+      const s = await rt.session(rt.modelInfo(name).file), graphs = await s.incremental();
       const crop = Uint8Array.from(CROP), x = an.toInput(crop);
       const windows = [];
       const at = an.windowPositions(window, stride);
       for (const t of at) for (const l of at) windows.push([t, l]);
-      const fast = await halves.occluded(x, windows, window);
+      const fast = await graphs.occluded(x, windows, window);
       const batch = new Float32Array(windows.length * 2304);
       windows.forEach(([t, l], i) => { const c = batch.subarray(i * 2304, (i + 1) * 2304); c.set(x);
         for (let y = t; y < Math.min(t + window, 48); y++) c.fill(0, y * 48 + l, y * 48 + Math.min(l + window, 48)); });
@@ -160,7 +160,7 @@ def test_incremental_maps_equal_the_whole_models(site, chromium_path, crop):
       const whole = (await s.run(feeds)).probabilities.data;
       let diff = 0;
       for (let i = 0; i < whole.length; i++) diff = Math.max(diff, Math.abs(whole[i] - fast[i]));
-      return {diff, n: windows.length, applies: inc.applies(halves, window), past: inc.applies(halves, 14),
+      return {diff, n: windows.length, applies: inc.applies(graphs, window), past: inc.applies(graphs, 14),
               length: fast.length === whole.length};
     }"""
     for query in ("?threads=1", ""):

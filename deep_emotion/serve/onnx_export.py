@@ -153,12 +153,12 @@ def export_model(name: str, path: Path) -> dict[str, Any]:
         "protocol": card.protocol_note or card.protocol,
         "architecture": card.architecture,
         "posthoc": bool(card.posthoc),
-        "incremental": export_halves(model, path),
+        "incremental": export_incremental(model, path),
     }
 
 
 @torch.no_grad()
-def export_halves(model: torch.nn.Module, path: Path) -> dict[str, Any] | None:
+def export_incremental(model: torch.nn.Module, path: Path) -> dict[str, Any] | None:
     """A paper model's graph in three parts beside `path` (<stem>.stage1.onnx and <stem>.stage2.onnx, the STN's two
     conv stages, and <stem>.rest.onnx, the rest given the second) and their entry for models.json; None for other
     models (a wide model's STN is a small share of its work, not worth a second copy of its weights to download; the

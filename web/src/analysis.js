@@ -78,12 +78,12 @@ export async function occlusion(session, crop, window, stride, target = null, pr
   const k = p0.length;
   const t = target == null ? argmax(p0) : target;
   const flip = new Float32Array(SIZE * SIZE), drop = new Float32Array(SIZE * SIZE), count = new Float32Array(SIZE * SIZE);
-  // a model with an STN recomputes only the part of its first stage that a window changes (incremental.js)
-  const halves = session.halves ? await session.halves() : null;
-  const fast = applies(halves, window);
+  // a model with an STN recomputes only the parts of its two stages that a window changes (incremental.js)
+  const graphs = session.incremental ? await session.incremental() : null;
+  const fast = applies(graphs, window);
   const copies = (start) => {
     const part = windows.slice(start, start + CHUNK);
-    const done = fast ? halves.occluded(x, part, window).then((data) => ({ probabilities: { data } }))
+    const done = fast ? graphs.occluded(x, part, window).then((data) => ({ probabilities: { data } }))
       : run(session, occludedCopies(x, part, window), part.length);
     done.catch(() => {}); // a failure is thrown where the chunk is awaited, not reported again as unhandled
     return done;

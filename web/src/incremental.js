@@ -32,39 +32,39 @@ export class Scratch {
 const fresh = { floats: (_key, n) => new Float32Array(n) }; // no scratch: new arrays each call
 
 /** The sizes of the two stages: a valid conv of `kernel`, then a 2x2 max-pool (floor) on a side of `side`. */
-function stages(halves) {
-  const side1 = Math.floor((SIZE - halves.kernel + 1) / 2); // 21
-  const conv2 = side1 - halves.kernel2 + 1; // 17 (its last row and column fall outside the pool)
+function stages(graphs) {
+  const side1 = Math.floor((SIZE - graphs.kernel + 1) / 2); // 21
+  const conv2 = side1 - graphs.kernel2 + 1; // 17 (its last row and column fall outside the pool)
   return { side1, side2: Math.floor(conv2 / 2) }; // 21, 8
 }
 
 /** Rows [first, last] of stage 1 that input rows [top, top + window) reach (columns alike). */
-function stage1Reach(halves, top, window) {
-  const { side1 } = stages(halves);
-  return [Math.max(Math.floor((top - halves.kernel + 1) / 2), 0), Math.min(Math.floor((top + window - 1) / 2), side1 - 1)];
+function stage1Reach(graphs, top, window) {
+  const { side1 } = stages(graphs);
+  return [Math.max(Math.floor((top - graphs.kernel + 1) / 2), 0), Math.min(Math.floor((top + window - 1) / 2), side1 - 1)];
 }
 
 /** Rows [first, last] of stage 2 that stage-1 rows [a, b] reach. */
-function stage2Reach(halves, a, b) {
-  const { side2 } = stages(halves);
-  return [Math.max(Math.floor((a - halves.kernel2 + 1) / 2), 0), Math.min(Math.floor(b / 2), side2 - 1)];
+function stage2Reach(graphs, a, b) {
+  const { side2 } = stages(graphs);
+  return [Math.max(Math.floor((a - graphs.kernel2 + 1) / 2), 0), Math.min(Math.floor(b / 2), side2 - 1)];
 }
 
 /** Whether the incremental passes pay for this window (stage 1's patch at most half its side, as in Python). */
-export function applies(halves, window) {
-  return Boolean(halves) && 2 * (Math.floor(window / 2) + Math.floor(halves.kernel / 2) + 1) <= stages(halves).side1;
+export function applies(graphs, window) {
+  return Boolean(graphs) && 2 * (Math.floor(window / 2) + Math.floor(graphs.kernel / 2) + 1) <= stages(graphs).side1;
 }
 
 /** The patches every copy recomputes: stage 1's r x r at rows r0 (columns c0) of each window, from a crop of the
  * copy, and stage 2's q x q at p0 (and d0), from an m x m region of stage 1. One r and one q for all the windows
  * (`places`: [top, left] of each, mirrored ones included): the largest any of them needs, slid inside the map at
  * its edges (an output the window does not reach comes out equal to the face's, so recomputing it is harmless). */
-function geometry(halves, places, window) {
-  const { side1, side2 } = stages(halves);
+function geometry(graphs, places, window) {
+  const { side1, side2 } = stages(graphs);
   let r = 1, q = 1;
   const spans = (v) => {
-    const [a, b] = stage1Reach(halves, v, window);
-    const [c, d] = stage2Reach(halves, a, b);
+    const [a, b] = stage1Reach(graphs, v, window);
+    const [c, d] = stage2Reach(graphs, a, b);
     r = Math.max(r, b - a + 1);
     q = Math.max(q, d - c + 1);
     return [a, c];
@@ -73,8 +73,8 @@ function geometry(halves, places, window) {
   // a patch starts where the window's reach starts, or earlier at the far edge
   const at = starts.map(([[a, c], [a2, c2]]) => ({ r0: Math.min(a, side1 - r), c0: Math.min(a2, side1 - r),
     p0: Math.min(c, side2 - q), d0: Math.min(c2, side2 - q) }));
-  const span = 2 * r + halves.kernel - 1; // the copy's pixels stage 1's patch reads
-  const m = 2 * q + halves.kernel2 - 1; // the stage-1 outputs stage 2's patch reads
+  const span = 2 * r + graphs.kernel - 1; // the copy's pixels stage 1's patch reads
+  const m = 2 * q + graphs.kernel2 - 1; // the stage-1 outputs stage 2's patch reads
   return { r, q, span, m, at };
 }
 
@@ -88,11 +88,11 @@ const tensor = (data, dims) => new globalThis.ort.Tensor("float32", data, dims);
 
 /** Both stages of the faces (the face, and the mirrored face when the model averages over flips): {one, two},
  * each a list with one array per face. */
-async function faceStages(halves, faces) {
+async function faceStages(graphs, faces) {
   const batch = new Float32Array(faces.length * SIZE * SIZE);
   faces.forEach((f, i) => batch.set(f, i * SIZE * SIZE));
-  const one = (await halves.stage1.run({ face: tensor(batch, [faces.length, 1, SIZE, SIZE]) })).stage1;
-  const two = (await halves.stage2.run({ stage1: tensor(one.data, one.dims) })).stage2.data;
+  const one = (await graphs.stage1.run({ face: tensor(batch, [faces.length, 1, SIZE, SIZE]) })).stage1;
+  const two = (await graphs.stage2.run({ stage1: tensor(one.data, one.dims) })).stage2.data;
   const split = (a) => faces.map((_, i) => a.subarray((i * a.length) / faces.length, ((i + 1) * a.length) / faces.length));
   return { one: split(one.data), two: split(two) };
 }
@@ -130,10 +130,10 @@ function paste(maps, n, channels, patches, p, at, out) {
 /** Stage 2 (K, C2, side2, side2) of the copies of each face in `faces` ({face, one, two, windows}: the face, its
  * two stages and the windows (top, left) set to `fill` in its copies), in one batch: the copies of faces[0], then
  * those of faces[1]. */
-async function copiesStage2(halves, faces, window, fill, scratch) {
-  const { side1, side2 } = stages(halves), { channels, channels2 } = halves;
+async function copiesStage2(graphs, faces, window, fill, scratch) {
+  const { side1, side2 } = stages(graphs), { channels, channels2 } = graphs;
   const k = faces[0].windows.length, all = faces.length * k;
-  const g = geometry(halves, faces.flatMap((f) => f.windows), window);
+  const g = geometry(graphs, faces.flatMap((f) => f.windows), window);
   // stage 1's patches, from crops of the copies
   const crops = scratch.floats("crops", all * g.span * g.span);
   faces.forEach(({ face, windows }, f) => windows.forEach(([top, left], j) => {
@@ -146,7 +146,7 @@ async function copiesStage2(halves, faces, window, fill, scratch) {
       }
     }
   }));
-  const ones = (await halves.stage1.run({ face: tensor(crops, [all, 1, g.span, g.span]) })).stage1.data;
+  const ones = (await graphs.stage1.run({ face: tensor(crops, [all, 1, g.span, g.span]) })).stage1.data;
   // stage 2's patches, from the regions of each copy's stage 1 (the face's, with its patch) that they read
   const regions = scratch.floats("regions", all * channels * g.m * g.m), r2 = channels * g.r * g.r, m2 = channels * g.m * g.m;
   faces.forEach(({ one }, f) => {
@@ -156,7 +156,7 @@ async function copiesStage2(halves, faces, window, fill, scratch) {
         regions.subarray(i * m2, (i + 1) * m2));
     }
   });
-  const twos = (await halves.stage2.run({ stage1: tensor(regions, [all, channels, g.m, g.m]) })).stage2.data;
+  const twos = (await graphs.stage2.run({ stage1: tensor(regions, [all, channels, g.m, g.m]) })).stage2.data;
   const out = scratch.floats("stage2", all * channels2 * side2 * side2), per = k * channels2 * side2 * side2;
   faces.forEach(({ two }, f) => paste(two, side2, channels2, twos.subarray(f * k * channels2 * g.q * g.q), g.q,
     g.at.slice(f * k, (f + 1) * k).map(({ p0, d0 }) => [p0, d0]), out.subarray(f * per, (f + 1) * per)));
@@ -179,18 +179,18 @@ export function occludedCopies(x, windows, window, fill = 0, out = null) {
  * window x window square at each (top, left) of `windows` set to `fill`, through the model's three graphs
  * ({stage1, stage2, rest} sessions and models.json's "incremental" entry). Equal to the whole model on the copies.
  * `scratch`: a Scratch for a caller that never has two calls under way at once (the arrays are reused). */
-export async function occluded(halves, x, windows, window, { fill = 0, scratch = fresh } = {}) {
-  const k = windows.length, { side2 } = stages(halves);
+export async function occluded(graphs, x, windows, window, { fill = 0, scratch = fresh } = {}) {
+  const k = windows.length, { side2 } = stages(graphs);
   const faces = [{ face: x, windows }];
   // copy k mirrored = the mirrored face with the window mirrored (its left edge may fall before column 0)
-  if (halves.mirrored) faces.push({ face: mirror(x), windows: windows.map(([t, l]) => [t, SIZE - l - window]) });
-  const { one, two } = await faceStages(halves, faces.map((f) => f.face));
+  if (graphs.mirrored) faces.push({ face: mirror(x), windows: windows.map(([t, l]) => [t, SIZE - l - window]) });
+  const { one, two } = await faceStages(graphs, faces.map((f) => f.face));
   faces.forEach((f, i) => Object.assign(f, { one: one[i], two: two[i] }));
-  const stage2 = await copiesStage2(halves, faces, window, fill, scratch);
+  const stage2 = await copiesStage2(graphs, faces, window, fill, scratch);
   const copies = occludedCopies(x, windows, window, fill, scratch.floats("copies", k * SIZE * SIZE));
-  const dims = [k, halves.channels2, side2, side2], per = k * halves.channels2 * side2 * side2;
+  const dims = [k, graphs.channels2, side2, side2], per = k * graphs.channels2 * side2 * side2;
   const feeds = { face: tensor(copies, [k, 1, SIZE, SIZE]), stage2: tensor(stage2.subarray(0, per), dims) };
-  if (halves.mirrored) feeds.stage2_mirrored = tensor(stage2.subarray(per), dims);
-  const p = (await halves.rest.run(feeds)).probabilities.data;
+  if (graphs.mirrored) feeds.stage2_mirrored = tensor(stage2.subarray(per), dims);
+  const p = (await graphs.rest.run(feeds)).probabilities.data;
   return p.byteLength === p.buffer.byteLength ? p : p.slice();
 }

@@ -87,13 +87,13 @@ export class Pool {
     return [workers, workers.map((_, p) => Math.round((p * n) / workers.length)).concat(n)];
   }
 
-  /** incremental.js's `occluded` for the model whose parts models.json describes as `halves` (all files loaded
-   * by `session`): the windows cut into one part per worker. Probabilities (Float32Array, K x classes). */
-  async occluded(halves, x, windows, window) {
+  /** incremental.js's `occluded` for a model's incremental graphs (`graphs`: its models.json entry, every file
+   * loaded by `session`): the windows cut into one part per worker. Probabilities (Float32Array, K x classes). */
+  async occluded(graphs, x, windows, window) {
     const n = windows.length;
     const [workers, cuts] = this.shares(n);
     const answers = await Promise.all(workers.map((w, p) =>
-      this.send(w, { op: "occluded", halves, x, windows: windows.slice(cuts[p], cuts[p + 1]), window }, [],
+      this.send(w, { op: "occluded", graphs, x, windows: windows.slice(cuts[p], cuts[p + 1]), window }, [],
         (cuts[p + 1] - cuts[p]) * x.length)));
     return answers.length === 1 ? answers[0].probabilities : concat(answers.map((a) => a.probabilities));
   }

@@ -86,7 +86,7 @@ export async function session(file, cpu = false) {
     let created = gpu
       ? globalThis.ort.InferenceSession.create(url, { executionProviders: ["webgpu", "wasm"] }).then(oneAtATime)
       : pool.session(file, url);
-    created = created.then((s) => Object.assign(s, { halves: halves(file, cpu) }));
+    created = created.then((s) => Object.assign(s, { incremental: incremental(file, cpu) }));
     created.catch(() => sessions.delete(key)); // a failed load is tried again next time
     sessions.set(key, created);
   }
@@ -100,17 +100,17 @@ export async function session(file, cpu = false) {
 /** For a model with an STN (models.json "incremental"), a function loading the parts of its graph that the
  * occlusion maps use (the STN's two stages, the rest), with `occluded(x, windows, window)` (incremental.js)
  * running them; null otherwise. */
-function halves(file, cpu) {
+function incremental(file, cpu) {
   const entry = runtime.index.models.find((m) => m.file === file)?.incremental;
   if (!entry) return null;
   return async () => {
-    const parts = [entry.stage1, entry.stage2, entry.rest];
-    const [stage1, stage2, rest] = await Promise.all(parts.map((f) => session(f, cpu)));
-    const h = { ...entry, stage1, stage2, rest };
+    const files = [entry.stage1, entry.stage2, entry.rest];
+    const [stage1, stage2, rest] = await Promise.all(files.map((f) => session(f, cpu)));
+    const graphs = { ...entry, stage1, stage2, rest };
     // in the pool every worker takes a share of the windows; on WebGPU the page drives the three parts
-    h.occluded = onGpu(cpu) ? (x, windows, window) => occluded(h, x, windows, window)
+    graphs.occluded = onGpu(cpu) ? (x, windows, window) => occluded(graphs, x, windows, window)
       : (x, windows, window) => pool.occluded(entry, x, windows, window);
-    return h;
+    return graphs;
   };
 }
 

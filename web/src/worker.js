@@ -3,7 +3,7 @@
 //
 // Messages in:  {id, op: "load", file, bytes}          -> {id}
 //               {id, op: "run", file, feeds: {name: {type, data, dims}}} -> {id, outputs: {name: {type, data, dims}}}
-//               {id, op: "occluded", halves, x, windows, window} -> {id, probabilities}  (incremental.js)
+//               {id, op: "occluded", graphs, x, windows, window} -> {id, probabilities}  (incremental.js)
 // A failure answers {id, error: message}.
 
 import * as ort from "../ort/ort.wasm.min.mjs";
@@ -22,7 +22,7 @@ const loaded = async (file) => {
   return sessions.get(file);
 };
 
-async function handle({ op, file, bytes, feeds, halves, x, windows, window }) {
+async function handle({ op, file, bytes, feeds, graphs, x, windows, window }) {
   if (op === "load") {
     if (!sessions.has(file)) {
       const created = ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"] });
@@ -33,8 +33,8 @@ async function handle({ op, file, bytes, feeds, halves, x, windows, window }) {
     return [{}, []];
   }
   if (op === "occluded") {
-    const h = { ...halves, stage1: await loaded(halves.stage1), stage2: await loaded(halves.stage2), rest: await loaded(halves.rest) };
-    const probabilities = await occluded(h, x, windows, window, { scratch });
+    const [stage1, stage2, rest] = await Promise.all([graphs.stage1, graphs.stage2, graphs.rest].map(loaded));
+    const probabilities = await occluded({ ...graphs, stage1, stage2, rest }, x, windows, window, { scratch });
     return [{ probabilities }, [probabilities.buffer]];
   }
   if (op !== "run") throw new Error(`unknown message ${op}`);
