@@ -1,14 +1,17 @@
 """Build the static Space: `python web/build.py OUT` (or `make static`, which writes space-static/).
 
 OUT gets index.html, style.css, src/*.js, the example photo, ort/ (onnxruntime-web's script and wasm, copied from
-web/node_modules: run `npm ci` in web/ first; nothing is fetched from a CDN at run time), models/ (every shipped
-model and MTCNN as ONNX, models.json) and README.md with the Space's front matter (`sdk: static`).
+web/node_modules: run `npm ci` in web/ first; nothing is fetched from a CDN at run time), kernels/ (our own
+WebAssembly kernels, compiled from web/kernels/*.ts by AssemblyScript's `asc`, also from web/node_modules),
+models/ (every shipped model and MTCNN as ONNX, the paper models' weights for the kernels, models.json) and
+README.md with the Space's front matter (`sdk: static`).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +26,8 @@ ORT_FILES = (
     "ort-wasm-simd-threaded.asyncify.wasm",
     "ort-wasm-simd-threaded.asyncify.mjs",
 )
+ASC = WEB / "node_modules" / ".bin" / "asc"
+ASC_FLAGS = ("-O3", "--runtime", "stub", "--noAssert", "--enable", "simd")
 sys.path.insert(0, str(WEB))
 from serve import HEADERS  # noqa: E402  (the headers the local server sends: one list for both)
 
@@ -61,10 +66,13 @@ def build(out: Path, models: list[str] | None = None, exported: Path | None = No
     missing = [f for f in ORT_FILES if not (dist / f).is_file()]
     if missing:
         raise SystemExit(f"onnxruntime-web is not installed ({', '.join(missing)} missing): run `npm ci` in {WEB}")
+    if not ASC.is_file():
+        raise SystemExit(f"AssemblyScript is not installed ({ASC} missing): run `npm ci` in {WEB}")
     if out.exists():
         shutil.rmtree(out)
     (out / "src").mkdir(parents=True)
     (out / "ort").mkdir()
+    compile_kernels(out / "kernels")
     shutil.copy(WEB / "index.html", out / "index.html")
     for css in WEB.glob("*.css"):
         shutil.copy(css, out / css.name)
@@ -80,6 +88,14 @@ def build(out: Path, models: list[str] | None = None, exported: Path | None = No
     else:
         export_all(out / "models", models)
     return out
+
+
+def compile_kernels(folder: Path) -> None:
+    """web/kernels/*.ts as WebAssembly (SIMD) into `folder`, one .wasm each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted((WEB / "kernels").glob("*.ts")):
+        target = (folder / source.with_suffix(".wasm").name).resolve()
+        subprocess.run([str(ASC), str(source), *ASC_FLAGS, "-o", str(target)], check=True, cwd=WEB)
 
 
 def main() -> None:

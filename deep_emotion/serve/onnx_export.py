@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from deep_emotion.models.card import list_checkpoints, read_card, resolve
 from deep_emotion.models.checkpoints import load_checkpoint
 from deep_emotion.models.fold import graph_form
+from deep_emotion.models.paper import affine_grid
 from deep_emotion.models.posthoc import flip_average
 
 OPSET = 18
@@ -202,12 +203,62 @@ def export_incremental(model: torch.nn.Module, path: Path) -> dict[str, Any] | N
         "stage1": f"{stem}.stage1.onnx",
         "stage2": f"{stem}.stage2.onnx",
         "rest": f"{stem}.rest.onnx",
+        "weights": export_kernel_weights(model, path.with_name(f"{stem}.net.safetensors")),
         "mirrored": rest.mirrored,
+        "mean": model.config.mean,
+        "std": model.config.std,
         "kernel": first.kernel_size[0],
         "channels": first.out_channels,
         "kernel2": second.kernel_size[0],
         "channels2": second.out_channels,
     }
+
+
+# the paper network in graph form, as web/src/paper-net.js runs it: its layers' types in order
+PAPER_FEATURES = ("Composed", "ReLU", "MaxPool2d", "Conv2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten")
+PAPER_STN = ("Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten")
+
+
+@torch.no_grad()
+def export_kernel_weights(model: torch.nn.Module, path: Path) -> str | None:
+    """The weights the page's own kernels (web/kernels/paper.ts, driven by web/src/paper-net.js) take for the
+    three incremental parts of a paper model in graph form, as safetensors at `path`: the STN's convs and
+    regressor, the composed first feature conv and the two after it, fc1, fc2, the sampling grid's pixel centres
+    (the exported graph's own numbers) and the post-hoc shift (tau x log prior) and temperature. None (no file)
+    for a network of another layout, whose maps then run on the exported graphs."""
+    from safetensors.torch import save_file
+
+    def kinds(layers: torch.nn.Sequential) -> tuple[str, ...]:
+        return tuple(type(m).__name__ for m in layers)
+
+    side = model.config.input_size
+    if kinds(model.features) != PAPER_FEATURES or kinds(model.stn.features) != PAPER_STN or side != 48:
+        return None  # paper-net.js knows this layout only, at 48x48
+    f, s = model.features, model.stn
+    layers = {
+        "stn.conv1": s.features[0],
+        "stn.conv2": s.features[3],
+        "stn.fc1": s.regressor[0],
+        "stn.fc2": s.regressor[2],
+        "features.conv1": f[0],
+        "features.conv2": f[3],
+        "features.conv3": f[4],
+        "fc1": model.fc1,
+        "fc2": model.fc2,
+    }
+    tensors = {}
+    for name, layer in layers.items():
+        tensors[f"{name}.weight"] = layer.weight.detach().float().contiguous()
+        tensors[f"{name}.bias"] = layer.bias.detach().float().contiguous()
+    tensors["grid.centres"] = affine_grid(torch.eye(2, 3)[None], side, side)[0, 0, :, 0].contiguous()  # x of row 0
+    post = model.posthoc
+    if post is not None and post.tau != 0:
+        tensors["posthoc.shift"] = post.tau * torch.tensor(post.log_prior, dtype=torch.float32)  # as PostHoc.adjust
+    if post is not None and post.temperature != 1:
+        tensors["posthoc.temperature"] = torch.tensor([post.temperature], dtype=torch.float32)
+    save_file(tensors, str(path))
+    path.chmod(0o644)  # readable by whoever serves the page
+    return path.name
 
 
 def mtcnn_networks() -> dict[str, torch.nn.Module]:

@@ -98,12 +98,16 @@ export async function session(file, cpu = false) {
 }
 
 /** For a model with an STN (models.json "incremental"), a function loading the parts of its graph that the
- * occlusion maps use (the STN's two stages, the rest), with `occluded(x, windows, window)` (incremental.js)
- * running them; null otherwise. */
+ * occlusion maps use (the STN's two stages, the rest; in the pool, the weights of our kernels for them when the
+ * model has some), with `occluded(x, windows, window)` (incremental.js) running them; null otherwise. */
 function incremental(file, cpu) {
   const entry = runtime.index.models.find((m) => m.file === file)?.incremental;
   if (!entry) return null;
   return async () => {
+    if (entry.weights && !onGpu(cpu)) { // the pool's workers run the parts on our own kernels (paper-net.js)
+      await session(entry.weights, cpu);
+      return { ...entry, occluded: (x, windows, window) => pool.occluded(entry, x, windows, window) };
+    }
     const files = [entry.stage1, entry.stage2, entry.rest];
     const [stage1, stage2, rest] = await Promise.all(files.map((f) => session(f, cpu)));
     const graphs = { ...entry, stage1, stage2, rest };

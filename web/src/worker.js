@@ -1,19 +1,23 @@
 // One engine of the page's pool (pool.js): onnxruntime-web on one WebAssembly thread, in a worker, holding a
-// session per ONNX file it is sent. It runs what it is given one run at a time, in the order it arrives.
+// session per ONNX file it is sent (and a paper model's weights for our own kernels, paper-net.js, which run its
+// occlusion maps). It runs what it is given one run at a time, in the order it arrives.
 //
-// Messages in:  {id, op: "load", file, bytes}          -> {id}
+// Messages in:  {id, op: "load", file, bytes}          -> {id}   (an ONNX file, or a .safetensors of weights)
 //               {id, op: "run", file, feeds: {name: {type, data, dims}}} -> {id, outputs: {name: {type, data, dims}}}
 //               {id, op: "occluded", graphs, x, windows, window} -> {id, probabilities}  (incremental.js)
 // A failure answers {id, error: message}.
 
 import * as ort from "../ort/ort.wasm.min.mjs";
 import { Scratch, occluded } from "./incremental.js";
+import { PaperNet } from "./paper-net.js";
 
 ort.env.wasm.wasmPaths = new URL("../ort/", import.meta.url).href;
 ort.env.wasm.numThreads = 1; // the pool runs one worker per core: a thread pool per worker would only compete
 globalThis.ort = ort; // incremental.js makes its tensors with it
 
-const sessions = new Map(); // file -> Promise<InferenceSession>
+const sessions = new Map(); // file -> Promise<InferenceSession> (or the bytes of a .safetensors)
+const nets = new Map(); // weights file -> Promise<PaperNet>
+let kernels = null; // Promise<WebAssembly.Module> of our kernels, compiled once
 let turn = Promise.resolve(); // runs one after another (an ORT session runs one at a time)
 const scratch = new Scratch(); // so `occluded` may reuse its arrays: this worker makes one call at a time
 
@@ -22,10 +26,25 @@ const loaded = async (file) => {
   return sessions.get(file);
 };
 
+/** The paper network on our kernels, for a model's models.json "incremental" entry (its weights loaded). */
+function paperNet(graphs) {
+  if (!nets.has(graphs.weights)) {
+    kernels ||= fetch(new URL("../kernels/paper.wasm", import.meta.url))
+      .then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(`kernels/paper.wasm: HTTP ${r.status}`))))
+      .then((b) => WebAssembly.compile(b));
+    kernels.catch(() => { kernels = null; });
+    const made = Promise.all([kernels, loaded(graphs.weights)]).then(([m, w]) => PaperNet.create(m, w, graphs));
+    made.catch(() => nets.delete(graphs.weights));
+    nets.set(graphs.weights, made);
+  }
+  return nets.get(graphs.weights);
+}
+
 async function handle({ op, file, bytes, feeds, graphs, x, windows, window }) {
   if (op === "load") {
     if (!sessions.has(file)) {
-      const created = ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"] });
+      const created = file.endsWith(".safetensors") ? Promise.resolve(bytes)
+        : ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"] });
       created.catch(() => sessions.delete(file));
       sessions.set(file, created);
     }
@@ -33,7 +52,9 @@ async function handle({ op, file, bytes, feeds, graphs, x, windows, window }) {
     return [{}, []];
   }
   if (op === "occluded") {
-    const [stage1, stage2, rest] = await Promise.all([graphs.stage1, graphs.stage2, graphs.rest].map(loaded));
+    const parts = graphs.weights ? await paperNet(graphs)
+      : Object.fromEntries(await Promise.all(["stage1", "stage2", "rest"].map(async (k) => [k, await loaded(graphs[k])])));
+    const { stage1, stage2, rest } = parts;
     const probabilities = await occluded({ ...graphs, stage1, stage2, rest }, x, windows, window, { scratch });
     return [{ probabilities }, [probabilities.buffer]];
   }

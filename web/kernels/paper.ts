@@ -1,0 +1,173 @@
+// The paper network's layers as WebAssembly SIMD kernels (AssemblyScript, compiled by `web/build.py` with asc
+// from web/node_modules), for the occlusion maps' hot path in the page's workers (web/src/paper-net.js drives
+// them). ONNX Runtime Web runs these 8- and 10-channel convolutions at ~9 billion multiply-adds a second on one
+// core; blocked for this shape (two output channels x 16 pixels, eight accumulators in registers) they run at
+// ~21 (docs/performance.md, "In the browser"). Every function works on a batch of `n` images laid out one
+// after another, `*Img` floats apart; pointers and strides are in bytes only where named so.
+//
+// Layout: a feature map is C planes, each `plane` floats apart, of rows `W` floats long. A convolution reads its
+// input as one flat run per plane: output pixel p (row p / W, column p % W) sums in[c][p + dy * W + dx], so the
+// last k - 1 columns of each output row are junk (they wrap into the next row), and reads run up to
+// (k - 1) * (W + 1) + 15 floats past a plane's last pixel: callers leave that much room after the last plane.
+
+/** Valid convolution, stride 1: out[co][p] = bias[co] + sum over (ci, dy, dx) of in[ci][p + dy * W + dx] *
+ * w[co][ci][dy][dx], for p in [0, count) (count a multiple of 16; rows of W floats, junk past column W - k).
+ * `w`: every weight as a 4-lane splat (v128), ordered (co, ci, dy, dx); `bias`: splats too. `cout` even. */
+export function conv(input: usize, inImg: i32, inPlane: i32, W: i32, cin: i32, k: i32, w: usize, bias: usize,
+                     cout: i32, output: usize, outImg: i32, outPlane: i32, count: i32, n: i32): void {
+  if (k == 3) convK(input, inImg, inPlane, W, cin, 3, w, bias, cout, output, outImg, outPlane, count, n);
+  else if (k == 5) convK(input, inImg, inPlane, W, cin, 5, w, bias, cout, output, outImg, outPlane, count, n);
+  else if (k == 7) convK(input, inImg, inPlane, W, cin, 7, w, bias, cout, output, outImg, outPlane, count, n);
+  else convK(input, inImg, inPlane, W, cin, k, w, bias, cout, output, outImg, outPlane, count, n);
+}
+
+// (inlined with a constant k, which lets the compiler unroll the innermost loop)
+@inline function convK(input: usize, inImg: i32, inPlane: i32, W: i32, cin: i32, k: i32, w: usize, bias: usize,
+                       cout: i32, output: usize, outImg: i32, outPlane: i32, count: i32, n: i32): void {
+  const perChannel = <usize>(cin * k * k * 16); // bytes of one output channel's splatted weights
+  for (let img = 0; img < n; img++) {
+    const ib = input + <usize>(img * inImg) * 4, ob = output + <usize>(img * outImg) * 4;
+    for (let p = 0; p < count; p += 16) {
+      const at = ib + <usize>p * 4;
+      for (let co = 0; co < cout; co += 2) {
+        let wp = w + <usize>co * perChannel;
+        const b0 = v128.load(bias + <usize>co * 16), b1 = v128.load(bias + <usize>co * 16, 16);
+        let a0 = b0, a1 = b0, a2 = b0, a3 = b0, c0 = b1, c1 = b1, c2 = b1, c3 = b1;
+        for (let ci = 0; ci < cin; ci++) {
+          for (let dy = 0; dy < k; dy++) {
+            const row = at + <usize>(ci * inPlane + dy * W) * 4;
+            for (let dx = 0; dx < k; dx++) {
+              const u = v128.load(wp), v = v128.load(wp + perChannel), r = row + <usize>dx * 4;
+              let x = v128.load(r);
+              a0 = f32x4.add(a0, f32x4.mul(x, u)); c0 = f32x4.add(c0, f32x4.mul(x, v));
+              x = v128.load(r, 16);
+              a1 = f32x4.add(a1, f32x4.mul(x, u)); c1 = f32x4.add(c1, f32x4.mul(x, v));
+              x = v128.load(r, 32);
+              a2 = f32x4.add(a2, f32x4.mul(x, u)); c2 = f32x4.add(c2, f32x4.mul(x, v));
+              x = v128.load(r, 48);
+              a3 = f32x4.add(a3, f32x4.mul(x, u)); c3 = f32x4.add(c3, f32x4.mul(x, v));
+              wp += 16;
+            }
+          }
+        }
+        const o = ob + <usize>(co * outPlane + p) * 4, o2 = o + <usize>outPlane * 4;
+        v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+        v128.store(o2, c0); v128.store(o2, c1, 16); v128.store(o2, c2, 32); v128.store(o2, c3, 48);
+      }
+    }
+  }
+}
+
+/** ReLU of the 2x2 max-pool (stride 2, floor) of the H x OW top-left part of C planes with rows W floats long,
+ * written compact: out[c][y][x] for y < H / 2, x < OW / 2 (planes outPlane floats apart). */
+export function reluPool(input: usize, inImg: i32, inPlane: i32, W: i32, H: i32, OW: i32, C: i32,
+                         output: usize, outImg: i32, outPlane: i32, n: i32): void {
+  const PH = H >> 1, PW = OW >> 1, zero = f32x4.splat(0);
+  for (let img = 0; img < n; img++) {
+    for (let c = 0; c < C; c++) {
+      const ib = input + <usize>(img * inImg + c * inPlane) * 4, ob = output + <usize>(img * outImg + c * outPlane) * 4;
+      for (let y = 0; y < PH; y++) {
+        const r0 = ib + <usize>(2 * y * W) * 4, r1 = r0 + <usize>W * 4, o = ob + <usize>(y * PW) * 4;
+        if (PW < 4) {
+          for (let x = 0; x < PW; x++) {
+            const a = max(load<f32>(r0 + <usize>(8 * x)), load<f32>(r0 + <usize>(8 * x + 4)));
+            const b = max(load<f32>(r1 + <usize>(8 * x)), load<f32>(r1 + <usize>(8 * x + 4)));
+            store<f32>(o + <usize>(4 * x), max<f32>(max(a, b), 0));
+          }
+          continue;
+        }
+        for (let x = 0; x < PW; x += 4) {
+          const xs = min(x, PW - 4); // the last four overlap the ones before when PW is not a multiple of 4
+          const s = <usize>(8 * xs);
+          const lo = f32x4.max(v128.load(r0 + s), v128.load(r1 + s));
+          const hi = f32x4.max(v128.load(r0 + s, 16), v128.load(r1 + s, 16));
+          const m = f32x4.max(v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), v128.shuffle<f32>(lo, hi, 1, 3, 5, 7));
+          v128.store(o + <usize>(4 * xs), f32x4.max(m, zero));
+        }
+      }
+    }
+  }
+}
+
+/** Fully connected: out[i][m] = bias[m] + sum over k < K of in[i][k] * w[m][k], then ReLU when `relu`, for
+ * m < M. K a multiple of 4 (rows zero-padded), M a multiple of 4 (zero rows), n even (an odd batch reads and
+ * writes one image past its end: room for it is the caller's). w: (M, K) row-major; bias: M floats. */
+export function dense(input: usize, inImg: i32, K: i32, w: usize, bias: usize, M: i32, relu: bool,
+                      output: usize, outImg: i32, n: i32): void {
+  for (let i = 0; i < n; i += 2) {
+    const x0 = input + <usize>(i * inImg) * 4, x1 = x0 + <usize>inImg * 4;
+    const o0 = output + <usize>(i * outImg) * 4, o1 = o0 + <usize>outImg * 4;
+    for (let m = 0; m < M; m += 4) {
+      const w0 = w + <usize>(m * K) * 4, w1 = w0 + <usize>K * 4, w2 = w1 + <usize>K * 4, w3 = w2 + <usize>K * 4;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+      for (let k = 0; k < K; k += 4) {
+        const s = <usize>k * 4, u = v128.load(x0 + s), v = v128.load(x1 + s);
+        let q = v128.load(w0 + s); a0 = f32x4.add(a0, f32x4.mul(u, q)); b0 = f32x4.add(b0, f32x4.mul(v, q));
+        q = v128.load(w1 + s); a1 = f32x4.add(a1, f32x4.mul(u, q)); b1 = f32x4.add(b1, f32x4.mul(v, q));
+        q = v128.load(w2 + s); a2 = f32x4.add(a2, f32x4.mul(u, q)); b2 = f32x4.add(b2, f32x4.mul(v, q));
+        q = v128.load(w3 + s); a3 = f32x4.add(a3, f32x4.mul(u, q)); b3 = f32x4.add(b3, f32x4.mul(v, q));
+      }
+      const bs = v128.load(bias + <usize>m * 4);
+      let r = f32x4.add(bs, sums(a0, a1, a2, a3)), t = f32x4.add(bs, sums(b0, b1, b2, b3));
+      if (relu) { r = f32x4.max(r, f32x4.splat(0)); t = f32x4.max(t, f32x4.splat(0)); }
+      v128.store(o0 + <usize>m * 4, r);
+      v128.store(o1 + <usize>m * 4, t);
+    }
+  }
+}
+
+/** [sum of a's lanes, sum of b's, of c's, of d's]. */
+@inline function sums(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 1, 4, 5), v128.shuffle<f32>(a, b, 2, 3, 6, 7)); // a01 a23 b01 b23
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 1, 4, 5), v128.shuffle<f32>(c, d, 2, 3, 6, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 2, 4, 6), v128.shuffle<f32>(ab, cd, 1, 3, 5, 7));
+}
+
+/** (x - mean) / std of S x S images (mirrored left to right when `mirror`), written as rows `row` floats apart
+ * from float `offset` of each output image: compact (row S, offset 0) for a convolution, or inside the zero
+ * frame of (S + 2)-square images (row S + 2, offset S + 3; the frame is the caller's, zeroed once) for `warp`. */
+export function normalize(input: usize, inImg: i32, S: i32, mean: f32, std: f32, mirror: bool,
+                          output: usize, outImg: i32, row: i32, offset: i32, n: i32): void {
+  for (let img = 0; img < n; img++) {
+    const ib = input + <usize>(img * inImg) * 4, ob = output + <usize>(img * outImg + offset) * 4;
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        const v = load<f32>(ib + <usize>(y * S + (mirror ? S - 1 - x : x)) * 4);
+        store<f32>(ob + <usize>(y * row + x) * 4, (v - mean) / std);
+      }
+    }
+  }
+}
+
+/** The STN's sampler: grid_sample(z, affine_grid(θ), bilinear, zeros, align_corners=False) of S x S images z
+ * given in `normalize`'s frames, with θ (2 x 3 per image, row-major, `thetaImg` floats apart) and the grid's
+ * pixel centres `centres` (S floats in [-1, 1]); in the float operations, and their order, of the exported graph
+ * (ONNX Runtime's GridSample), so the result is the same to the bit. Output: S x S per image, rows S floats. */
+export function warp(frames: usize, frameImg: i32, S: i32, theta: usize, thetaImg: i32, centres: usize,
+                     output: usize, outImg: i32, n: i32): void {
+  const P = S + 2, size = <f32>S;
+  for (let img = 0; img < n; img++) {
+    const t = theta + <usize>(img * thetaImg) * 4, z = frames + <usize>(img * frameImg) * 4;
+    const t0 = load<f32>(t), t1 = load<f32>(t, 4), t2 = load<f32>(t, 8);
+    const t3 = load<f32>(t, 12), t4 = load<f32>(t, 16), t5 = load<f32>(t, 20);
+    let o = output + <usize>(img * outImg) * 4;
+    for (let i = 0; i < S; i++) {
+      const ci = load<f32>(centres + <usize>i * 4), bx = t1 * ci, by = t4 * ci;
+      for (let j = 0; j < S; j++) {
+        const cj = load<f32>(centres + <usize>j * 4);
+        const x = ((((t0 * cj + bx) + t2) + 1) * size - 1) * 0.5;
+        const y = ((((t3 * cj + by) + t5) + 1) * size - 1) * 0.5;
+        const fx = floor(x), fy = floor(y);
+        let v: f32 = 0;
+        if (fx >= -1 && fx < size && fy >= -1 && fy < size) {
+          const dx1 = x - fx, dx2 = (fx + 1) - x, dy1 = y - fy, dy2 = (fy + 1) - y;
+          const a = z + <usize>((<i32>fy + 1) * P + <i32>fx + 1) * 4, b = a + <usize>P * 4;
+          v = (((dy2 * dx2) * load<f32>(a) + (dy2 * dx1) * load<f32>(a, 4)) + (dy1 * dx2) * load<f32>(b))
+            + (dy1 * dx1) * load<f32>(b, 4);
+        }
+        store<f32>(o, v);
+        o += 4;
+      }
+    }
+  }
+}
