@@ -141,33 +141,48 @@ export function normalize(input: usize, inImg: i32, S: i32, mean: f32, std: f32,
 
 /** The STN's sampler: grid_sample(z, affine_grid(θ), bilinear, zeros, align_corners=False) of S x S images z
  * given in `normalize`'s frames, with θ (2 x 3 per image, row-major, `thetaImg` floats apart) and the grid's
- * pixel centres `centres` (S floats in [-1, 1]); in the float operations, and their order, of the exported graph
- * (ONNX Runtime's GridSample), so the result is the same to the bit. Output: S x S per image, rows S floats. */
+ * pixel centres `centres` (S floats in [-1, 1]; S a multiple of 4); in the float operations, and their order, of
+ * the exported graph and ONNX Runtime's GridSample, four pixels of a row at a time. Output: S x S per image. */
 export function warp(frames: usize, frameImg: i32, S: i32, theta: usize, thetaImg: i32, centres: usize,
                      output: usize, outImg: i32, n: i32): void {
-  const P = S + 2, size = <f32>S;
+  const P = S + 2, size = f32x4.splat(<f32>S), one = f32x4.splat(1), half = f32x4.splat(0.5);
+  const low = f32x4.splat(-1), rowP = i32x4.splat(P);
   for (let img = 0; img < n; img++) {
     const t = theta + <usize>(img * thetaImg) * 4, z = frames + <usize>(img * frameImg) * 4;
-    const t0 = load<f32>(t), t1 = load<f32>(t, 4), t2 = load<f32>(t, 8);
-    const t3 = load<f32>(t, 12), t4 = load<f32>(t, 16), t5 = load<f32>(t, 20);
+    const t0 = f32x4.splat(load<f32>(t)), t1 = load<f32>(t, 4), t2 = f32x4.splat(load<f32>(t, 8));
+    const t3 = f32x4.splat(load<f32>(t, 12)), t4 = load<f32>(t, 16), t5 = f32x4.splat(load<f32>(t, 20));
     let o = output + <usize>(img * outImg) * 4;
     for (let i = 0; i < S; i++) {
-      const ci = load<f32>(centres + <usize>i * 4), bx = t1 * ci, by = t4 * ci;
-      for (let j = 0; j < S; j++) {
-        const cj = load<f32>(centres + <usize>j * 4);
-        const x = ((((t0 * cj + bx) + t2) + 1) * size - 1) * 0.5;
-        const y = ((((t3 * cj + by) + t5) + 1) * size - 1) * 0.5;
-        const fx = floor(x), fy = floor(y);
-        let v: f32 = 0;
-        if (fx >= -1 && fx < size && fy >= -1 && fy < size) {
-          const dx1 = x - fx, dx2 = (fx + 1) - x, dy1 = y - fy, dy2 = (fy + 1) - y;
-          const a = z + <usize>((<i32>fy + 1) * P + <i32>fx + 1) * 4, b = a + <usize>P * 4;
-          v = (((dy2 * dx2) * load<f32>(a) + (dy2 * dx1) * load<f32>(a, 4)) + (dy1 * dx2) * load<f32>(b))
-            + (dy1 * dx1) * load<f32>(b, 4);
-        }
-        store<f32>(o, v);
-        o += 4;
+      const ci = load<f32>(centres + <usize>i * 4), bx = f32x4.splat(t1 * ci), by = f32x4.splat(t4 * ci);
+      for (let j = 0; j < S; j += 4) {
+        const cj = v128.load(centres + <usize>j * 4);
+        const x = f32x4.mul(f32x4.sub(f32x4.mul(f32x4.add(f32x4.add(f32x4.add(f32x4.mul(t0, cj), bx), t2), one), size), one), half);
+        const y = f32x4.mul(f32x4.sub(f32x4.mul(f32x4.add(f32x4.add(f32x4.add(f32x4.mul(t3, cj), by), t5), one), size), one), half);
+        const fx = f32x4.floor(x), fy = f32x4.floor(y);
+        const inside = v128.and(v128.and(f32x4.ge(fx, low), f32x4.lt(fx, size)), v128.and(f32x4.ge(fy, low), f32x4.lt(fy, size)));
+        const dx1 = f32x4.sub(x, fx), dx2 = f32x4.sub(f32x4.add(fx, one), x);
+        const dy1 = f32x4.sub(y, fy), dy2 = f32x4.sub(f32x4.add(fy, one), y);
+        // the frame offset of each pixel's top-left tap (0 outside, where the answer is 0 anyway)
+        const at = v128.and(i32x4.add(i32x4.mul(i32x4.trunc_sat_f32x4_s(f32x4.add(fy, one)), rowP),
+          i32x4.trunc_sat_f32x4_s(f32x4.add(fx, one))), inside);
+        const a0 = z + <usize>i32x4.extract_lane(at, 0) * 4, a1 = z + <usize>i32x4.extract_lane(at, 1) * 4;
+        const a2 = z + <usize>i32x4.extract_lane(at, 2) * 4, a3 = z + <usize>i32x4.extract_lane(at, 3) * 4;
+        const down = <usize>P * 4;
+        const p11 = taps(a0, a1, a2, a3, 0), p12 = taps(a0, a1, a2, a3, 4);
+        const p21 = taps(a0 + down, a1 + down, a2 + down, a3 + down, 0), p22 = taps(a0 + down, a1 + down, a2 + down, a3 + down, 4);
+        const v = f32x4.add(f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(dy2, dx2), p11), f32x4.mul(f32x4.mul(dy2, dx1), p12)),
+          f32x4.mul(f32x4.mul(dy1, dx2), p21)), f32x4.mul(f32x4.mul(dy1, dx1), p22));
+        v128.store(o, v128.and(v, inside));
+        o += 16;
       }
     }
   }
+}
+
+/** [the floats at a + offset, b + offset, c + offset, d + offset]. */
+@inline function taps(a: usize, b: usize, c: usize, d: usize, offset: usize): v128 {
+  let v = f32x4.splat(load<f32>(a + offset));
+  v = f32x4.replace_lane(v, 1, load<f32>(b + offset));
+  v = f32x4.replace_lane(v, 2, load<f32>(c + offset));
+  return f32x4.replace_lane(v, 3, load<f32>(d + offset));
 }

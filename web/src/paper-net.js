@@ -114,82 +114,87 @@ export class PaperNet {
     this.rest = { run: async (feeds) => ({ probabilities: this.probabilities(feeds) }) };
   }
 
+  // A feature map of a chunk of images in the kernels' memory: {at (byte address), img (floats from one image to
+  // the next), plane (from one channel to the next), W (row length), H x OW (rows, and the columns that hold
+  // numbers: a convolution's rows keep its input's length, the last columns junk), C (channels)}.
+
+  /** `map` through a conv layer (output channels padded to an even count; the padding channel is junk). */
+  conv(map, layer, name, m) {
+    const H = map.H - layer.k + 1, count = up(H * map.W, 16);
+    const out = { at: 0, img: layer.even * count + PAD, plane: count, W: map.W, H, OW: map.OW - layer.k + 1, C: layer.cout };
+    out.at = this.arena.take(name, CHUNK * out.img);
+    this.k.conv(map.at, map.img, map.plane, map.W, map.C, layer.k, layer.w, layer.b, layer.even, out.at, out.img,
+      out.plane, count, m);
+    return out;
+  }
+
+  /** ReLU of `map`'s 2x2 max-pool, compact; `img`: the floats from one image to the next when not the default. */
+  pool(map, name, m, img = 0) {
+    const H = map.H >> 1, W = map.OW >> 1;
+    const out = { at: 0, img: img || map.C * H * W + PAD, plane: H * W, W, H, OW: W, C: map.C };
+    out.at = this.arena.take(name, CHUNK * out.img);
+    this.k.reluPool(map.at, map.img, map.plane, map.W, map.H, map.OW, map.C, out.at, out.img, out.plane, m);
+    return out;
+  }
+
+  /** `x` (the chunk's vectors, `x.img` floats apart) through a dense layer, ReLU after it when `relu`. */
+  dense(x, layer, relu, name, m) {
+    const out = { at: this.arena.take(name, (CHUNK + 1) * layer.M4), img: layer.M4 }; // + 1: dense goes in pairs
+    this.k.dense(x.at, x.img, layer.K4, layer.w, layer.b, layer.M4, relu, out.at, out.img, m);
+    return out;
+  }
+
   /** conv, ReLU and 2x2 max-pool of a batch {data, dims: [N, C, S, S]}, the input normalised first when
    * `normalize` (the STN's first stage); {data, dims} like the graph's output. */
   stage(x, layer, normalize, name) {
-    const [n, c, S] = x.dims, OH = S - layer.k + 1, P = OH >> 1;
-    const count = up(OH * S, 16), inImg = c * S * S + PAD, convImg = layer.even * count + PAD, outImg = layer.cout * P * P;
-    const a = this.arena, k = this.k, per = c * S * S;
-    const input = a.take(`${name}.in`, CHUNK * inImg), conv = a.take(`${name}.conv`, CHUNK * convImg);
-    const output = a.take(`${name}.out`, CHUNK * outImg);
+    const [n, C, S] = x.dims, per = C * S * S, k = this.k, a = this.arena;
+    const input = { at: a.take(`${name}.in`, CHUNK * (per + PAD)), img: per + PAD, plane: S * S, W: S, H: S, OW: S, C };
     const raw = normalize ? a.take(`${name}.raw`, CHUNK * per) : 0;
-    const out = new Float32Array(n * outImg);
+    let out = null;
     for (let i = 0; i < n; i += CHUNK) {
       const m = Math.min(CHUNK, n - i), f = a.f32;
       if (normalize) {
         f.set(x.data.subarray(i * per, (i + m) * per), raw / 4);
-        k.normalize(raw, per, S, this.mean, this.std, false, input, inImg, S, 0, m);
+        k.normalize(raw, per, S, this.mean, this.std, false, input.at, input.img, S, 0, m);
       } else {
-        for (let j = 0; j < m; j++) f.set(x.data.subarray((i + j) * per, (i + j + 1) * per), input / 4 + j * inImg);
+        for (let j = 0; j < m; j++) f.set(x.data.subarray((i + j) * per, (i + j + 1) * per), input.at / 4 + j * input.img);
       }
-      k.conv(input, inImg, S * S, S, c, layer.k, layer.w, layer.b, layer.even, conv, convImg, count, count, m);
-      k.reluPool(conv, convImg, count, S, OH, OH, layer.cout, output, outImg, P * P, m);
-      out.set(a.f32.subarray(output / 4, output / 4 + m * outImg), i * outImg);
+      const y = this.pool(this.conv(input, layer, `${name}.conv`, m), `${name}.out`, m, layer.cout * ((S - layer.k + 1) >> 1) ** 2);
+      out ||= { data: new Float32Array(n * y.img), dims: [n, y.C, y.H, y.W] };
+      out.data.set(a.f32.subarray(y.at / 4, y.at / 4 + m * y.img), i * y.img);
     }
-    return { data: out, dims: [n, layer.cout, P, P] };
+    return out;
   }
 
-  /** The logits (n x classes, written into `logits` from `at`) of faces whose STN second stage is given, mirrored
-   * left to right when `mirror` (with the mirrored faces' second stage). */
-  logits(faces, stage2, mirror, logits, at) {
-    const a = this.arena, k = this.k, n = faces.length / (SIZE * SIZE);
-    const { loc1, loc2, conv1, conv2, conv3, fc1, fc2 } = this;
-    const feat = loc1.K4, F = SIZE + 2, even = CHUNK + (CHUNK % 2);
-    // sizes: each conv's output rows keep their input's row length (junk columns at the end)
-    const c1 = up((SIZE - conv1.k + 1) * SIZE, 16), s1 = (SIZE - conv1.k + 1) >> 1; // 44 rows of 48 -> 22x22
-    const h2 = s1 - conv2.k + 1, c2 = up(h2 * s1, 16); // 20 rows of 22
-    const h3 = h2 - conv3.k + 1, c3 = up(h3 * s1, 16); // 18 rows of 22 -> 9x9
-    const s3 = h3 >> 1, flat = fc1.K4;
-    const buf = {
-      loc: a.take("rest.loc", even * feat), hid: a.take("rest.hid", even * loc1.M4), theta: a.take("rest.theta", even * loc2.M4),
-      raw: a.take("rest.raw", CHUNK * SIZE * SIZE), frames: this.frames(), warped: a.take("rest.warped", CHUNK * (SIZE * SIZE + PAD)),
-      conv1: a.take("rest.conv1", CHUNK * (conv1.even * c1 + PAD)), pool1: a.take("rest.pool1", CHUNK * (conv1.cout * s1 * s1 + PAD)),
-      conv2: a.take("rest.conv2", CHUNK * (conv2.even * c2 + PAD)), conv3: a.take("rest.conv3", CHUNK * (conv3.even * c3 + PAD)),
-      flat: this.flat(even * flat), fc1: a.take("rest.fc1", even * fc1.M4), fc2: a.take("rest.fc2", even * fc2.M4),
-    };
+  /** The logits (n x classes, into `logits`) of faces whose STN second stage is given, mirrored left to right when
+   * `mirror` (with the mirrored faces' second stage): θ from the second stage, the face sampled with it, then the
+   * features (conv, ReLU + pool, conv, conv, ReLU + pool) and fc1, ReLU, fc2. */
+  logits(faces, stage2, mirror, logits) {
+    const a = this.arena, k = this.k, n = faces.length / (SIZE * SIZE), F = SIZE + 2, C = this.classes;
+    const loc = { at: a.take("rest.loc", (CHUNK + 1) * this.loc1.K4), img: this.loc1.K4 };
+    const raw = a.take("rest.raw", CHUNK * SIZE * SIZE), frames = this.zeroed("rest.frames", CHUNK * F * F);
+    const warped = { at: a.take("rest.warped", CHUNK * (SIZE * SIZE + PAD)), img: SIZE * SIZE + PAD, plane: SIZE * SIZE,
+      W: SIZE, H: SIZE, OW: SIZE, C: 1 };
+    const flat = this.fc1.K4; // the pooled features, zero-padded to a multiple of 4
+    this.zeroed("rest.flat", CHUNK * flat);
     for (let i = 0; i < n; i += CHUNK) {
-      const m = Math.min(CHUNK, n - i), f = a.f32;
-      f.set(stage2.subarray(i * feat, (i + m) * feat), buf.loc / 4);
-      k.dense(buf.loc, feat, feat, loc1.w, loc1.b, loc1.M4, true, buf.hid, loc1.M4, m);
-      k.dense(buf.hid, loc1.M4, loc1.M4, loc2.w, loc2.b, loc2.M4, false, buf.theta, loc2.M4, m);
-      f.set(faces.subarray(i * SIZE * SIZE, (i + m) * SIZE * SIZE), buf.raw / 4);
-      k.normalize(buf.raw, SIZE * SIZE, SIZE, this.mean, this.std, mirror, buf.frames, F * F, F, F + 1, m);
-      k.warp(buf.frames, F * F, SIZE, buf.theta, loc2.M4, this.centres, buf.warped, SIZE * SIZE + PAD, m);
-      const i1 = conv1.even * c1 + PAD, p1 = conv1.cout * s1 * s1 + PAD, i2 = conv2.even * c2 + PAD, i3 = conv3.even * c3 + PAD;
-      k.conv(buf.warped, SIZE * SIZE + PAD, SIZE * SIZE, SIZE, 1, conv1.k, conv1.w, conv1.b, conv1.even, buf.conv1, i1, c1, c1, m);
-      k.reluPool(buf.conv1, i1, c1, SIZE, SIZE - conv1.k + 1, SIZE - conv1.k + 1, conv1.cout, buf.pool1, p1, s1 * s1, m);
-      k.conv(buf.pool1, p1, s1 * s1, s1, conv1.cout, conv2.k, conv2.w, conv2.b, conv2.even, buf.conv2, i2, c2, c2, m);
-      k.conv(buf.conv2, i2, c2, s1, conv2.cout, conv3.k, conv3.w, conv3.b, conv3.even, buf.conv3, i3, c3, c3, m);
-      k.reluPool(buf.conv3, i3, c3, s1, h3, h3, conv3.cout, buf.flat, flat, s3 * s3, m);
-      k.dense(buf.flat, flat, flat, fc1.w, fc1.b, fc1.M4, true, buf.fc1, fc1.M4, m);
-      k.dense(buf.fc1, fc1.M4, fc1.M4, fc2.w, fc2.b, fc2.M4, false, buf.fc2, fc2.M4, m);
-      const g = a.f32;
-      for (let j = 0; j < m; j++) logits.set(g.subarray(buf.fc2 / 4 + j * fc2.M4, buf.fc2 / 4 + j * fc2.M4 + this.classes), at + (i + j) * this.classes);
+      const m = Math.min(CHUNK, n - i);
+      a.f32.set(stage2.subarray(i * loc.img, (i + m) * loc.img), loc.at / 4);
+      const theta = this.dense(this.dense(loc, this.loc1, true, "rest.hid", m), this.loc2, false, "rest.theta", m);
+      a.f32.set(faces.subarray(i * SIZE * SIZE, (i + m) * SIZE * SIZE), raw / 4);
+      k.normalize(raw, SIZE * SIZE, SIZE, this.mean, this.std, mirror, frames, F * F, F, F + 1, m);
+      k.warp(frames, F * F, SIZE, theta.at, theta.img, this.centres, warped.at, warped.img, m);
+      let x = this.pool(this.conv(warped, this.conv1, "rest.conv1", m), "rest.pool1", m);
+      x = this.conv(this.conv(x, this.conv2, "rest.conv2", m), this.conv3, "rest.conv3", m);
+      x = this.pool(x, "rest.flat", m, flat);
+      const out = this.dense(this.dense(x, this.fc1, true, "rest.fc1", m), this.fc2, false, "rest.fc2", m), f = a.f32;
+      for (let j = 0; j < m; j++) logits.set(f.subarray(out.at / 4 + j * out.img, out.at / 4 + j * out.img + C), (i + j) * C);
     }
   }
 
-  /** `normalize`'s (S + 2)-square frames for a chunk, their border zero (kept from one call to the next). */
-  frames() {
-    const F = SIZE + 2, had = this.arena.regions.has("rest.frames");
-    const at = this.arena.take("rest.frames", CHUNK * F * F);
-    if (!had) this.arena.f32.fill(0, at / 4, at / 4 + CHUNK * F * F);
-    return at;
-  }
-
-  /** The flattened features of a chunk (padded to a multiple of 4 per image; the padding stays zero). */
-  flat(floats) {
-    const had = this.arena.regions.has("rest.flat");
-    const at = this.arena.take("rest.flat", floats);
+  /** A region of `floats` zeros the kernels never write (frames' borders, padding), cleared when first made. */
+  zeroed(name, floats) {
+    const had = this.arena.regions.has(name), at = this.arena.take(name, floats);
     if (!had) this.arena.f32.fill(0, at / 4, at / 4 + floats);
     return at;
   }
@@ -199,11 +204,11 @@ export class PaperNet {
   probabilities({ face, stage2, stage2_mirrored: mirrored }) {
     const n = face.dims[0], C = this.classes;
     const a = new Float32Array(n * C);
-    this.logits(face.data, stage2.data, false, a, 0);
+    this.logits(face.data, stage2.data, false, a);
     let b = null;
     if (this.mirrored) {
       b = new Float32Array(n * C);
-      this.logits(face.data, mirrored.data, true, b, 0);
+      this.logits(face.data, mirrored.data, true, b);
     }
     const out = new Float32Array(n * C), z = new Float64Array(C);
     for (let i = 0; i < n; i++) {
@@ -217,20 +222,18 @@ export class PaperNet {
   }
 }
 
-const logSoftmax = (x, c) => {
-  let m = -Infinity;
+/** log(sum(exp(x))), computed without overflow. */
+function logSumExp(x) {
+  let m = -Infinity, s = 0;
   for (const v of x) m = Math.max(m, v);
-  let s = 0;
   for (const v of x) s += Math.exp(v - m);
-  return x[c] - m - Math.log(s);
-};
+  return m + Math.log(s);
+}
 
 /** posthoc.flip_average: the log of the mean of the two softmaxes, into `z`. */
 function flipAverage(x, y, z) {
-  for (let c = 0; c < x.length; c++) {
-    const p = logSoftmax(x, c), q = logSoftmax(y, c), m = Math.max(p, q);
-    z[c] = m + Math.log(Math.exp(p - m) + Math.exp(q - m)) - LOG2;
-  }
+  const lx = logSumExp(x), ly = logSumExp(y);
+  for (let c = 0; c < x.length; c++) z[c] = logSumExp([x[c] - lx, y[c] - ly]) - LOG2;
 }
 
 function softmax(z, out) {
