@@ -204,7 +204,9 @@ def test_the_kernels_give_the_onnx_parts_answers(site, chromium_path):
         for (let i = 0; i < a.data.length; i++) d = Math.max(d, Math.abs(a.data[i] - b.data[i]));
         worst[part] = Math.max(worst[part] || 0, d);
       };
-      for (const [n, side] of [[2, 48], [3, 20], [17, 22], [1, 14]]) await check("stage1", {face: T(random(n * side * side), [n, 1, side, side])});
+      for (const [n, side] of [[2, 48], [3, 20], [17, 22], [1, 14]]) {
+        await check("stage1", {face: T(random(n * side * side), [n, 1, side, side])});
+      }
       for (const [n, side] of [[2, 21], [17, 16], [3, 10], [1, 8]]) {
         await check("stage2", {stage1: T(random(n * 8 * side * side), [n, 8, side, side])});
       }
@@ -219,7 +221,8 @@ def test_the_kernels_give_the_onnx_parts_answers(site, chromium_path):
         if (entry.mirrored) { const m = await stages(mirrored, n); feeds.stage2_mirrored = T(m.data, m.dims); }
         await check("rest", feeds);
       }
-      const half = new ArrayBuffer(8 + 64), header = JSON.stringify({x: {dtype: "F16", shape: [1], data_offsets: [0, 2]}});
+      const header = JSON.stringify({x: {dtype: "F16", shape: [1], data_offsets: [0, 2]}});
+      const half = new ArrayBuffer(8 + 64);
       new DataView(half).setBigUint64(0, BigInt(header.length), true);
       new Uint8Array(half, 8).set(new TextEncoder().encode(header));
       let refused = "";
