@@ -176,7 +176,7 @@ def test_incremental_maps_equal_the_whole_models(site, chromium_path, crop):
 
 
 def test_the_kernels_give_the_onnx_parts_answers(site, chromium_path):
-    """paper-net.js runs a paper model's three parts on our own WebAssembly kernels (web/kernels/paper.ts) in the
+    """paper-net.js runs a paper model's three parts on our own WebAssembly kernels (web/kernels/layers.ts) in the
     workers: each part gives its ONNX graph's answer up to float rounding, on faces, crops and regions of the sizes
     the maps use (down to the 2x2 patches of small windows), for batches odd and even, shorter and longer than the
     kernels' chunk, with and without flip averaging and post-hoc corrections; the weights file is refused when it
@@ -187,9 +187,10 @@ def test_the_kernels_give_the_onnx_parts_answers(site, chromium_path):
     entries = [m["incremental"] for m in listed if m["incremental"]]
     assert entries and all(e["weights"] for e in entries)
     compare = """async (entry) => {
-      const rt = await import("./src/runtime.js"), { PaperNet, readSafetensors } = await import("./src/paper-net.js");
+      const rt = await import("./src/runtime.js"), { PaperNet } = await import("./src/paper-net.js");
+      const { readSafetensors } = await import("./src/layers.js");
       const bytes = async (f) => (await fetch(f)).arrayBuffer();
-      const module = await WebAssembly.compile(await bytes("kernels/paper.wasm"));
+      const module = await WebAssembly.compile(await bytes("kernels/layers.wasm"));
       const net = await PaperNet.create(module, await bytes("models/" + entry.weights), entry);
       const onnx = {};
       for (const k of ["stage1", "stage2", "rest"]) onnx[k] = await rt.session(entry[k]);
@@ -235,6 +236,52 @@ def test_the_kernels_give_the_onnx_parts_answers(site, chromium_path):
             assert set(got["worst"]) == {"stage1", "stage2", "rest"}, got
             assert max(got["worst"].values()) < 1e-5, (entry["weights"], got)
             assert "float32" in got["refused"], got
+        assert page.errors == []
+
+
+def test_mtcnn_on_the_kernels_gives_the_onnx_graphs_answers(site, chromium_path):
+    """The workers run MTCNN's three networks on our own kernels (mtcnn-net.js, the layers each weights file lists):
+    every output of each equals its ONNX graph's up to float rounding, for P-Net at pyramid sizes odd and even down
+    to its smallest (12x12: one place) and for batches of R-Net and O-Net crops shorter and longer than a chunk."""
+    import json
+
+    mtcnn = json.loads((site[1] / "models" / "models.json").read_text())["mtcnn"]
+    assert set(mtcnn["kernels"]) == {"pnet", "rnet", "onet"}
+    compare = """async ([name, onnxFile, weights, shapes]) => {
+      const rt = await import("./src/runtime.js"), { MtcnnNet } = await import("./src/mtcnn-net.js");
+      const bytes = async (f) => (await fetch(f)).arrayBuffer();
+      const module = await WebAssembly.compile(await bytes("kernels/layers.wasm"));
+      const net = await MtcnnNet.create(module, await bytes("models/" + weights));
+      const onnx = await rt.session(onnxFile, true);
+      let seed = 7, worst = 0;
+      const pixels = (n) => Float32Array.from({length: n}, () => (seed = (seed * 16807) % 2147483647) % 256);
+      const names = new Set();
+      for (const dims of shapes) {
+        const image = {type: "float32", data: pixels(dims.reduce((a, b) => a * b)), dims};
+        const a = await onnx.run({image}), b = net.run({image});
+        for (const [k, t] of Object.entries(a)) {
+          names.add(k);
+          if (t.dims.join() !== b[k].dims.join()) throw new Error(`${name} ${k}: ${b[k].dims} instead of ${t.dims}`);
+          for (let i = 0; i < t.data.length; i++) worst = Math.max(worst, Math.abs(t.data[i] - b[k].data[i]));
+        }
+      }
+      return {worst, names: [...names].sort()};
+    }"""
+    shapes = {
+        "pnet": [[1, 3, 61, 80], [1, 3, 12, 12], [1, 3, 13, 15], [1, 3, 37, 53]],
+        "rnet": [[1, 3, 24, 24], [9, 3, 24, 24], [19, 3, 24, 24]],
+        "onet": [[1, 3, 48, 48], [5, 3, 48, 48], [11, 3, 48, 48]],
+    }
+    outputs = {
+        "pnet": ["probabilities", "regression"],
+        "rnet": ["probabilities", "regression"],
+        "onet": ["landmarks", "probabilities", "regression"],
+    }
+    with opened(chromium_path, site[0] + "/index.html") as page:
+        for name, dims in shapes.items():
+            got = page.evaluate(compare, [name, mtcnn[name], mtcnn["kernels"][name], dims])
+            assert got["names"] == outputs[name], (name, got)
+            assert got["worst"] < 1e-5, (name, got)
         assert page.errors == []
 
 

@@ -221,7 +221,7 @@ PAPER_STN = ("Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flat
 
 @torch.no_grad()
 def export_kernel_weights(model: torch.nn.Module, path: Path) -> str | None:
-    """The weights the page's own kernels (web/kernels/paper.ts, driven by web/src/paper-net.js) take for the
+    """The weights the page's own kernels (web/kernels/layers.ts, driven by web/src/paper-net.js) take for the
     three incremental parts of a paper model in graph form, as safetensors at `path`: the STN's convs and
     regressor, the composed first feature conv and the two after it, fc1, fc2, the sampling grid's pixel centres
     (the exported graph's own numbers) and the post-hoc shift (tau x log prior) and temperature. None (no file)
@@ -298,6 +298,83 @@ def export_mtcnn(folder: Path) -> dict[str, str]:
     return {k: f"{k}.onnx" for k in nets}
 
 
+# MTCNN's networks as web/src/mtcnn-net.js runs them: layers in order (the heads' layers joined into one, "head"),
+# and the outputs as [name, first, last channel of the head, "softmax" where the graph has one]
+MTCNN_LAYERS = {
+    "pnet": ["conv1", "prelu1", "pool:2", "conv2", "prelu2", "conv3", "prelu3", "head"],
+    "rnet": [
+        "conv1",
+        "prelu1",
+        "pool:3",
+        "conv2",
+        "prelu2",
+        "pool:3",
+        "conv3",
+        "prelu3",
+        "flatten",
+        "dense4",
+        "prelu4",
+        "head",
+    ],
+    "onet": [
+        "conv1",
+        "prelu1",
+        "pool:3",
+        "conv2",
+        "prelu2",
+        "pool:3",
+        "conv3",
+        "prelu3",
+        "pool:2",
+        "conv4",
+        "prelu4",
+        "flatten",
+        "dense5",
+        "prelu5",
+        "head",
+    ],
+}
+MTCNN_HEADS = {
+    "pnet": (["conv4_2", "conv4_1"], [["regression", 0, 4], ["probabilities", 4, 6, "softmax"]]),
+    "rnet": (["dense5_2", "dense5_1"], [["regression", 0, 4], ["probabilities", 4, 6, "softmax"]]),
+    "onet": (
+        ["dense6_2", "dense6_3", "dense6_1"],
+        [["regression", 0, 4], ["landmarks", 4, 14], ["probabilities", 14, 16, "softmax"]],
+    ),
+}
+
+
+@torch.no_grad()
+def export_mtcnn_weights(folder: Path) -> dict[str, str]:
+    """MTCNN's three networks for the page's own kernels (web/src/mtcnn-net.js), as <net>.net.safetensors: the
+    layers' weights under facenet-pytorch's names, the heads joined into one layer ("head"), the first dense layer's
+    columns put in the order of a flattened (C, H, W) map (facenet-pytorch flattens (W, H, C)), and the layer list,
+    outputs and input scaling in the metadata."""
+    from safetensors.torch import save_file
+
+    files = {}
+    for name, net in mtcnn_networks().items():
+        tensors = {k: v.float().contiguous() for k, v in net.state_dict().items()}
+        parts, outputs = MTCNN_HEADS[name]
+        tensors["head.weight"] = torch.cat([tensors.pop(f"{p}.weight") for p in parts])
+        tensors["head.bias"] = torch.cat([tensors.pop(f"{p}.bias") for p in parts])
+        layers = MTCNN_LAYERS[name]
+        if "flatten" in layers:  # the dense layer after it reads (W, H, C); ours gives (C, H, W)
+            dense = layers[layers.index("flatten") + 1]
+            last = [m for m in net.children() if isinstance(m, torch.nn.Conv2d)][-1].out_channels
+            w = tensors[f"{dense}.weight"]
+            side = round((w.shape[1] / last) ** 0.5)
+            tensors[f"{dense}.weight"] = (
+                w.view(-1, side, side, last).permute(0, 3, 2, 1).reshape(w.shape[0], -1).contiguous()
+            )
+        path = folder / f"{name}.net.safetensors"
+        metadata = {"layers": json.dumps(layers), "outputs": json.dumps(outputs), "scale": json.dumps([127.5, 128.0])}
+        save_file(tensors, str(path), metadata=metadata)
+        path.chmod(0o644)
+        files[name] = path.name
+    return files
+
+
 def framing_rules() -> dict[str, Any]:
     """The face framing and detection rules the page applies (faces/framing.py: constants and default Framing)."""
     from deep_emotion.faces import framing as faces
@@ -357,7 +434,7 @@ def export_all(folder: str | Path, names: list[str] | None = None) -> dict[str, 
     index = {
         "models": models,
         "default_models": default_models(cards),
-        "mtcnn": export_mtcnn(folder),
+        "mtcnn": {**export_mtcnn(folder), "kernels": export_mtcnn_weights(folder)},
         "framing": framing_rules(),
         "colour_maps": colour_maps(),
         "input_size": 48,

@@ -1,96 +1,27 @@
 // The paper network's occlusion-map parts (the STN's two stages and the rest given the second, as in
-// models.json's "incremental" entry) on our own WebAssembly kernels (web/kernels/paper.ts, built into
-// kernels/paper.wasm): the page's workers run these in place of ONNX Runtime's graphs of the same parts, about
+// models.json's "incremental" entry) on our own WebAssembly kernels (web/kernels/layers.ts, built into
+// kernels/layers.wasm): the page's workers run these in place of ONNX Runtime's graphs of the same parts, about
 // twice as fast on these small convolutions (docs/performance.md, "In the browser"). Each part answers
 // `run(feeds)` like an ONNX Runtime session of its graph: {face} -> {stage1}, {stage1} -> {stage2},
 // {face, stage2[, stage2_mirrored]} -> {probabilities}; the answers equal the graphs' up to float rounding
 // (tests/test_static_engine.py). Weights come from the model's safetensors file (no pickle).
 
+import { Layers, convWeights, denseWeights, instantiate, readSafetensors, room } from "./layers.js";
+
 const SIZE = 48;
 const CHUNK = 16; // images per pass through the layers (their feature maps, ~1.3 MB, mostly stay in cache)
-const PAD = 512; // floats of room after a feature map for the convolutions' reads past its end (paper.ts)
 const LOG2 = Math.log(2);
+const PAD = room(SIZE); // room after an input image for the first convolution's reads
 
-/** {name: {dtype, shape, data: Float32Array}} of a safetensors file's float32 tensors. */
-export function readSafetensors(bytes) {
-  const view = new DataView(bytes);
-  const size = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(bytes, 8, size)));
-  const out = {};
-  for (const [name, t] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    if (t.dtype !== "F32") throw new Error(`${name}: expected float32, not ${t.dtype}`);
-    const [a, b] = t.data_offsets;
-    out[name] = { shape: t.shape, data: new Float32Array(bytes.slice(8 + size + a, 8 + size + b)) };
-  }
-  return out;
-}
-
-const up = (n, m) => Math.ceil(n / m) * m;
-
-/** Regions of the kernels' memory by name, each kept for the next call and moved to the end (the memory grown)
- * only when a call needs it larger. Views are made afresh after every growth. */
-class Arena {
-  constructor(memory) {
-    this.memory = memory;
-    this.top = memory.buffer.byteLength;
-    this.regions = new Map();
-  }
-
-  /** Byte address of `floats` numbers (16-byte aligned) under `name`; `zero`: cleared when new. */
-  take(name, floats) {
-    const r = this.regions.get(name);
-    if (r && r.floats >= floats) return r.at;
-    const at = this.top, bytes = up(floats * 4, 16);
-    this.top += bytes;
-    const need = this.top - this.memory.buffer.byteLength;
-    if (need > 0) this.memory.grow(Math.ceil(need / 65536));
-    this.regions.set(name, { at, floats });
-    return at;
-  }
-
-  get f32() {
-    if (this._f32?.buffer !== this.memory.buffer) this._f32 = new Float32Array(this.memory.buffer);
-    return this._f32;
-  }
-}
-
-/** A conv layer's weights as the kernel takes them: every weight splatted to 4 lanes, (co, ci, dy, dx) order,
- * output channels padded to an even count with zeros. */
-function convWeights(arena, name, w, b) {
-  const [cout, cin, k] = w.shape, even = up(cout, 2), taps = cin * k * k;
-  const wAt = arena.take(`${name}.w`, even * taps * 4), bAt = arena.take(`${name}.b`, even * 4);
-  const f = arena.f32;
-  f.fill(0, wAt / 4, wAt / 4 + even * taps * 4);
-  f.fill(0, bAt / 4, bAt / 4 + even * 4);
-  for (let i = 0; i < cout * taps; i++) f.fill(w.data[i], wAt / 4 + 4 * i, wAt / 4 + 4 * i + 4);
-  for (let c = 0; c < cout; c++) f.fill(b.data[c], bAt / 4 + 4 * c, bAt / 4 + 4 * c + 4);
-  return { w: wAt, b: bAt, cin, cout, even, k };
-}
-
-/** A dense layer's weights: (M, K) padded with zeros to multiples of 4 both ways. */
-function denseWeights(arena, name, w, b) {
-  const [M, K] = w.shape, M4 = up(M, 4), K4 = up(K, 4);
-  const wAt = arena.take(`${name}.w`, M4 * K4), bAt = arena.take(`${name}.b`, M4);
-  const f = arena.f32;
-  f.fill(0, wAt / 4, wAt / 4 + M4 * K4);
-  f.fill(0, bAt / 4, bAt / 4 + M4);
-  for (let m = 0; m < M; m++) f.set(w.data.subarray(m * K, (m + 1) * K), wAt / 4 + m * K4);
-  f.set(b.data, bAt / 4);
-  return { w: wAt, b: bAt, M, K, M4, K4 };
-}
-
-export class PaperNet {
+export class PaperNet extends Layers {
   /** `module`: the compiled kernels (WebAssembly.Module); `weights`: the model's safetensors bytes; `info`: its
    * models.json "incremental" entry (`mirrored`, `mean`, `std`). */
   static async create(module, weights, info) {
-    const instance = await WebAssembly.instantiate(module, { env: { abort: () => { throw new Error("kernel abort"); } } });
-    return new PaperNet(instance.exports, readSafetensors(weights), info);
+    return new PaperNet(await instantiate(module), readSafetensors(weights), info);
   }
 
-  constructor(k, t, info) {
-    this.k = k;
-    this.arena = new Arena(k.memory);
+  constructor(exports, t, info) {
+    super(exports, CHUNK);
     this.mirrored = Boolean(info.mirrored);
     this.mean = info.mean;
     this.std = info.std;
@@ -112,36 +43,6 @@ export class PaperNet {
     this.stage1 = { run: async ({ face }) => ({ stage1: this.stage(face, this.stn1, true, "stage1") }) };
     this.stage2 = { run: async ({ stage1 }) => ({ stage2: this.stage(stage1, this.stn2, false, "stage2") }) };
     this.rest = { run: async (feeds) => ({ probabilities: this.probabilities(feeds) }) };
-  }
-
-  // A feature map of a chunk of images in the kernels' memory: {at (byte address), img (floats from one image to
-  // the next), plane (from one channel to the next), W (row length), H x OW (rows, and the columns that hold
-  // numbers: a convolution's rows keep its input's length, the last columns junk), C (channels)}.
-
-  /** `map` through a conv layer (output channels padded to an even count; the padding channel is junk). */
-  conv(map, layer, name, m) {
-    const H = map.H - layer.k + 1, count = up(H * map.W, 16);
-    const out = { at: 0, img: layer.even * count + PAD, plane: count, W: map.W, H, OW: map.OW - layer.k + 1, C: layer.cout };
-    out.at = this.arena.take(name, CHUNK * out.img);
-    this.k.conv(map.at, map.img, map.plane, map.W, map.C, layer.k, layer.w, layer.b, layer.even, out.at, out.img,
-      out.plane, count, m);
-    return out;
-  }
-
-  /** ReLU of `map`'s 2x2 max-pool, compact; `img`: the floats from one image to the next when not the default. */
-  pool(map, name, m, img = 0) {
-    const H = map.H >> 1, W = map.OW >> 1;
-    const out = { at: 0, img: img || map.C * H * W + PAD, plane: H * W, W, H, OW: W, C: map.C };
-    out.at = this.arena.take(name, CHUNK * out.img);
-    this.k.reluPool(map.at, map.img, map.plane, map.W, map.H, map.OW, map.C, out.at, out.img, out.plane, m);
-    return out;
-  }
-
-  /** `x` (the chunk's vectors, `x.img` floats apart) through a dense layer, ReLU after it when `relu`. */
-  dense(x, layer, relu, name, m) {
-    const out = { at: this.arena.take(name, (CHUNK + 1) * layer.M4), img: layer.M4 }; // + 1: dense goes in pairs
-    this.k.dense(x.at, x.img, layer.K4, layer.w, layer.b, layer.M4, relu, out.at, out.img, m);
-    return out;
   }
 
   /** conv, ReLU and 2x2 max-pool of a batch {data, dims: [N, C, S, S]}, the input normalised first when
@@ -176,7 +77,7 @@ export class PaperNet {
     const warped = { at: a.take("rest.warped", CHUNK * (SIZE * SIZE + PAD)), img: SIZE * SIZE + PAD, plane: SIZE * SIZE,
       W: SIZE, H: SIZE, OW: SIZE, C: 1 };
     const flat = this.fc1.K4; // the pooled features, zero-padded to a multiple of 4
-    this.zeroed("rest.flat", CHUNK * flat);
+    this.zeroed("rest.flat", (CHUNK + 1) * flat);
     for (let i = 0; i < n; i += CHUNK) {
       const m = Math.min(CHUNK, n - i);
       a.f32.set(stage2.subarray(i * loc.img, (i + m) * loc.img), loc.at / 4);
@@ -190,13 +91,6 @@ export class PaperNet {
       const out = this.dense(this.dense(x, this.fc1, true, "rest.fc1", m), this.fc2, false, "rest.fc2", m), f = a.f32;
       for (let j = 0; j < m; j++) logits.set(f.subarray(out.at / 4 + j * out.img, out.at / 4 + j * out.img + C), (i + j) * C);
     }
-  }
-
-  /** A region of `floats` zeros the kernels never write (frames' borders, padding), cleared when first made. */
-  zeroed(name, floats) {
-    const had = this.arena.regions.has(name), at = this.arena.take(name, floats);
-    if (!had) this.arena.f32.fill(0, at / 4, at / 4 + floats);
-    return at;
   }
 
   /** The rest graph's probabilities {data, dims: [N, classes]}: the network given the STN's second stage, its

@@ -132,10 +132,11 @@ function oneAtATime(s) {
   return s;
 }
 
-/** MTCNN's three networks, in the worker pool. */
+/** MTCNN's three networks, in the worker pool: on our own kernels (mtcnn-net.js) where models.json names their
+ * weights, ONNX Runtime's graphs otherwise. */
 export async function nets() {
-  const m = runtime.index.mtcnn;
-  const [pnet, rnet, onet] = await Promise.all([session(m.pnet, true), session(m.rnet, true), session(m.onet, true)]);
+  const m = runtime.index.mtcnn, files = m.kernels || m;
+  const [pnet, rnet, onet] = await Promise.all(["pnet", "rnet", "onet"].map((k) => session(files[k], true)));
   return { pnet, rnet, onet };
 }
 

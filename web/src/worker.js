@@ -1,6 +1,7 @@
 // One engine of the page's pool (pool.js): onnxruntime-web on one WebAssembly thread, in a worker, holding a
-// session per ONNX file it is sent (and a paper model's weights for our own kernels, paper-net.js, which run its
-// occlusion maps). It runs what it is given one run at a time, in the order it arrives.
+// session per ONNX file it is sent, and a network on our own kernels per .safetensors of weights (MTCNN's,
+// mtcnn-net.js, run like a session; a paper model's, paper-net.js, for its occlusion maps). It runs what it is
+// given one run at a time, in the order it arrives.
 //
 // Messages in:  {id, op: "load", file, bytes}          -> {id}   (an ONNX file, or a .safetensors of weights)
 //               {id, op: "run", file, feeds: {name: {type, data, dims}}} -> {id, outputs: {name: {type, data, dims}}}
@@ -9,6 +10,8 @@
 
 import * as ort from "../ort/ort.wasm.min.mjs";
 import { Scratch, occluded } from "./incremental.js";
+import { compileKernels } from "./layers.js";
+import { MtcnnNet } from "./mtcnn-net.js";
 import { PaperNet } from "./paper-net.js";
 
 ort.env.wasm.wasmPaths = new URL("../ort/", import.meta.url).href;
@@ -16,7 +19,7 @@ ort.env.wasm.numThreads = 1; // the pool runs one worker per core: a thread pool
 globalThis.ort = ort; // incremental.js makes its tensors with it
 
 const sessions = new Map(); // file -> Promise<InferenceSession> (or the bytes of a .safetensors)
-const nets = new Map(); // weights file -> Promise<PaperNet>
+const nets = new Map(); // weights file -> Promise<PaperNet or MtcnnNet>
 let kernels = null; // Promise<WebAssembly.Module> of our kernels, compiled once
 let turn = Promise.resolve(); // runs one after another (an ORT session runs one at a time)
 const scratch = new Scratch(); // so `occluded` may reuse its arrays: this worker makes one call at a time
@@ -26,18 +29,16 @@ const loaded = async (file) => {
   return sessions.get(file);
 };
 
-/** The paper network on our kernels, for a model's models.json "incremental" entry (its weights loaded). */
-function paperNet(graphs) {
-  if (!nets.has(graphs.weights)) {
-    kernels ||= fetch(new URL("../kernels/paper.wasm", import.meta.url))
-      .then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(`kernels/paper.wasm: HTTP ${r.status}`))))
-      .then((b) => WebAssembly.compile(b));
+/** The network on our kernels whose weights are `file` (loaded), made once by `make(module, bytes)`. */
+function kernelNet(file, make) {
+  if (!nets.has(file)) {
+    kernels ||= compileKernels(new URL("../kernels/layers.wasm", import.meta.url));
     kernels.catch(() => { kernels = null; });
-    const made = Promise.all([kernels, loaded(graphs.weights)]).then(([m, w]) => PaperNet.create(m, w, graphs));
-    made.catch(() => nets.delete(graphs.weights));
-    nets.set(graphs.weights, made);
+    const made = Promise.all([kernels, loaded(file)]).then(([m, w]) => make(m, w));
+    made.catch(() => nets.delete(file));
+    nets.set(file, made);
   }
-  return nets.get(graphs.weights);
+  return nets.get(file);
 }
 
 async function handle({ op, file, bytes, feeds, graphs, x, windows, window }) {
@@ -52,21 +53,25 @@ async function handle({ op, file, bytes, feeds, graphs, x, windows, window }) {
     return [{}, []];
   }
   if (op === "occluded") {
-    const parts = graphs.weights ? await paperNet(graphs)
-      : Object.fromEntries(await Promise.all(["stage1", "stage2", "rest"].map(async (k) => [k, await loaded(graphs[k])])));
-    const { stage1, stage2, rest } = parts;
+    const onnx = async () => Object.fromEntries(await Promise.all(["stage1", "stage2", "rest"].map(async (k) => [k, await loaded(graphs[k])])));
+    const { stage1, stage2, rest } = graphs.weights ? await kernelNet(graphs.weights, (m, w) => PaperNet.create(m, w, graphs))
+      : await onnx();
     const probabilities = await occluded({ ...graphs, stage1, stage2, rest }, x, windows, window, { scratch });
     return [{ probabilities }, [probabilities.buffer]];
   }
   if (op !== "run") throw new Error(`unknown message ${op}`);
-  const session = await loaded(file);
-  const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data, t.dims)]));
-  const out = await session.run(inputs);
+  let out;
+  if (file.endsWith(".safetensors")) { // one of MTCNN's networks on our kernels
+    out = (await kernelNet(file, (module, bytes) => MtcnnNet.create(module, bytes))).run(feeds);
+  } else {
+    const session = await loaded(file);
+    out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data, t.dims)])));
+  }
   const outputs = {}, transfer = [];
   for (const [k, t] of Object.entries(out)) {
     // a whole buffer of its own can be handed over; a view into a shared one is copied
     const data = t.data.byteLength === t.data.buffer.byteLength ? t.data : t.data.slice();
-    outputs[k] = { type: t.type, data, dims: Array.from(t.dims) };
+    outputs[k] = { type: t.type || "float32", data, dims: Array.from(t.dims) };
     transfer.push(data.buffer);
   }
   return [{ outputs }, transfer];

@@ -1,14 +1,14 @@
-// The paper network's layers as WebAssembly SIMD kernels (AssemblyScript, compiled by `web/build.py` with asc
-// from web/node_modules), for the occlusion maps' hot path in the page's workers (web/src/paper-net.js drives
-// them). ONNX Runtime Web runs these 8- and 10-channel convolutions at ~9 billion multiply-adds a second on one
-// core; blocked for this shape (two output channels x 16 pixels, eight accumulators in registers) they run at
-// ~21 (docs/performance.md, "In the browser"). Every function works on a batch of `n` images laid out one
-// after another, `*Img` floats apart; pointers and strides are in bytes only where named so.
+// Convolutional layers as WebAssembly SIMD kernels (AssemblyScript, compiled by `web/build.py` with asc from
+// web/node_modules), for the page's workers: the paper network's occlusion-map parts (web/src/paper-net.js) and
+// MTCNN's three networks (web/src/mtcnn-net.js) run on them. ONNX Runtime Web runs these 8- to 64-channel
+// convolutions at ~9 billion multiply-adds a second on one core; blocked as two output channels x 16 pixels
+// (eight accumulators in registers) they run at ~21 (docs/performance.md, "In the browser"). Every function
+// works on a batch of `n` images laid out one after another, `*Img` floats apart; pointers are in bytes.
 //
 // Layout: a feature map is C planes, each `plane` floats apart, of rows `W` floats long. A convolution reads its
 // input as one flat run per plane: output pixel p (row p / W, column p % W) sums in[c][p + dy * W + dx], so the
 // last k - 1 columns of each output row are junk (they wrap into the next row), and reads run up to
-// (k - 1) * (W + 1) + 15 floats past a plane's last pixel: callers leave that much room after the last plane.
+// (k - 1) * (W + 1) + 31 floats past a plane's last pixel: callers leave that much room after the last plane.
 
 /** Valid convolution, stride 1: out[co][p] = bias[co] + sum over (ci, dy, dx) of in[ci][p + dy * W + dx] *
  * w[co][ci][dy][dx], for p in [0, count) (count a multiple of 16; rows of W floats, junk past column W - k).
@@ -185,4 +185,74 @@ export function warp(frames: usize, frameImg: i32, S: i32, theta: usize, thetaIm
   v = f32x4.replace_lane(v, 1, load<f32>(b + offset));
   v = f32x4.replace_lane(v, 2, load<f32>(c + offset));
   return f32x4.replace_lane(v, 3, load<f32>(d + offset));
+}
+
+/** PReLU in place: x if x >= 0, else slope[c] * x, on C planes of `count` floats (a multiple of 4) each.
+ * `slopes`: one 4-lane splat per channel. */
+export function prelu(data: usize, img: i32, plane: i32, count: i32, C: i32, slopes: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) {
+      const a = v128.load(slopes + <usize>c * 16);
+      let p = data + <usize>(i * img + c * plane) * 4;
+      for (let j = 0; j < count; j += 4) {
+        const v = v128.load(p);
+        v128.store(p, v128.bitselect(v, f32x4.mul(v, a), f32x4.ge(v, zero)));
+        p += 16;
+      }
+    }
+  }
+}
+
+/** Max-pool of k x k windows (k = 2 or 3) at stride 2 with PyTorch's ceil_mode (the last window cut at the
+ * edge) of the H x OW top-left part of C planes with rows W floats long, written compact: ceil((H - k) / 2) + 1
+ * rows of ceil((OW - k) / 2) + 1, planes outPlane floats apart. Four outputs at a time where their windows are
+ * whole, one at a time at the edges. */
+export function maxPool(input: usize, inImg: i32, inPlane: i32, W: i32, H: i32, OW: i32, C: i32, k: i32,
+                        output: usize, outImg: i32, outPlane: i32, n: i32): void {
+  const PH = (H - k + 1) / 2 + 1, PW = (OW - k + 1) / 2 + 1; // ceil((H - k) / 2) + 1
+  const whole = (OW - k) / 2 + 1; // outputs whose window lies inside the row
+  const vectors = whole / 4 * 4; // (k = 3 reads three floats past its four windows, and leaves them)
+  for (let img = 0; img < n; img++) {
+    for (let c = 0; c < C; c++) {
+      const ib = input + <usize>(img * inImg + c * inPlane) * 4, ob = output + <usize>(img * outImg + c * outPlane) * 4;
+      for (let y = 0; y < PH; y++) {
+        const y0 = 2 * y, y1 = min(y0 + k, H), o = ob + <usize>(y * PW) * 4;
+        for (let x = 0; x < vectors; x += 4) {
+          let m = rowMax(ib + <usize>(y0 * W + 2 * x) * 4, k);
+          for (let yy = y0 + 1; yy < y1; yy++) m = f32x4.max(m, rowMax(ib + <usize>(yy * W + 2 * x) * 4, k));
+          v128.store(o + <usize>x * 4, m);
+        }
+        for (let x = vectors; x < PW; x++) {
+          const x0 = 2 * x, x1 = min(x0 + k, OW);
+          let m = load<f32>(ib + <usize>(y0 * W + x0) * 4);
+          for (let yy = y0; yy < y1; yy++) {
+            for (let xx = x0; xx < x1; xx++) m = max(m, load<f32>(ib + <usize>(yy * W + xx) * 4));
+          }
+          store<f32>(o + <usize>x * 4, m);
+        }
+      }
+    }
+  }
+}
+
+/** The maxima of four k-wide windows at stride 2 along a row (k = 2 or 3), from `at`. */
+@inline function rowMax(at: usize, k: i32): v128 {
+  const lo = v128.load(at), hi = v128.load(at, 16);
+  const even = v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), odd = v128.shuffle<f32>(lo, hi, 1, 3, 5, 7);
+  const m = f32x4.max(even, odd);
+  if (k == 2) return m;
+  const next = v128.shuffle<f32>(even, v128.load(at, 32), 1, 2, 3, 4); // the windows' third floats
+  return f32x4.max(m, next);
+}
+
+/** The H x OW top-left part of C planes with rows W floats long, written compact (rows OW floats long). */
+export function compact(input: usize, inImg: i32, inPlane: i32, W: i32, H: i32, OW: i32, C: i32,
+                        output: usize, outImg: i32, outPlane: i32, n: i32): void {
+  for (let img = 0; img < n; img++) {
+    for (let c = 0; c < C; c++) {
+      const ib = input + <usize>(img * inImg + c * inPlane) * 4, ob = output + <usize>(img * outImg + c * outPlane) * 4;
+      for (let y = 0; y < H; y++) memory.copy(ob + <usize>(y * OW) * 4, ib + <usize>(y * W) * 4, <usize>OW * 4);
+    }
+  }
 }
