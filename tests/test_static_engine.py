@@ -268,7 +268,7 @@ def test_mtcnn_on_the_kernels_gives_the_onnx_graphs_answers(site, chromium_path)
       return {worst, names: [...names].sort()};
     }"""
     shapes = {
-        "pnet": [[1, 3, 61, 80], [1, 3, 12, 12], [1, 3, 13, 15], [1, 3, 37, 53]],
+        "pnet": [[1, 3, 61, 80], [1, 3, 12, 12], [1, 3, 13, 15], [1, 3, 37, 53], [1, 3, 577, 769]],
         "rnet": [[1, 3, 24, 24], [9, 3, 24, 24], [19, 3, 24, 24]],
         "onet": [[1, 3, 48, 48], [5, 3, 48, 48], [11, 3, 48, 48]],
     }
@@ -283,6 +283,39 @@ def test_mtcnn_on_the_kernels_gives_the_onnx_graphs_answers(site, chromium_path)
             assert got["names"] == outputs[name], (name, got)
             assert got["worst"] < 1e-5, (name, got)
         assert page.errors == []
+
+
+def test_without_the_kernels_the_page_runs_the_graphs(site, chromium_path, crop, model, tmp_path):
+    """A build whose kernels file is missing (or a browser that cannot compile it) still finds faces and draws the
+    maps: the workers run ONNX Runtime's graphs of the same networks, the console says why, and the answers are
+    the kernels' up to float rounding."""
+    import shutil
+
+    import serve
+    from PIL import Image
+
+    broken = shutil.copytree(site[1], tmp_path / "space")
+    (broken / "kernels" / "layers.wasm").unlink()
+    photo = Image.open(ROOT / "webapp" / "examples" / "astronaut.jpg").convert("RGB")
+    rgba = np.asarray(photo.convert("RGBA"), dtype=np.uint8).ravel().tolist()
+    detect = "([p, w, h]) => deepEmotion.detect(p, w, h)"
+    server = serve.start(broken)
+    try:
+        with opened(chromium_path, f"http://127.0.0.1:{server.server_address[1]}/index.html") as page:
+            notes = []
+            page.on("console", lambda m: notes.append(m.text) if m.type == "warning" else None)
+            faces = page.evaluate(detect, [rgba, photo.width, photo.height])
+            got = _analyze(page, crop, model)
+            assert page.errors == []
+            assert any("instead of our kernels" in n and "layers.wasm" in n for n in notes), notes
+    finally:
+        server.shutdown()
+    with opened(chromium_path, site[0] + "/index.html") as page:
+        ref_faces = page.evaluate(detect, [rgba, photo.width, photo.height])
+        ref = _analyze(page, crop, model)
+    assert len(faces) == len(ref_faces) == 1
+    assert np.abs(np.array(faces[0]["box"]) - ref_faces[0]["box"]).max() < 1e-3
+    _close(got, ref, 1e-5, 1e-4)
 
 
 def test_page_without_isolation_works_alike(site, chromium_path, crop, model):

@@ -50,9 +50,10 @@ custom_headers:
 A photo, a video file or the live camera: the faces are found (MTCNN) and followed, each chosen model gives its
 probabilities, the spatial transformer's view (and the area it samples), the paper's occlusion map with the
 window and stride you set, the facial regions that matter, how faithful each map is, and the models' combined
-answer. Everything runs in the visitor's browser with ONNX Runtime Web, on the GPU (WebGPU) where the browser
-offers one and on every CPU core otherwise (the `custom_headers` above make the page cross-origin isolated, which
-multi-threaded WebAssembly needs): **photos, videos and camera frames never leave the device**. Built by
+answer. Everything runs in the visitor's browser (ONNX Runtime Web and our own WebAssembly kernels), on the GPU
+(WebGPU) where the browser offers one and on every CPU core otherwise (the `custom_headers` above make the page
+cross-origin isolated, which multi-threaded WebAssembly needs): **photos, videos and camera frames never leave the
+device**. Built by
 `make static` from the Deep-Emotion project (models, cards and their evaluation protocols are described in its
 README).
 """

@@ -235,6 +235,10 @@ def export_kernel_weights(model: torch.nn.Module, path: Path) -> str | None:
     if kinds(model.features) != PAPER_FEATURES or kinds(model.stn.features) != PAPER_STN or side != 48:
         return None  # paper-net.js knows this layout only, at 48x48
     f, s = model.features, model.stn
+    pools = [m for m in [*f, *s.features] if isinstance(m, torch.nn.MaxPool2d)]
+    sizes = (f[0].kernel_size, f[3].kernel_size, f[4].kernel_size, s.features[0].kernel_size, s.features[3].kernel_size)
+    if any(p.kernel_size != 2 or p.stride != 2 for p in pools) or sizes != ((5, 5), (3, 3), (3, 3), (7, 7), (5, 5)):
+        return None  # its sizes: 48 -> 44 -> 22 -> 20 -> 18 -> 9 and 48 -> 42 -> 21 -> 17 -> 8
     layers = {
         "stn.conv1": s.features[0],
         "stn.conv2": s.features[3],

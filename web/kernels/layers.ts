@@ -1,14 +1,15 @@
 // Convolutional layers as WebAssembly SIMD kernels (AssemblyScript, compiled by `web/build.py` with asc from
 // web/node_modules), for the page's workers: the paper network's occlusion-map parts (web/src/paper-net.js) and
-// MTCNN's three networks (web/src/mtcnn-net.js) run on them. ONNX Runtime Web runs these 8- to 64-channel
-// convolutions at ~9 billion multiply-adds a second on one core; blocked as two output channels x 16 pixels
-// (eight accumulators in registers) they run at ~21 (docs/performance.md, "In the browser"). Every function
+// MTCNN's three networks (web/src/mtcnn-net.js) run on them. ONNX Runtime Web ran the paper network's 8- and
+// 10-channel convolutions at ~9 billion multiply-adds a second on one core; blocked as two output channels x 16
+// pixels (eight accumulators in registers) they run at ~21 in node, 14-20 in Chromium (docs/performance.md,
+// "In the browser"). Every function
 // works on a batch of `n` images laid out one after another, `*Img` floats apart; pointers are in bytes.
 //
 // Layout: a feature map is C planes, each `plane` floats apart, of rows `W` floats long. A convolution reads its
 // input as one flat run per plane: output pixel p (row p / W, column p % W) sums in[c][p + dy * W + dx], so the
-// last k - 1 columns of each output row are junk (they wrap into the next row), and reads run up to
-// (k - 1) * (W + 1) + 31 floats past a plane's last pixel: callers leave that much room after the last plane.
+// last k - 1 columns of each output row are junk (they wrap into the next row), and the reads of the last plane
+// run up to k + 14 floats past its end (the pools' up to 8): callers leave that much room after a map.
 
 /** Valid convolution, stride 1: out[co][p] = bias[co] + sum over (ci, dy, dx) of in[ci][p + dy * W + dx] *
  * w[co][ci][dy][dx], for p in [0, count) (count a multiple of 16; rows of W floats, junk past column W - k).

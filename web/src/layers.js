@@ -3,9 +3,9 @@
 // kept from one call to the next, and a network's layers as calls on feature maps. paper-net.js (the paper
 // network's map parts) and mtcnn-net.js (MTCNN's three networks) build on `Layers`.
 
-/** Floats of room after a feature map with rows W floats long, for a convolution's reads past its end (up to
- * (k - 1) * (W + 1) + 31 for a k x k kernel, layers.ts; k <= 7 here). */
-export const room = (W) => 7 * W + 64;
+/** Floats of room after a feature map for the kernels' reads past its last plane (a k x k convolution reads up to
+ * k + 14 floats past it, the pools up to 8; layers.ts). */
+export const ROOM = 64;
 
 /** The kernels, compiled: one WebAssembly.Module per page or worker. */
 export async function compileKernels(url) {
@@ -41,12 +41,21 @@ export function readSafetensors(bytes) {
 
 export const up = (n, m) => Math.ceil(n / m) * m;
 
-/** Regions of the kernels' memory by name, each kept for the next call and moved to the end (the memory grown)
- * only when a call needs it larger. Views are made afresh after every growth. */
+/** The tensor `name` of a weights file read by readSafetensors, or an error saying it is not there. */
+export function need(t, name) {
+  if (!t[name]) throw new Error(`the weights file has no tensor ${name}`);
+  return t[name];
+}
+
+/** Regions of the kernels' memory by name, each kept for the next call. A region a call needs larger moves to the
+ * end (the memory grown); `trim`, between calls, lets the regions made after `mark` (the weights) start afresh
+ * from it once the moves have left more than half the memory past the mark unused. Views are made afresh after
+ * every growth. */
 class Arena {
   constructor(memory) {
     this.memory = memory;
     this.top = memory.buffer.byteLength;
+    this.start = this.top;
     this.regions = new Map();
   }
 
@@ -54,12 +63,25 @@ class Arena {
   take(name, floats) {
     const r = this.regions.get(name);
     if (r && r.floats >= floats) return r.at;
-    const at = this.top, bytes = up(floats * 4, 16);
-    this.top += bytes;
-    const need = this.top - this.memory.buffer.byteLength;
-    if (need > 0) this.memory.grow(Math.ceil(need / 65536));
+    const at = this.top, end = at + up(floats * 4, 16), need = end - this.memory.buffer.byteLength;
+    if (need > 0) this.memory.grow(Math.ceil(need / 65536)); // (a failed growth throws and changes nothing)
+    this.top = end;
     this.regions.set(name, { at, floats });
     return at;
+  }
+
+  /** What has been taken so far stays for good (the weights). */
+  mark() {
+    this.start = this.top;
+  }
+
+  /** Between calls: forget the regions after the mark when less than half the memory past it is in use. */
+  trim() {
+    let live = 0;
+    for (const r of this.regions.values()) if (r.at >= this.start) live += r.floats * 4;
+    if (this.top - this.start <= 2 * live) return;
+    for (const [name, r] of this.regions) if (r.at >= this.start) this.regions.delete(name);
+    this.top = this.start;
   }
 
   get f32() {
@@ -119,7 +141,7 @@ export class Layers {
   /** `map` through a conv layer (output channels padded to an even count; the padding channel is junk). */
   conv(map, layer, name, m) {
     const H = map.H - layer.k + 1, count = up(H * map.W, 16);
-    const out = { at: 0, img: layer.even * count + room(map.W), plane: count, W: map.W, H, OW: map.OW - layer.k + 1, C: layer.cout };
+    const out = { at: 0, img: layer.even * count + ROOM, plane: count, W: map.W, H, OW: map.OW - layer.k + 1, C: layer.cout };
     out.at = this.arena.take(name, m * out.img);
     this.k.conv(map.at, map.img, map.plane, map.W, map.C, layer.k, layer.w, layer.b, layer.even, out.at, out.img,
       out.plane, count, m);
@@ -129,7 +151,7 @@ export class Layers {
   /** ReLU of `map`'s 2x2 max-pool, compact; `img`: the floats from one image to the next when not the default. */
   pool(map, name, m, img = 0) {
     const H = map.H >> 1, W = map.OW >> 1;
-    const out = { at: 0, img: img || map.C * H * W + room(W), plane: H * W, W, H, OW: W, C: map.C };
+    const out = { at: 0, img: img || map.C * H * W + ROOM, plane: H * W, W, H, OW: W, C: map.C };
     out.at = this.arena.take(name, (m + 1) * out.img); // + 1: dense reads images in pairs
     this.k.reluPool(map.at, map.img, map.plane, map.W, map.H, map.OW, map.C, out.at, out.img, out.plane, m);
     return out;
@@ -144,8 +166,9 @@ export class Layers {
 
   /** `map` after a k x k max-pool at stride 2 (ceil mode, as MTCNN's), compact. */
   maxPool(map, k, name, m) {
+    if (map.H < k || map.OW < k) throw new Error(`a ${k}x${k} pool needs a map at least that large`);
     const H = Math.ceil((map.H - k) / 2) + 1, W = Math.ceil((map.OW - k) / 2) + 1;
-    const out = { at: 0, img: map.C * H * W + room(W), plane: H * W, W, H, OW: W, C: map.C };
+    const out = { at: 0, img: map.C * H * W + ROOM, plane: H * W, W, H, OW: W, C: map.C };
     out.at = this.arena.take(name, m * out.img);
     this.k.maxPool(map.at, map.img, map.plane, map.W, map.H, map.OW, map.C, k, out.at, out.img, out.plane, m);
     return out;
@@ -153,7 +176,7 @@ export class Layers {
 
   /** `map`'s numbers without its junk columns: compact planes, one after another (the flattened features). */
   compact(map, name, m) {
-    const out = { at: 0, img: up(map.C * map.H * map.OW, 4) + room(map.OW), plane: map.H * map.OW, W: map.OW, H: map.H, OW: map.OW, C: map.C };
+    const out = { at: 0, img: up(map.C * map.H * map.OW, 4) + ROOM, plane: map.H * map.OW, W: map.OW, H: map.H, OW: map.OW, C: map.C };
     out.at = this.zeroed(name, (this.chunk + 1) * out.img);
     this.k.compact(map.at, map.img, map.plane, map.W, map.H, map.OW, map.C, out.at, out.img, out.plane, m);
     return out;

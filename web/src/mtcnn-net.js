@@ -4,7 +4,7 @@
 // session of the graph (outputs by name: regression, probabilities, and O-Net's landmarks), up to float rounding
 // (tests/test_static_engine.py).
 
-import { Layers, convWeights, denseWeights, instantiate, preluSlopes, readSafetensors, room } from "./layers.js";
+import { Layers, convWeights, denseWeights, instantiate, need, preluSlopes, readSafetensors, ROOM } from "./layers.js";
 
 const CHUNK = 8; // crops per pass through the layers
 
@@ -26,16 +26,19 @@ export class MtcnnNet extends Layers {
     for (const name of this.layers) {
       if (name === "flatten") dense = true;
       if (name.startsWith("pool:") || name === "flatten") continue;
-      if (name.startsWith("prelu")) this.weights[name] = preluSlopes(this.arena, name, t[`${name}.weight`], !dense);
-      else if (dense) this.weights[name] = denseWeights(this.arena, name, t[`${name}.weight`], t[`${name}.bias`]);
-      else this.weights[name] = convWeights(this.arena, name, t[`${name}.weight`], t[`${name}.bias`]);
+      const w = need(t, `${name}.weight`);
+      if (name.startsWith("prelu")) this.weights[name] = preluSlopes(this.arena, name, w, !dense);
+      else if (dense) this.weights[name] = denseWeights(this.arena, name, w, need(t, `${name}.bias`));
+      else this.weights[name] = convWeights(this.arena, name, w, need(t, `${name}.bias`));
     }
+    this.arena.mark();
   }
 
   /** {image: {data, dims: [N, 3, H, W]}} (pixels 0-255) -> {output name: {data, dims}}. */
   run({ image }) {
+    this.arena.trim();
     const [n, C, H, W] = image.dims, per = C * H * W, a = this.arena;
-    const input = { at: a.take("in", Math.min(n, this.chunk) * (per + room(W))), img: per + room(W), plane: H * W, W, H, OW: W, C };
+    const input = { at: a.take("in", Math.min(n, this.chunk) * (per + ROOM)), img: per + ROOM, plane: H * W, W, H, OW: W, C };
     const answers = {};
     for (let i = 0; i < n; i += this.chunk) {
       const m = Math.min(this.chunk, n - i), f = a.f32;

@@ -136,7 +136,8 @@ async function cropsThrough(session, table, boxes, size) {
 }
 
 /** Faces in one image: [{box: [x0, y0, x1, y1], probability, landmarks: [[x, y] x 5]}], in O-Net's order
- * (highest score first after NMS). `nets`: {pnet, rnet, onet} onnxruntime-web sessions. */
+ * (highest score first after NMS). `nets`: {pnet, rnet, onet}, each with `run({image})` as an onnxruntime-web
+ * session has (runtime.nets: on our kernels or ONNX Runtime). */
 export async function detect(nets, img, thresholds = THRESHOLDS, minFace = MIN_FACE, factor = FACTOR) {
   const table = summedArea(img);
   try {

@@ -1,17 +1,17 @@
 // The paper network's occlusion-map parts (the STN's two stages and the rest given the second, as in
 // models.json's "incremental" entry) on our own WebAssembly kernels (web/kernels/layers.ts, built into
-// kernels/layers.wasm): the page's workers run these in place of ONNX Runtime's graphs of the same parts, about
-// twice as fast on these small convolutions (docs/performance.md, "In the browser"). Each part answers
+// kernels/layers.wasm): the page's workers run these in place of ONNX Runtime's graphs of the same parts (a
+// worker's share of the paper's 8/2 map: 1.5-2x faster; docs/performance.md, "In the browser"). Each part answers
 // `run(feeds)` like an ONNX Runtime session of its graph: {face} -> {stage1}, {stage1} -> {stage2},
 // {face, stage2[, stage2_mirrored]} -> {probabilities}; the answers equal the graphs' up to float rounding
 // (tests/test_static_engine.py). Weights come from the model's safetensors file (no pickle).
 
-import { Layers, convWeights, denseWeights, instantiate, readSafetensors, room } from "./layers.js";
+import { Layers, convWeights, denseWeights, instantiate, need, readSafetensors, ROOM } from "./layers.js";
 
 const SIZE = 48;
-const CHUNK = 16; // images per pass through the layers (their feature maps, ~1.3 MB, mostly stay in cache)
+const CHUNK = 16; // images per pass through the layers (1 to 64 timed alike)
 const LOG2 = Math.log(2);
-const PAD = room(SIZE); // room after an input image for the first convolution's reads
+const LAYERS = ["stn.conv1", "stn.conv2", "stn.fc1", "stn.fc2", "features.conv1", "features.conv2", "features.conv3", "fc1", "fc2"];
 
 export class PaperNet extends Layers {
   /** `module`: the compiled kernels (WebAssembly.Module); `weights`: the model's safetensors bytes; `info`: its
@@ -20,26 +20,35 @@ export class PaperNet extends Layers {
     return new PaperNet(await instantiate(module), readSafetensors(weights), info);
   }
 
+  /** `t` (readSafetensors) holds every tensor the network needs, or an error says which is missing. */
+  static check(t) {
+    for (const layer of LAYERS) for (const k of ["weight", "bias"]) need(t, `${layer}.${k}`);
+    need(t, "grid.centres");
+    return true;
+  }
+
   constructor(exports, t, info) {
     super(exports, CHUNK);
     this.mirrored = Boolean(info.mirrored);
     this.mean = info.mean;
     this.std = info.std;
     const a = this.arena;
-    this.stn1 = convWeights(a, "stn1", t["stn.conv1.weight"], t["stn.conv1.bias"]);
-    this.stn2 = convWeights(a, "stn2", t["stn.conv2.weight"], t["stn.conv2.bias"]);
-    this.loc1 = denseWeights(a, "loc1", t["stn.fc1.weight"], t["stn.fc1.bias"]);
-    this.loc2 = denseWeights(a, "loc2", t["stn.fc2.weight"], t["stn.fc2.bias"]);
-    this.conv1 = convWeights(a, "conv1", t["features.conv1.weight"], t["features.conv1.bias"]);
-    this.conv2 = convWeights(a, "conv2", t["features.conv2.weight"], t["features.conv2.bias"]);
-    this.conv3 = convWeights(a, "conv3", t["features.conv3.weight"], t["features.conv3.bias"]);
-    this.fc1 = denseWeights(a, "fc1", t["fc1.weight"], t["fc1.bias"]);
-    this.fc2 = denseWeights(a, "fc2", t["fc2.weight"], t["fc2.bias"]);
+    this.stn1 = convWeights(a, "stn1", need(t, "stn.conv1.weight"), need(t, "stn.conv1.bias"));
+    this.stn2 = convWeights(a, "stn2", need(t, "stn.conv2.weight"), need(t, "stn.conv2.bias"));
+    this.loc1 = denseWeights(a, "loc1", need(t, "stn.fc1.weight"), need(t, "stn.fc1.bias"));
+    this.loc2 = denseWeights(a, "loc2", need(t, "stn.fc2.weight"), need(t, "stn.fc2.bias"));
+    this.conv1 = convWeights(a, "conv1", need(t, "features.conv1.weight"), need(t, "features.conv1.bias"));
+    this.conv2 = convWeights(a, "conv2", need(t, "features.conv2.weight"), need(t, "features.conv2.bias"));
+    this.conv3 = convWeights(a, "conv3", need(t, "features.conv3.weight"), need(t, "features.conv3.bias"));
+    this.fc1 = denseWeights(a, "fc1", need(t, "fc1.weight"), need(t, "fc1.bias"));
+    this.fc2 = denseWeights(a, "fc2", need(t, "fc2.weight"), need(t, "fc2.bias"));
     this.centres = a.take("centres", SIZE);
-    a.f32.set(t["grid.centres"].data, this.centres / 4);
+    a.f32.set(need(t, "grid.centres").data, this.centres / 4);
     this.shift = t["posthoc.shift"]?.data || null; // tau * log prior, subtracted from the logits
     this.temperature = t["posthoc.temperature"]?.data[0] ?? 1;
     this.classes = this.fc2.M;
+    if (this.loc1.K !== this.loc1.K4) throw new Error("the STN's second stage must hold a multiple of 4 numbers");
+    this.arena.mark();
     this.stage1 = { run: async ({ face }) => ({ stage1: this.stage(face, this.stn1, true, "stage1") }) };
     this.stage2 = { run: async ({ stage1 }) => ({ stage2: this.stage(stage1, this.stn2, false, "stage2") }) };
     this.rest = { run: async (feeds) => ({ probabilities: this.probabilities(feeds) }) };
@@ -48,8 +57,9 @@ export class PaperNet extends Layers {
   /** conv, ReLU and 2x2 max-pool of a batch {data, dims: [N, C, S, S]}, the input normalised first when
    * `normalize` (the STN's first stage); {data, dims} like the graph's output. */
   stage(x, layer, normalize, name) {
+    this.arena.trim();
     const [n, C, S] = x.dims, per = C * S * S, k = this.k, a = this.arena;
-    const input = { at: a.take(`${name}.in`, CHUNK * (per + PAD)), img: per + PAD, plane: S * S, W: S, H: S, OW: S, C };
+    const input = { at: a.take(`${name}.in`, CHUNK * (per + ROOM)), img: per + ROOM, plane: S * S, W: S, H: S, OW: S, C };
     const raw = normalize ? a.take(`${name}.raw`, CHUNK * per) : 0;
     let out = null;
     for (let i = 0; i < n; i += CHUNK) {
@@ -74,7 +84,7 @@ export class PaperNet extends Layers {
     const a = this.arena, k = this.k, n = faces.length / (SIZE * SIZE), F = SIZE + 2, C = this.classes;
     const loc = { at: a.take("rest.loc", (CHUNK + 1) * this.loc1.K4), img: this.loc1.K4 };
     const raw = a.take("rest.raw", CHUNK * SIZE * SIZE), frames = this.zeroed("rest.frames", CHUNK * F * F);
-    const warped = { at: a.take("rest.warped", CHUNK * (SIZE * SIZE + PAD)), img: SIZE * SIZE + PAD, plane: SIZE * SIZE,
+    const warped = { at: a.take("rest.warped", CHUNK * (SIZE * SIZE + ROOM)), img: SIZE * SIZE + ROOM, plane: SIZE * SIZE,
       W: SIZE, H: SIZE, OW: SIZE, C: 1 };
     const flat = this.fc1.K4; // the pooled features, zero-padded to a multiple of 4
     this.zeroed("rest.flat", (CHUNK + 1) * flat);
@@ -96,6 +106,7 @@ export class PaperNet extends Layers {
   /** The rest graph's probabilities {data, dims: [N, classes]}: the network given the STN's second stage, its
    * flip average with the mirrored faces when the model has one, then the card's post-hoc corrections. */
   probabilities({ face, stage2, stage2_mirrored: mirrored }) {
+    this.arena.trim();
     const n = face.dims[0], C = this.classes;
     const a = new Float32Array(n * C);
     this.logits(face.data, stage2.data, false, a);

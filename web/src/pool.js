@@ -1,4 +1,5 @@
-// The page's CPU engine: one worker per core (worker.js), each running onnxruntime-web on one WebAssembly thread.
+// The page's CPU engine: one worker per core (worker.js), each running onnxruntime-web on one WebAssembly thread
+// (and our own kernels, layers.js, for MTCNN and the paper models' maps).
 // A batch of faces is cut into one part per worker and the parts run side by side (each face is computed on its
 // own, so the parts' answers are the same as the whole batch's); a small run goes to the least busy worker.
 // Splitting the batch keeps every core busy; ORT's own threads share each convolution between cores, which on
@@ -16,7 +17,7 @@ function concat(pieces) {
 }
 
 export class Pool {
-  /** `size` workers, each loading onnxruntime-web from the page's own files. */
+  /** `size` workers, each loading onnxruntime-web (and our kernels) from the page's own files. */
   constructor(size) {
     this.size = size;
     this.workers = Array.from({ length: size }, () => new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));

@@ -104,16 +104,17 @@ function incremental(file, cpu) {
   const entry = runtime.index.models.find((m) => m.file === file)?.incremental;
   if (!entry) return null;
   return async () => {
-    if (entry.weights && !onGpu(cpu)) { // the pool's workers run the parts on our own kernels (paper-net.js)
-      await session(entry.weights, cpu);
+    // the pool's workers run the parts on our own kernels (paper-net.js) when they load, the graphs otherwise
+    if (entry.weights && !onGpu(cpu) && await onKernels(entry.weights)) {
       return { ...entry, occluded: (x, windows, window) => pool.occluded(entry, x, windows, window) };
     }
+    const onnx = { ...entry, weights: null }; // (what the workers are sent: the graphs' names, no kernels)
     const files = [entry.stage1, entry.stage2, entry.rest];
     const [stage1, stage2, rest] = await Promise.all(files.map((f) => session(f, cpu)));
-    const graphs = { ...entry, stage1, stage2, rest };
+    const graphs = { ...onnx, stage1, stage2, rest };
     // in the pool every worker takes a share of the windows; on WebGPU the page drives the three parts
     graphs.occluded = onGpu(cpu) ? (x, windows, window) => occluded(graphs, x, windows, window)
-      : (x, windows, window) => pool.occluded(entry, x, windows, window);
+      : (x, windows, window) => pool.occluded(onnx, x, windows, window);
     return graphs;
   };
 }
@@ -132,11 +133,27 @@ function oneAtATime(s) {
   return s;
 }
 
+const kernelLoads = new Map(); // weights file -> Promise<whether the pool runs it on our kernels>
+
+/** Whether the weights `file` for our own kernels (layers.js) loaded in every worker: once asked, the answer
+ * stands; when they cannot load (an old browser, a file missing from the build), the page says why in the
+ * console and runs ONNX Runtime's graphs of the same networks instead. */
+function onKernels(file) {
+  if (!kernelLoads.has(file)) {
+    kernelLoads.set(file, session(file, true).then(() => true, (e) => {
+      console.warn(`Running ONNX Runtime's graphs instead of our kernels: ${e.message || e}`);
+      return false;
+    }));
+  }
+  return kernelLoads.get(file);
+}
+
 /** MTCNN's three networks, in the worker pool: on our own kernels (mtcnn-net.js) where models.json names their
- * weights, ONNX Runtime's graphs otherwise. */
+ * weights and they load, ONNX Runtime's graphs otherwise. */
 export async function nets() {
-  const m = runtime.index.mtcnn, files = m.kernels || m;
-  const [pnet, rnet, onet] = await Promise.all(["pnet", "rnet", "onet"].map((k) => session(files[k], true)));
+  const m = runtime.index.mtcnn, names = ["pnet", "rnet", "onet"];
+  const kernels = m.kernels && (await Promise.all(names.map((k) => onKernels(m.kernels[k])))).every(Boolean);
+  const [pnet, rnet, onet] = await Promise.all(names.map((k) => session(kernels ? m.kernels[k] : m[k], true)));
   return { pnet, rnet, onet };
 }
 
