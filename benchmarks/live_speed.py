@@ -145,7 +145,7 @@ def measure(site: Path, clip: Path, frames, model: str, seconds: float, rounds: 
         "requests_to_other_hosts": sum(not u.startswith(base) and u.startswith("http") for u in requests),
         "workers": threads,
         "backend": backend,
-        "engine": "headless Chromium, onnxruntime-web",
+        "engine": "headless Chromium: onnxruntime-web and the page's own WebAssembly kernels",
     }
     return web, py.figures()
 
