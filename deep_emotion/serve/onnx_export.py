@@ -304,39 +304,11 @@ def export_mtcnn(folder: Path) -> dict[str, str]:
 
 # MTCNN's networks as web/src/mtcnn-net.js runs them: layers in order (the heads' layers joined into one, "head"),
 # and the outputs as [name, first, last channel of the head, "softmax" where the graph has one]
+_RO = "conv1 prelu1 pool:3 conv2 prelu2 pool:3 conv3 prelu3"  # the first layers of R-Net and O-Net
 MTCNN_LAYERS = {
-    "pnet": ["conv1", "prelu1", "pool:2", "conv2", "prelu2", "conv3", "prelu3", "head"],
-    "rnet": [
-        "conv1",
-        "prelu1",
-        "pool:3",
-        "conv2",
-        "prelu2",
-        "pool:3",
-        "conv3",
-        "prelu3",
-        "flatten",
-        "dense4",
-        "prelu4",
-        "head",
-    ],
-    "onet": [
-        "conv1",
-        "prelu1",
-        "pool:3",
-        "conv2",
-        "prelu2",
-        "pool:3",
-        "conv3",
-        "prelu3",
-        "pool:2",
-        "conv4",
-        "prelu4",
-        "flatten",
-        "dense5",
-        "prelu5",
-        "head",
-    ],
+    "pnet": "conv1 prelu1 pool:2 conv2 prelu2 conv3 prelu3 head".split(),
+    "rnet": f"{_RO} flatten dense4 prelu4 head".split(),
+    "onet": f"{_RO} pool:2 conv4 prelu4 flatten dense5 prelu5 head".split(),
 }
 MTCNN_HEADS = {
     "pnet": (["conv4_2", "conv4_1"], [["regression", 0, 4], ["probabilities", 4, 6, "softmax"]]),
